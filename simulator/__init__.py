@@ -1,0 +1,1 @@
+"""Simulation backends for statten-hw (event-driven and Lava)."""

@@ -1,0 +1,1 @@
+"""Lava (lava-nc / lava-dl) backend; import lava only through ``_compat``."""

@@ -1,0 +1,1 @@
+"""statten-hw quant."""
