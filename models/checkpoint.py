@@ -35,10 +35,12 @@ def read_checkpoint(path) -> dict:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()
-        detail = next((line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else "")
-        raise CheckpointError(path, f"refused: the file holds a pickled object outside the allow-list "
-                                    f"(argparse.Namespace only): {detail.strip()}") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        refused = next((line for line in lines if "GLOBAL" in line or "global" in line), None)
+        if refused is None:
+            raise CheckpointError(path, f"not a readable torch checkpoint (corrupt pickle: {lines[0][:120] if lines else err})") from None
+        raise CheckpointError(path, "refused: the file holds a pickled object outside the allow-list "
+                                    f"(argparse.Namespace only): {refused[:200]}") from None
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError, AttributeError,
             ImportError, TypeError, IndexError, KeyError, MemoryError, OverflowError) as err:
         raise CheckpointError(path, f"not a readable torch checkpoint ({type(err).__name__}: "

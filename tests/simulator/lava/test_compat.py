@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import sys
+import typing
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def reference_dense_lif(
     vth: int,
     bias_mant: int,
     bias_exp: int,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Independent numpy model of Dense(PyDenseModelBitAcc) -> LIF(PyLifModelBitAcc).
 
     Derived from lava-nc 0.10 src/lava/proc/{dense,lif}/models.py:
@@ -44,6 +45,8 @@ def reference_dense_lif(
         v = sgn(v*(4096-dv))     * (|v*(4096-dv)|     >> 12) + u + (bias_mant << bias_exp)
         v = clip(v, -(2**23-1), 2**23-1)
         spike = v > (vth << 6);  v[spike] = 0
+
+    Returns (spikes (n_out, T), final u, final v).
     """
     n_in, n_steps = spikes.shape
     n_out = weights.shape[0]
@@ -64,7 +67,7 @@ def reference_dense_lif(
         s = v > (vth << 6)
         v[s] = 0
         out[:, t] = s
-    return out
+    return out, u, v
 
 
 # --------------------------------------------------------------------------
@@ -80,9 +83,9 @@ def test_dense_lif_fixed_point_matches_numpy_reference():
     weights = np.array(
         [[120, 60, 30, 90], [10, 200, 40, 0], [0, 0, 0, 5]], dtype=np.int32
     )
-    params = dict(du=1024, dv=256, vth=300, bias_mant=4, bias_exp=1)
+    params = dict(du=3000, dv=1000, vth=300, bias_mant=4, bias_exp=1)
 
-    expected = reference_dense_lif(spikes, weights, **params)
+    expected, u_ref, v_ref = reference_dense_lif(spikes, weights, **params)
     # The chosen network must actually exercise spiking and resetting.
     assert 3 <= expected.sum() < expected.size
     assert expected[2].sum() == 0  # weak neuron stays silent
@@ -101,10 +104,14 @@ def test_dense_lif_fixed_point_matches_numpy_reference():
             run_cfg=lava.Loihi2SimCfg(select_tag="fixed_pt"),
         )
         got = np.asarray(sink.data.get()).astype(np.int64)
+        u_got = np.asarray(lif.u.get()).astype(np.int64)
+        v_got = np.asarray(lif.v.get()).astype(np.int64)
     finally:
         lif.stop()
 
     np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(u_got, u_ref)
+    np.testing.assert_array_equal(v_got, v_ref)
     # Lava's runtime processes were joined by stop(): no orphans left behind.
     assert multiprocessing.active_children() == []
 
@@ -143,7 +150,7 @@ def test_lava_module_dataclass_gets_per_instance_copies():
 
     body = {
         "__module__": "lava.fake.module",
-        "__annotations__": {"xs": list, "inner": Inner, "d": dict, "k": "ClassVar[list]"},
+        "__annotations__": {"xs": list, "inner": Inner, "d": dict, "k": typing.ClassVar[list]},
         "xs": [1, 2],
         "inner": Inner(3),  # unhashable: eq=True dataclass -> __hash__ None
         "d": dataclasses.field(default={"a": 1}, repr=False),

@@ -1,0 +1,101 @@
+"""The ``statten-hw`` command line: thin subcommands over the library.
+
+Every handler only calls library functions and prints; ``main`` is the one place that turns a
+:class:`~statten_hw.errors.StattenError` into a one-line message and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from statten_hw.errors import StattenError
+
+EXIT_USER_ERROR = 2
+
+
+def _model_overrides(args) -> dict:
+    return {"timesteps": args.timesteps, "block_size": args.block_size}
+
+
+def _load(args):
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.models import load_checkpoint
+
+    path = args.checkpoint or default_checkpoint()
+    return path, load_checkpoint(path, use_ema=args.ema, **_model_overrides(args))
+
+
+def cmd_info(args) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from statten_hw.models.inspect import lif_layers, parameter_count
+
+    path, model = _load(args)
+    cfg = model.config
+    console = Console()
+    console.print(f"[bold]{path}[/bold]")
+    console.print(f"{cfg.family} / {cfg.attention}: depth {cfg.depth}, dim {cfg.dim}, heads {cfg.heads}, "
+                  f"T = {cfg.timesteps}, B = {cfg.block_size}, input {list(cfg.input_shape)}"
+                  f"{' (DVS)' if cfg.dvs else ''}, {cfg.num_classes} classes{', TET' if cfg.tet else ''}")
+    console.print(f"parameters: {parameter_count(model):,}")
+    table = Table("spiking layer", "neurons / step", title="neurons per layer")
+    layers = lif_layers(model)
+    for name, neurons, _ in layers:
+        table.add_row(name, f"{neurons:,}")
+    table.add_row("[bold]total[/bold]", f"[bold]{sum(n for _, n, _ in layers):,}[/bold]")
+    console.print(table)
+
+
+def cmd_eval(args) -> None:
+    from statten_hw.data import load_dataset
+    from statten_hw.evaluate import accuracy
+
+    _, model = _load(args)
+    x, y = load_dataset(args.dataset)
+    acc = accuracy(model, x, y, progress=True)
+    print(f"{args.dataset}: {len(y)} samples, top-1 accuracy {100 * acc:.2f} %")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the embedded digits STAtten model)")
+    p.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
+    p.add_argument("-B", "--block-size", type=int, help="override the STAtten block (chunk) size")
+    p.add_argument("--ema", action="store_true", help="use state_dict_ema instead of state_dict")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="statten-hw", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    info = sub.add_parser("info", help="detected architecture, parameters, neurons per layer, T, B")
+    _add_model_args(info)
+    info.set_defaults(func=cmd_info)
+    ev = sub.add_parser("eval", help="accuracy on digits, digits-seq or a .npz file (arrays x, y)")
+    _add_model_args(ev)
+    ev.add_argument("--dataset", default="digits", help="digits | digits-seq | PATH.npz (default: digits)")
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        args.func(args)
+    except StattenError as err:
+        if args.debug:
+            raise
+        print(f"statten-hw: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("statten-hw: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Accuracy of a loaded model on a data set, batched, with a progress bar."""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from statten_hw.errors import InputError
+
+
+def check_input_shape(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Refuse data whose sample shape the model cannot take, naming both shapes."""
+    cfg = model.config
+    frame = (cfg.in_channels, cfg.img_size, cfg.img_size)
+    sample = tuple(x.shape[1:])
+    if sample not in (frame, (cfg.timesteps, *frame)):
+        raise InputError(f"data samples have shape {list(sample)}; the model takes {list(frame)} "
+                         f"(static) or {[cfg.timesteps, *frame]} (a sequence of T frames)")
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 128, progress: bool = False) -> torch.Tensor:
+    """Class predictions; TET per-step logits are averaged over T as the official ``validate()`` does."""
+    check_input_shape(model, x)
+    preds = []
+    for start in tqdm(range(0, len(x), batch_size), desc="eval", disable=not progress, leave=False):
+        logits = model(x[start:start + batch_size])
+        if model.config.tet:
+            logits = logits.mean(0)
+        preds.append(logits.argmax(-1))
+    return torch.cat(preds)
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, progress: bool = False) -> float:
+    return float((predict(model, x, progress=progress) == y).float().mean())
