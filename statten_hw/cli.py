@@ -57,6 +57,23 @@ def cmd_eval(args) -> None:
     print(f"{args.dataset}: {len(y)} samples, top-1 accuracy {100 * acc:.2f} %")
 
 
+def cmd_targets(args) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from statten_hw.targets import list_targets, load_target
+
+    table = Table("target", "style", "chips x cores", "neurons/core", "synapse KiB/core", "E_SOP pJ")
+    for name, description in list_targets():
+        t = load_target(name)
+        table.add_row(name, t.execution.value, f"{t.mesh.chips} x {t.cores_per_chip}", f"{t.core.neurons_per_core:,}",
+                      f"{t.core.synapse_bytes_per_core / 1024:,.0f}", f"{t.energy.sop_pj:g}")
+    console = Console()
+    console.print(table)
+    for name, description in list_targets():
+        console.print(f"[bold]{name}[/bold]: {description}")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the embedded digits STAtten model)")
     p.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
@@ -75,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
     ev.add_argument("--dataset", default="digits", help="digits | digits-seq | PATH.npz (default: digits)")
     ev.set_defaults(func=cmd_eval)
+    tg = sub.add_parser("targets", help="list the built-in hardware targets (or pass --target FILE.toml elsewhere)")
+    tg.set_defaults(func=cmd_targets)
     return parser
 
 

@@ -1,0 +1,166 @@
+"""The frozen `Target`: what one piece of hardware offers and what each event costs.
+
+A target file (TOML) has three top-level keys, ``name``, ``description`` and ``execution``, and
+five sections, one per nested dataclass below: ``[mesh]``, ``[core]``, ``[precision]``,
+``[timing]`` and ``[energy]``. The dataclass fields *are* the schema: each field's metadata gives
+its unit, its lower bound (``positive``: > 0, ``nonnegative``: >= 0), an optional upper bound,
+and whether it may be left out. `statten_hw.targets.loader` validates against this metadata, so a
+limit is written once, here, and nowhere else.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import MISSING, asdict, dataclass, field
+
+
+class ExecutionStyle(str, enum.Enum):
+    """How layers share time on the hardware.
+
+    ``step``: Loihi-like. Every layer advances one timestep per global step, and all cores meet at a
+    barrier before the next step begins, so spikes from step t reach the next layer at step t.
+    ``layer``: layer-by-layer. A layer processes a whole temporal block (B timesteps) before the next
+    layer starts, so the block's output spikes must sit in an on-core buffer in between.
+    """
+
+    STEP = "step"
+    LAYER = "layer"
+
+
+def _spec(unit: str, doc: str, *, bound: str = "positive", maximum: float | None = None, default=MISSING):
+    """Field declaration carrying the validation metadata the loader reads."""
+    meta = {"unit": unit, "doc": doc, "bound": bound, "maximum": maximum}
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """Cores on a chip and chips in a system. Cores sit on a 2-D mesh network-on-chip (NoC)."""
+
+    mesh_x: int = _spec("cores", "cores along x on one chip's mesh")
+    mesh_y: int = _spec("cores", "cores along y on one chip's mesh")
+    chips_x: int = _spec("chips", "chips along x in the modelled system", default=1)
+    chips_y: int = _spec("chips", "chips along y in the modelled system", default=1)
+    max_chips: int = _spec(
+        "chips", "largest system of this kind that can be built; a mapping may grow to this many chips; "
+        "0 in the file means chips_x * chips_y", bound="nonnegative", default=0)
+
+    @property
+    def cores_per_chip(self) -> int:
+        """mesh_x * mesh_y (cores)."""
+        return self.mesh_x * self.mesh_y
+
+    @property
+    def chips(self) -> int:
+        """chips_x * chips_y (chips in the modelled system)."""
+        return self.chips_x * self.chips_y
+
+    @property
+    def chip_limit(self) -> int:
+        """max_chips, or chips_x * chips_y where max_chips is 0 (chips)."""
+        return self.max_chips or self.chips
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """What one core holds. A mapping splits each layer over cores so that no core passes any limit."""
+
+    neurons_per_core: int = _spec("neurons", "neurons (compartments) one core can update")
+    synapse_bytes_per_core: int = _spec("bytes", "synaptic (weight) memory of one core")
+    buffer_bytes_per_core: int = _spec(
+        "bytes", "memory of one core for buffered spikes, accumulators and state held across steps",
+        bound="nonnegative")
+    fan_in: int = _spec("axons", "distinct presynaptic inputs (input axons) one core can receive")
+    fan_out: int = _spec("axons", "distinct output routes (output axons) one core can send to")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Integer widths of the stored quantities (two's complement where signed)."""
+
+    weight_bits: int = _spec("bits", "synaptic weight mantissa width", maximum=64)
+    weight_exponent_bits: int = _spec(
+        "bits", "width of the shared weight exponent (weight = mantissa << exp); 0 = no exponent",
+        bound="nonnegative", maximum=16)
+    state_bits: int = _spec("bits", "membrane potential / synaptic current width", maximum=64)
+    decay_bits: int = _spec("bits", "leak (decay) constant width", maximum=64)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Time per event on one core, in clock cycles; seconds = cycles / clock_hz.
+
+    Fractional cycles model parallel lanes: 0.0625 cycles per synaptic op = 16 ops per cycle.
+    """
+
+    clock_hz: float = _spec("Hz", "core clock (for asynchronous chips, the nominal rate cycles are counted at)")
+    sop_cycles: float = _spec("cycles", "one synaptic operation (one weight read and accumulate)")
+    neuron_update_cycles: float = _spec("cycles", "one neuron state update (leak, integrate, fire)")
+    spike_packet_cycles: float = _spec("cycles", "sending or receiving one spike packet at a core")
+    hop_cycles: float = _spec("cycles", "one router-to-router hop of a spike packet on the NoC")
+    barrier_cycles: float = _spec(
+        "cycles", "global barrier at the end of each step (execution 'step'); 0 = none",
+        bound="nonnegative")
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Energy per event, in picojoules (pJ). 0 means the event is not counted by this model."""
+
+    sop_pj: float = _spec("pJ", "one synaptic operation (accumulate, E_AC)", bound="nonnegative")
+    mac_pj: float = _spec(
+        "pJ", "one multiply-accumulate, for the analog (direct-coded) first-layer input (E_MAC)",
+        bound="nonnegative")
+    neuron_update_pj: float = _spec("pJ", "one neuron state update", bound="nonnegative")
+    sram_read_byte_pj: float = _spec("pJ/byte", "reading one byte of buffer SRAM", bound="nonnegative")
+    sram_write_byte_pj: float = _spec("pJ/byte", "writing one byte of buffer SRAM", bound="nonnegative")
+    noc_hop_pj: float = _spec("pJ", "one spike packet crossing one NoC hop", bound="nonnegative")
+    static_power_mw: float = _spec(
+        "mW", "static (leakage) power of one chip, charged for the run's duration", bound="nonnegative",
+        default=0.0)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One hardware target: mesh, per-core limits, precision, per-event timing and energy.
+
+    Build one with `statten_hw.targets.load_target`; the loader has checked every field's type and
+    bounds, so code downstream may trust the values.
+    """
+
+    name: str = _spec("", "short identifier, e.g. 'loihi2'")
+    description: str = _spec("", "one line saying what the target models and where its numbers come from")
+    execution: ExecutionStyle = _spec("", "'step' (Loihi-like, barrier per step) or 'layer' (layer-by-layer)")
+    mesh: Mesh = _spec("", "[mesh] section")
+    core: CoreLimits = _spec("", "[core] section")
+    precision: Precision = _spec("", "[precision] section")
+    timing: Timing = _spec("", "[timing] section")
+    energy: Energy = _spec("", "[energy] section")
+
+    @property
+    def cores_per_chip(self) -> int:
+        """Cores on one chip (mesh_x * mesh_y)."""
+        return self.mesh.cores_per_chip
+
+    def to_dict(self) -> dict:
+        """Plain nested dict in the TOML file's layout (execution as its string)."""
+        data = asdict(self)
+        data["execution"] = self.execution.value
+        return data
+
+
+#: The TOML sections, in file order, and the dataclass each one fills.
+SECTIONS: dict[str, type] = {"mesh": Mesh, "core": CoreLimits, "precision": Precision, "timing": Timing, "energy": Energy}
+
+#: Top-level scalar keys of a target file.
+TOP_LEVEL = ("name", "description", "execution")
+
+
+def is_required(f) -> bool:
+    """A field with no default must appear in the file."""
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+__all__ = ["ExecutionStyle", "Mesh", "CoreLimits", "Precision", "Timing", "Energy", "Target",
+           "SECTIONS", "TOP_LEVEL", "is_required"]
