@@ -74,6 +74,26 @@ def cmd_targets(args) -> None:
         console.print(f"[bold]{name}[/bold]: {description}")
 
 
+def cmd_energy(args) -> None:
+    from statten_hw.data import load_dataset
+    from statten_hw.energy import load_rate_profile, measure_rates, paper_energy
+    from statten_hw.evaluate import check_input_shape
+    from statten_hw.reports.energy import write_energy_report
+
+    _, model = _load(args)
+    if args.rates == "measured":
+        x, _ = load_dataset(args.dataset)
+        x = x[: args.samples]
+        check_input_shape(model, x)
+        rates = measure_rates(model, x)
+    else:
+        rates = load_rate_profile(args.rates, model)
+    report = paper_energy(model, rates)
+    write_energy_report(args.output, model, report)
+    print(f"paper45nm energy: {report.total_j * 1e6:.3f} uJ per sample ({len(report.rows)} layers); "
+          f"report in {args.output}/")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the embedded digits STAtten model)")
     p.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
@@ -92,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
     ev.add_argument("--dataset", default="digits", help="digits | digits-seq | PATH.npz (default: digits)")
     ev.set_defaults(func=cmd_eval)
+    en = sub.add_parser("energy", help="per-layer energy with the STAtten paper's Table 7 model")
+    _add_model_args(en)
+    en.add_argument("--model", dest="energy_model", default="paper45nm", choices=["paper45nm"],
+                    help="energy model (the STAtten paper's 45 nm operation counts)")
+    en.add_argument("--rates", default="measured",
+                    help="'measured' (run the model on --dataset) or a JSON file {layer: [rate per step]}")
+    en.add_argument("--dataset", default="digits", help="data to measure rates on (default: digits)")
+    en.add_argument("--samples", type=int, default=64, help="samples to measure rates on (default 64)")
+    en.add_argument("-o", "--output", default="out/energy", help="report folder (default out/energy)")
+    en.set_defaults(func=cmd_energy)
     tg = sub.add_parser("targets", help="list the built-in hardware targets (or pass --target FILE.toml elsewhere)")
     tg.set_defaults(func=cmd_targets)
     return parser

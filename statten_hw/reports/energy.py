@@ -1,0 +1,41 @@
+"""The ``energy`` command's report folder: report.json, report.md and a per-layer CSV."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from statten_hw.energy import EnergyReport, energy_table
+
+from .files import atomic_write_text, write_csv, write_json
+from .schema import empty_report
+
+
+def energy_report_dict(model, report: EnergyReport) -> dict:
+    doc = empty_report("energy", model, target="paper45nm", block_size=model.config.block_size, backend="none")
+    doc["totals"]["energy_j"] = report.total_j
+    doc["layers"] = [{"name": r["name"], "kind": r["kind"], "neurons": None, "cores": [], "spikes": None,
+                      "sops": None, "firing_rate": r["mean_rate"], "energy_j": r["energy_j"],
+                      "op": r["op"], "ops": r["ops"], "formula": r["formula"]} for r in energy_table(report)]
+    doc["energy_model"] = {"e_mac_j": report.e_mac_j, "e_ac_j": report.e_ac_j, "rate_source": report.rate_source,
+                           "reference": "Lee et al., STAtten (CVPR 2025), Table 7; Horowitz, ISSCC 2014"}
+    return doc
+
+
+def _markdown(doc: dict) -> str:
+    lines = [f"# Energy, paper45nm ({doc['model']['family']} / {doc['model']['attention']}, "
+             f"T = {doc['model']['timesteps']}, B = {doc['block_size']})", "",
+             f"Rates: {doc['energy_model']['rate_source']}. Total: **{doc['totals']['energy_j'] * 1e6:.3f} µJ** per sample.",
+             "", "| layer | kind | op | ops | mean rate | energy (µJ) | formula |", "|---|---|---|---|---|---|---|"]
+    for row in doc["layers"]:
+        rate = "analog" if row["firing_rate"] is None else f"{row['firing_rate']:.4f}"
+        lines.append(f"| {row['name']} | {row['kind']} | {row['op']} | {row['ops']:,} | {rate} | "
+                     f"{row['energy_j'] * 1e6:.4f} | `{row['formula']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def write_energy_report(out_dir, model, report: EnergyReport) -> dict:
+    out = Path(out_dir)
+    doc = energy_report_dict(model, report)
+    write_csv(out / "layers.csv", [{k: v for k, v in row.items() if k != "cores"} for row in doc["layers"]])
+    atomic_write_text(out / "report.md", _markdown(doc))
+    write_json(out / "report.json", doc)
+    return doc
