@@ -12,6 +12,7 @@ from torch import nn
 
 from .attention import BLOCKWISE_PRODUCTS
 from .config import ModelConfig
+from .encoding import time_major
 from .lif import MultiStepLIF, MultiStepTernary
 from .sps import MS_SPS
 
@@ -149,14 +150,8 @@ class SpikeDrivenTransformer(nn.Module):
         self.head_lif = MultiStepLIF()
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
-    def time_major(self, x: torch.Tensor) -> torch.Tensor:
-        """Static ``[B,C,H,W]`` is repeated T times (direct coding); event frames ``[B,T,C,H,W]`` transposed."""
-        if x.dim() < 5:
-            return x.unsqueeze(0).repeat(self.config.timesteps, 1, 1, 1, 1)
-        return x.transpose(0, 1).contiguous()
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(self.time_major(x))
+        x = self.patch_embed(time_major(x, self.config.timesteps))
         for blk in self.block:
             x = blk(x)
         x = self.head(self.head_lif(x.flatten(3).mean(3)))

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .encoding import time_major
 from .lif import MultiStepLIF
 from .sps import SPS
 
@@ -86,13 +87,8 @@ class Spikformer(nn.Module):
         self.block = nn.ModuleList([Block(cfg.dim, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
         self.head = nn.Linear(cfg.dim, cfg.num_classes)
 
-    def time_major(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 5:
-            return x.unsqueeze(0).repeat(self.config.timesteps, 1, 1, 1, 1)
-        return x.transpose(0, 1).contiguous()
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(self.time_major(x))
+        x = self.patch_embed(time_major(x, self.config.timesteps))
         for blk in self.block:
             x = blk(x)
         return self.head(x.mean(2).mean(0))
