@@ -1,0 +1,226 @@
+"""Integer reference executor: the golden spikes and logits every backend must reproduce.
+
+``run_integer(qgraph, x)`` runs the :class:`~statten_hw.quant.quantize.QuantizedGraph` with int64
+torch ops only (integer matmul/einsum, shifts, comparisons, max); the one float step is the
+sensor boundary of ``QInput`` (``round(x/scale)``), skipped when ``x`` is already an integer
+tensor. Tensors are time-major ``[T, batch, *shape]`` as in ``ir.execute_float``. An op with no
+rule raises :class:`UnsupportedLayer` — never skipped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from statten_hw.errors import GraphError, UnsupportedLayer
+from statten_hw.ir.graph import inputs_by_port, topological_order
+from statten_hw.models.attention import BLOCKWISE_PRODUCTS
+
+from . import quantize as Q
+from .fixed_point import decay, limit, requant, saturate
+
+I64 = torch.int64
+NEG = -(1 << 62)  # max-pool padding: below every saturated value
+
+
+@dataclass(frozen=True)
+class IntegerRun:
+    """``logits_int`` (int64) stand for ``logits_int · logits_scale``; ``values`` holds every
+    node's int64 output (spikes for LIF nodes); ``overflows[node]`` counts saturated elements."""
+    logits_int: torch.Tensor
+    logits_scale: float
+    values: dict
+    overflows: dict
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """Real-valued logits (for reporting; the integer ones decide)."""
+        return self.logits_int.to(torch.float64) * self.logits_scale
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.logits_int.argmax(-1)
+
+    def spikes(self, qgraph: "Q.QuantizedGraph") -> dict[str, torch.Tensor]:
+        return {n: self.values[n] for n in qgraph.lif_nodes}
+
+
+class _Ctx:
+    def __init__(self, state_bits: int, strict: bool):
+        self.bits, self.strict, self.overflows = state_bits, strict, {}
+
+    def sat(self, name: str, v: torch.Tensor, quantity: str) -> torch.Tensor:
+        v, mask = saturate(v, self.bits, self.strict, layer=name, quantity=quantity)
+        self.overflows[name] = self.overflows.get(name, 0) + int(mask.sum())
+        return v
+
+
+def _per_step(fn, x):
+    T, B = x.shape[:2]
+    y = fn(x.flatten(0, 1))
+    return y.reshape(T, B, *y.shape[1:])
+
+
+def _input(op: Q.QInput, ins, x, ctx, name):
+    if x.is_floating_point():
+        top = limit(op.bits) if op.signed else (1 << op.bits) - 1
+        low = -top if op.signed else 0
+        x = torch.round(x.to(torch.float64) / op.scale).clamp(low, top).to(I64)  # the sensor boundary
+    x = x.to(I64)
+    if op.encoding == "direct":
+        return x.unsqueeze(0).repeat(op.timesteps, *([1] * x.dim()))
+    return x.transpose(0, 1).contiguous()
+
+
+def _conv_int(z: torch.Tensor, op: Q.QConv2d) -> torch.Tensor:
+    """Integer conv2d as a sum over kernel offsets of int64 einsums (torch has no int64 conv)."""
+    w = torch.from_numpy(op.weight.copy())
+    (sh, sw), (ph, pw), G = op.stride, op.padding, op.groups
+    z = F.pad(z, (pw, pw, ph, ph))
+    N, C, Hp, Wp = z.shape
+    O, Cg, kh, kw = w.shape
+    Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
+    out = torch.zeros(N, O, Ho, Wo, dtype=I64)
+    zg = z.view(N, G, Cg, Hp, Wp)
+    wg = w.view(G, O // G, Cg, kh, kw)
+    for i in range(kh):
+        for j in range(kw):
+            patch = zg[:, :, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
+            out += torch.einsum("ngchw,goc->ngohw", patch, wg[:, :, :, i, j]).reshape(N, O, Ho, Wo)
+    return out + torch.from_numpy(op.bias.copy()).view(1, O, 1, 1)
+
+
+def _conv(op, ins, x, ctx, name):
+    return ctx.sat(name, _per_step(lambda z: _conv_int(z, op), ins["x"]), "accumulator")
+
+
+def _linear(op: Q.QLinear, ins, x, ctx, name):
+    w, b = torch.from_numpy(op.weight.copy()), torch.from_numpy(op.bias.copy())
+    return ctx.sat(name, torch.matmul(ins["x"], w.T) + b, "accumulator")
+
+
+def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str) -> torch.Tensor:
+    """Lava's bit-accurate LIF over ``[T, ...]`` int64 currents (du = 4096: no current memory)."""
+    v = torch.zeros_like(X[0])
+    out = []
+    for x_t in X:
+        h = ctx.sat(name, decay(v, op.dv) + x_t, "membrane")
+        s = (h >= op.threshold).to(I64)
+        if op.ternary:
+            s = s - (h <= -op.threshold).to(I64)
+        v = torch.where(s != 0, torch.zeros_like(h), h)
+        out.append(s)
+    return torch.stack(out)
+
+
+def _lif(op, ins, x, ctx, name):
+    return lif_integer(ins["x"], op, ctx, name)
+
+
+def _relu(op, ins, x, ctx, name):
+    return ins["x"].clamp(min=0)
+
+
+def _maxpool(op: Q.QMaxPool2d, ins, x, ctx, name):
+    (kh, kw), (sh, sw), (ph, pw) = op.kernel, op.stride, op.padding
+
+    def pool(z):
+        z = F.pad(z, (pw, pw, ph, ph), value=NEG)
+        return z.unfold(2, kh, sh).unfold(3, kw, sw).amax((-1, -2))
+    return _per_step(pool, ins["x"])
+
+
+def _flatten(op: Q.QFlatten, ins, x, ctx, name):
+    z = ins["x"].flatten(-2)
+    return z.transpose(-1, -2) if op.channels_last else z
+
+
+def _mean(op: Q.QMean, ins, x, ctx, name):
+    z = ins["x"]
+    if op.axes:
+        first, last = 2 + op.axes[0], 2 + op.axes[-1]
+        z = z.flatten(first, last).sum(first)
+    if op.time:
+        z = z.sum(0, keepdim=True)
+    if op.mult is not None:
+        z = requant(z, op.mult, op.shift)
+    return ctx.sat(name, z, "mean")
+
+
+def _add(op: Q.QAdd, ins, x, ctx, name):
+    return ctx.sat(name, requant(ins["lhs"], *op.lhs_rq) + requant(ins["rhs"], *op.rhs_rq), "sum")
+
+
+def _mul(op, ins, x, ctx, name):
+    return ctx.sat(name, ins["lhs"] * ins["rhs"], "product")
+
+
+def _heads(z, heads):
+    T, B, C, H, W = z.shape
+    return z.flatten(3).transpose(-1, -2).reshape(T, B, H * W, heads, C // heads).permute(0, 1, 3, 2, 4).contiguous()
+
+
+def _dvs_pool(z):
+    """``MaxPool3d((1,3,3), 1, (0,1,1))`` over the last two axes of a 5-D int64 tensor."""
+    lead = z.shape[:-2]
+    z = z.reshape(-1, 1, *z.shape[-2:])
+    z = F.pad(z, (1, 1, 1, 1), value=NEG).unfold(2, 3, 1).unfold(3, 3, 1).amax((-1, -2))
+    return z.reshape(*lead, *z.shape[-2:])
+
+
+def _attention(op: Q.QAttention, ins, x, ctx, name):
+    if op.mode == "SSA":  # Spikformer: ((Q Kᵀ) · V) as integer counts, sf in the scale
+        T, B, N, C = ins["q"].shape
+        q, k, v = (ins[n].reshape(T, B, N, op.heads, C // op.heads).permute(0, 1, 3, 2, 4) for n in "qkv")
+        out = ctx.sat(name, torch.matmul(torch.matmul(q, k.transpose(-2, -1)), v), "attention sum")
+        return out.transpose(2, 3).reshape(T, B, N, C).contiguous()
+    T, B, C, H, W = ins["q"].shape
+    q, k, v = (_heads(ins[n], op.heads) for n in "qkv")
+    if op.mode == "SDSA":
+        kv = k * v
+        if op.dvs:
+            kv = _dvs_pool(kv)
+        kv = lif_integer(ctx.sat(name, kv.sum(dim=-2, keepdim=True), "kv sum"), op.kv_lif, ctx, name)
+        out = q * kv
+        out = _dvs_pool(out) if op.dvs else out
+        return out.transpose(3, 4).reshape(T, B, C, H, W).contiguous()
+    out = BLOCKWISE_PRODUCTS[op.mode](q, k, v, op.block_size, 1)  # exact integer counts; sf is in the scale
+    if out.dtype != I64:
+        raise GraphError(f"node {name!r}: attention product left int64 ({out.dtype})")
+    out = ctx.sat(name, out, "attention sum")
+    return out.transpose(4, 3).reshape(T, B, C, H * W).contiguous().reshape(T, B, C, H, W)
+
+
+def _output(op: Q.QOutput, ins, x, ctx, name):
+    z = ins["x"]
+    return z if op.per_step else z.squeeze(0)
+
+
+EXECUTORS: dict[type, Callable] = {
+    Q.QInput: _input, Q.QConv2d: _conv, Q.QLinear: _linear, Q.QLIF: _lif, Q.QReLU: _relu,
+    Q.QMaxPool2d: _maxpool, Q.QFlatten: _flatten, Q.QMean: _mean, Q.QAdd: _add, Q.QMul: _mul,
+    Q.QAttention: _attention, Q.QOutput: _output,
+}
+
+
+@torch.no_grad()
+def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = False) -> IntegerRun:
+    """Integer run of ``qgraph`` on the batch ``x`` (model input layout). ``strict``: the first
+    value leaving ``state_bits`` raises ``QuantizationOverflow`` instead of saturating."""
+    g = qgraph.graph
+    ctx = _Ctx(qgraph.state_bits, strict)
+    values: dict[str, torch.Tensor] = {}
+    for name in topological_order(g):
+        op = g.nodes[name][Q.QOP]
+        run = EXECUTORS.get(type(op))
+        if run is None:
+            raise UnsupportedLayer(name, type(op).__name__, "no integer executor")
+        ins = {port: values[src] for port, src in inputs_by_port(g, name).items()}
+        out = run(op, ins, x, ctx, name)
+        if out.dtype != I64:
+            raise GraphError(f"node {name!r}: integer executor produced {out.dtype}")
+        values[name] = out
+    out_name = qgraph.output_node
+    return IntegerRun(values[out_name], qgraph.scale(out_name), values, ctx.overflows)

@@ -1,0 +1,156 @@
+"""Integer contract: quantizer, integer executor, float/integer comparison."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from statten_hw.errors import QuantizationOverflow, UnsupportedLayer
+from statten_hw.ir import lower, nodes as ir
+from statten_hw.ir.graph import add_op, new_graph
+from statten_hw.ir.passes import run_pipeline
+from statten_hw.quant import WEIGHT_BITS, STATE_BITS, DECAY_BITS, compare_float_integer, quantize, run_integer, saturate
+from statten_hw.quant.fixed_point import decay, requant, requant_params
+from statten_hw.quant.quantize import QConv2d, QLIF, QLinear
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
+from ir_nets import small_input, small_model  # noqa: E402
+
+F32 = np.float32
+
+
+def _linear_lif_graph(lif: ir.LIF | None = None, bn: bool = False):
+    g = new_graph()
+    x = add_op(g, "input", ir.Input(shape=(3,), timesteps=4), "")
+    w = np.array([[1.984375, 0.5, -0.359375]], dtype=F32)  # 127/64, 32/64, -23/64: exact binary
+    x = add_op(g, "fc", ir.Linear(weight=w, bias=np.array([0.25], dtype=F32)), "", x=x)
+    if bn:
+        x = add_op(g, "relu", ir.ReLU(), "", x=x)
+        one = np.ones(1, F32)
+        x = add_op(g, "bn", ir.BatchNorm(gamma=one, beta=one, mean=one, var=one, channel_axis=0), "", x=x)
+    x = add_op(g, "lif", lif or ir.LIF(threshold=1.0), "", x=x)
+    add_op(g, "output", ir.Output(per_step=True), "", x=x)
+    return run_pipeline(g)
+
+
+def test_constants():
+    assert (WEIGHT_BITS, STATE_BITS, DECAY_BITS) == (8, 24, 12)
+
+
+def test_hand_derived_linear_lif():
+    # max|w| = 127/64 -> s_w = 1/64 exactly; W_int = [127, 32, -23]; b_int = round(0.25*64) = 16.
+    # Spike inputs are exact (scale 1). LIF tau 2, theta 1: state in units s_w/2 = 1/128,
+    # theta_int = ceil(2*1/(1/64)) = 128, H = decay(V, 2048) + X = sign(V)(|V|>>1) + X.
+    #   [0,1,0]: X = 32+16 = 48:    H = 48, 72, 84, 90          -> never fires      0 0 0 0
+    #   [1,0,0]: X = 127+16 = 143:  H = 143 (fire, V=0) ...     -> fires every step 1 1 1 1
+    #   [1,0,1]: X = 127-23+16 = 120: H = 120, 60+120=180 fire, 120, 180 fire ->   0 1 0 1
+    #   [0,0,1]: X = -23+16 = -7:   H = -7, -3-7=-10, -5-7=-12, -6-7=-13 (toward zero) 0 0 0 0
+    g = _linear_lif_graph()
+    x = torch.tensor([[0, 1, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]], dtype=torch.float32)
+    qg = quantize(g, x)
+    fc, lif = qg.qop("fc"), qg.qop("lif")
+    assert isinstance(fc, QLinear) and fc.weight.tolist() == [[127, 32, -23]] and fc.bias.tolist() == [16]
+    assert isinstance(lif, QLIF) and (lif.threshold, lif.dv) == (128, 2048) and qg.scale("fc") == 1 / 64
+    r = run_integer(qg, x)
+    assert r.values["fc"][:, :, 0].T.tolist() == [[48] * 4, [143] * 4, [120] * 4, [-7] * 4]
+    assert r.values["lif"][:, :, 0].T.tolist() == [[0, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0]]
+    assert decay(torch.tensor([-7, 7, -1, 1]), 2048).tolist() == [-3, 3, 0, 0]  # Lava sign-magnitude
+
+
+def test_saturate_and_requant():
+    v = torch.tensor([-200, -127, 0, 127, 128], dtype=torch.int64)
+    clipped, mask = saturate(v, 8, strict=False)
+    assert clipped.tolist() == [-127, -127, 0, 127, 127] and mask.tolist() == [True, False, False, False, True]
+    with pytest.raises(QuantizationOverflow) as e:
+        saturate(v, 8, strict=True, layer="l", quantity="membrane")
+    assert (e.value.layer, e.value.value, e.value.bits) == ("l", -200, 8)
+    m, s = requant_params(0.3)
+    assert requant(torch.tensor([1000], dtype=torch.int64), m, s).item() == 300
+
+
+@pytest.fixture(scope="module")
+def statten():
+    model = small_model("statten")
+    x = small_input(model, batch=8)
+    return model, lower(model), x
+
+
+def test_integer_only_and_deterministic(statten):
+    _, g, x = statten
+    qg = quantize(g, x)
+    a, b = run_integer(qg, x), run_integer(qg, x)
+    assert all(v.dtype == torch.int64 for v in a.values.values())
+    assert all(torch.equal(a.values[n], b.values[n]) for n in a.values)
+    assert a.logits_int.dtype == torch.int64 and a.logits_int.shape == (8, 5)
+    for n in qg.lif_nodes:
+        assert set(a.values[n].unique().tolist()) <= {-1, 0, 1}
+    for n in qg.graph:
+        op = qg.qop(n)
+        if isinstance(op, (QConv2d, QLinear)):
+            assert op.weight.dtype == np.int64 and np.abs(op.weight).max() <= 127 and op.bias.dtype == np.int64
+    assert all(c == 0 for c in a.overflows.values())
+    assert all(isinstance(s, float) for s in qg.edge_scales.values())
+
+
+def test_overflow_flagged_and_strict(statten):
+    _, g, x = statten
+    qg = quantize(g, x, state_bits=8)
+    r = run_integer(qg, x)
+    assert sum(r.overflows.values()) > 0
+    with pytest.raises(QuantizationOverflow) as e:
+        run_integer(qg, x, strict=True)
+    assert e.value.bits == 8 and e.value.layer in qg.graph
+
+
+@pytest.mark.parametrize("bits", [1, 2, 16])
+def test_weight_bits_configurable(statten, bits):
+    _, g, x = statten
+    qg = quantize(g, x, weight_bits=bits)
+    conv = qg.qop("patch_embed.proj_conv")
+    assert np.abs(conv.weight).max() == max(1, 2 ** (bits - 1) - 1)
+    assert run_integer(qg, x).logits_int.shape == (8, 5)
+
+
+@pytest.mark.parametrize("bits", [0, 17])
+def test_weight_bits_out_of_range(statten, bits):
+    with pytest.raises(ValueError, match="weight_bits"):
+        quantize(statten[1], statten[2], weight_bits=bits)
+
+
+@pytest.mark.parametrize("key", ["statten", "sdsa", "statten_mlp_res", "a2os2a", "sdsa_dvs", "ssa"])
+def test_spike_agreement_grows_with_bits(key):
+    model = small_model(key)
+    x = small_input(model, batch=8)
+    g = lower(model)
+    y = torch.zeros(8, dtype=torch.long)
+    agree = [compare_float_integer(model, quantize(g, x, weight_bits=b), x, y)["mean_spike_agreement"]
+             for b in (4, 8, 12)]
+    assert agree[1] > 0.95
+    assert agree[0] <= agree[1] <= agree[2]
+
+
+def test_unsupported_kinds_raise():
+    with pytest.raises(UnsupportedLayer, match="hard reset"):
+        quantize(_linear_lif_graph(ir.LIF(threshold=1.0, reset="soft")), torch.ones(2, 3))
+    with pytest.raises(UnsupportedLayer, match="folding"):
+        quantize(_linear_lif_graph(bn=True), torch.ones(2, 3))
+
+
+def test_embedded_digits_model_within_one_point():
+    from statten_hw import load_checkpoint
+    from statten_hw.data import load_digits_split
+    from statten_hw.defaults import default_checkpoint
+    path = default_checkpoint()
+    if not path.exists():
+        pytest.skip(f"embedded checkpoint {path.name} not trained yet (missing {path})")
+    model = load_checkpoint(path).eval()
+    x_train, _ = load_digits_split("digits", "train")
+    x, y = load_digits_split("digits", "test")
+    qg = quantize(lower(model), x_train[:256])
+    report = compare_float_integer(model, qg, x, y)
+    print(f"digits: float {report['float_accuracy']:.4f} int8 {report['integer_accuracy']:.4f} "
+          f"spike agreement {report['mean_spike_agreement']:.4f}")
+    assert abs(report["float_accuracy"] - report["integer_accuracy"]) <= 0.01
