@@ -1,1 +1,9 @@
-"""statten-hw export."""
+"""statten-hw export: deployment files written from a loaded model.
+
+``export_float_onnx(model, path, batch_size)`` writes the float model as ONNX (opset >= 17, unrolled
+over T, static input shape); run it with ``ort_session``/``run_float_onnx`` (onnxruntime, CPU, graph
+optimizations off) to get PyTorch's logits.
+"""
+from .onnx_float import export_float_onnx, ort_session, output_name, run_float_onnx
+
+__all__ = ["export_float_onnx", "ort_session", "output_name", "run_float_onnx"]
