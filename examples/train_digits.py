@@ -34,13 +34,13 @@ from statten_hw.models import ModelConfig, build_model
 
 DIM, DEPTH, HEADS, POOLING = 32, 1, 4, "0001"
 
-#: name -> (dataset, T, block size)
+#: name -> (dataset, T, block size, default epochs). The four digits-seq models share one recipe.
 MODELS = {
-    "digits_statten": ("digits", 4, 2),
-    "digits_seq_b1": ("digits-seq", 8, 1),
-    "digits_seq_b2": ("digits-seq", 8, 2),
-    "digits_seq_b4": ("digits-seq", 8, 4),
-    "digits_seq_b8": ("digits-seq", 8, 8),
+    "digits_statten": ("digits", 4, 2, 30),
+    "digits_seq_b1": ("digits-seq", 8, 1, 30),
+    "digits_seq_b2": ("digits-seq", 8, 2, 30),
+    "digits_seq_b4": ("digits-seq", 8, 4, 30),
+    "digits_seq_b8": ("digits-seq", 8, 8, 30),
 }
 
 
@@ -94,7 +94,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
 
 
 def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
-    dataset, T, B = MODELS[name]
+    dataset, T, B, default_epochs = MODELS[name]
+    epochs = args.epochs or default_epochs
     seed_everything(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     xtr, ytr = load_digits_split(dataset, "train")
@@ -105,13 +106,13 @@ def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
     model = build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(xtr) / args.batch_size)
-    total = args.epochs * steps_per_epoch
+    total = epochs * steps_per_epoch
     warmup = steps_per_epoch  # one epoch of linear warm-up, then cosine to 0
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
 
     t0 = time.perf_counter()
-    bar = tqdm(range(args.epochs), desc=f"{name:15s}", leave=True, dynamic_ncols=True)
+    bar = tqdm(range(epochs), desc=f"{name:15s}", leave=True, dynamic_ncols=True)
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(xtr), generator=gen)
@@ -127,7 +128,7 @@ def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
             running += loss.item() * len(idx)
             seen += len(idx)
         post = {"loss": f"{running / seen:.3f}"}
-        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == epochs:
             post["test"] = f"{evaluate(model, xte, yte):.4f}"
         bar.set_postfix(post)
     train_s = time.perf_counter() - t0
@@ -137,13 +138,13 @@ def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
         model="sdt", time_steps=T, chunk_size=B, attention_mode="STAtten", statten_hw_attention="STAtten",
         num_heads=HEADS, dim=args.dim, layer=DEPTH, pooling_stat=POOLING, mlp_ratio=4, img_size=8,
         in_channels=1, num_classes=10, dvs_mode=False, TET=False, dataset=dataset, seed=args.seed,
-        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
+        epochs=epochs, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
         smoothing=0.1, opt="adamw", sched="cosine", warmup_epochs=1, aug="random shift +-1 px",
     )
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     out = Path(args.out) / f"{name}.pth"
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"epoch": args.epochs - 1, "arch": "sdt", "state_dict": state, "version": 2,
+    torch.save({"epoch": epochs - 1, "arch": "sdt", "state_dict": state, "version": 2,
                 "args": ckpt_args, "metric": acc}, out)
 
     reloaded = statten_hw.load_checkpoint(out)
@@ -152,24 +153,25 @@ def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
     console.print(f"[bold]{name}[/]: trained {train_s:.0f}s, test top-1 {acc:.4f}, "
                   f"reloaded {reload_acc:.4f}, {out} ({out.stat().st_size / 1024:.1f} KiB)")
     return dict(name=name, dataset=dataset, T=T, B=B, acc=acc, reload_acc=reload_acc,
-                size=out.stat().st_size, seconds=train_s, path=out)
+                size=out.stat().st_size, seconds=train_s, epochs=epochs, path=out)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="statten_hw/default_models", help="output directory")
     p.add_argument("--only", choices=sorted(MODELS), help="train only this model")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs for every model (default: 30 for digits_statten, 30 for digits_seq_*)")
+    p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dim", type=int, default=DIM)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--eval-every", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     start = time.perf_counter()
     results = [train_one(n, args, console) for n in ([args.only] if args.only else MODELS)]
 

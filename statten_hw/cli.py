@@ -94,6 +94,34 @@ def cmd_energy(args) -> None:
           f"report in {args.output}/")
 
 
+EXPORT_FORMATS = ("onnx-float", "ir")
+
+
+def cmd_export(args) -> None:
+    from pathlib import Path
+
+    from statten_hw.errors import InputError
+    from statten_hw.export import export_float_onnx
+    from statten_hw.ir import lower, save_graph
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
+    path, model = _load(args)
+    out = Path(args.output)
+    stem = out / Path(path).stem
+    written = []
+    if "ir" in formats:
+        graph = lower(model)
+        written += [str(p) for p in save_graph(graph, stem)]
+        print(f"deployment graph: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges")
+    if "onnx-float" in formats:
+        written.append(str(export_float_onnx(model, stem.with_suffix(".float.onnx"), batch_size=args.batch)))
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{model.config.family}/{model.config.attention}: {params:,} parameters; wrote " + ", ".join(written))
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the embedded digits STAtten model)")
     p.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
@@ -112,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
     ev.add_argument("--dataset", default="digits", help="digits | digits-seq | PATH.npz (default: digits)")
     ev.set_defaults(func=cmd_eval)
+    ex = sub.add_parser("export", help="write the deployment graph (JSON+npz) and the float ONNX model")
+    _add_model_args(ex)
+    ex.add_argument("-o", "--output", default="out/export", help="output folder (default out/export)")
+    ex.add_argument("--format", default="ir,onnx-float", help=f"comma-separated: {', '.join(EXPORT_FORMATS)}")
+    ex.add_argument("--batch", type=int, default=1, help="static batch size of the ONNX input (default 1)")
+    ex.set_defaults(func=cmd_export)
     en = sub.add_parser("energy", help="per-layer energy with the STAtten paper's Table 7 model")
     _add_model_args(en)
     en.add_argument("--model", dest="energy_model", default="paper45nm", choices=["paper45nm"],

@@ -9,14 +9,15 @@ disk never points at a missing array file).
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from statten_hw.errors import GraphError
+from statten_hw.reports.files import atomic_write_bytes, atomic_write_text
 
 from .graph import OP, PORT, SHAPE, SOURCE, new_graph
 from .nodes import NODE_KINDS
@@ -37,19 +38,6 @@ def _jsonable(value):
     if isinstance(value, (np.floating,)):
         return float(value)
     return value
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_graph(g: nx.DiGraph, path_stem) -> tuple[Path, Path]:
@@ -76,8 +64,10 @@ def save_graph(g: nx.DiGraph, path_stem) -> tuple[Path, Path]:
         text = json.dumps(doc, indent=1, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise GraphError(f"graph cannot be written as JSON: {err}") from None
-    _atomic_write(npz_path, lambda fh: np.savez(fh, **arrays))
-    _atomic_write(json_path, lambda fh: fh.write(text.encode()))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(npz_path, buffer.getvalue())
+    atomic_write_text(json_path, text)
     return json_path, npz_path
 
 

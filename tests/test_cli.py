@@ -1,0 +1,43 @@
+"""The command line end to end: export writes loadable files; bad options exit 2 with one line."""
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from conftest import official_checkpoint, official_expected
+from statten_hw import load_checkpoint
+from statten_hw.cli import main
+from statten_hw.ir import load_graph, run_float
+
+
+def test_export_writes_graph_and_onnx_that_reproduce_the_model(tmp_path):
+    ckpt = official_checkpoint("sdt_cifar_t4")
+    expected = official_expected("sdt_cifar_t4")
+    batch = len(expected["inputs"])
+    assert main(["export", str(ckpt), "-o", str(tmp_path), "--batch", str(batch)]) == 0
+    graph = load_graph(tmp_path / "sdt_cifar_t4")
+    with torch.no_grad():
+        assert torch.equal(run_float(graph, expected["inputs"]), expected["logits"])
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(tmp_path / "sdt_cifar_t4.float.onnx"), options, providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": expected["inputs"].numpy()})
+    assert np.abs(logits - expected["logits"].numpy()).max() <= 1e-5
+
+
+def test_export_unknown_format(tmp_path, capsys):
+    assert main(["export", "--format", "vhdl", "-o", str(tmp_path)]) == 2
+    assert "unknown export format" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_info_lists_every_spiking_layer(capsys):
+    assert main(["info", str(official_checkpoint("statten_cifar_t4_b2"))]) == 0
+    out = capsys.readouterr().out
+    model = load_checkpoint(official_checkpoint("statten_cifar_t4_b2"))
+    assert "T = 4, B = 2" in out and f"{sum(p.numel() for p in model.parameters()):,}" in out
+    assert "block.1.attn.attn_lif" in out and "head_lif" in out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 0
+    assert "info" in capsys.readouterr().out
