@@ -5,5 +5,6 @@ over T, static input shape); run it with ``ort_session``/``run_float_onnx`` (onn
 optimizations off) to get PyTorch's logits.
 """
 from .onnx_float import export_float_onnx, ort_session, output_name, run_float_onnx
+from .onnx_integer import export_integer_onnx
 
 __all__ = ["export_float_onnx", "ort_session", "output_name", "run_float_onnx"]
