@@ -94,7 +94,7 @@ def cmd_energy(args) -> None:
           f"report in {args.output}/")
 
 
-EXPORT_FORMATS = ("onnx-float", "ir")
+EXPORT_FORMATS = ("ir", "onnx", "onnx-float")
 
 
 def cmd_export(args) -> None:
@@ -102,6 +102,7 @@ def cmd_export(args) -> None:
 
     from statten_hw.errors import InputError
     from statten_hw.export import export_float_onnx
+    from statten_hw.export.onnx_integer import export_integer_onnx
     from statten_hw.ir import lower, save_graph
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -109,17 +110,37 @@ def cmd_export(args) -> None:
     if unknown:
         raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
     path, model = _load(args)
-    out = Path(args.output)
-    stem = out / Path(path).stem
+    graph = lower(model)
+    # Everything that can fail on bad input happens before the first file is written.
+    qgraph = _quantize_for_export(model, graph, args) if "onnx" in formats else None
+    stem = Path(args.output) / Path(path).stem
     written = []
     if "ir" in formats:
-        graph = lower(model)
         written += [str(p) for p in save_graph(graph, stem)]
-        print(f"deployment graph: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges")
     if "onnx-float" in formats:
         written.append(str(export_float_onnx(model, stem.with_suffix(".float.onnx"), batch_size=args.batch)))
+    if qgraph is not None:
+        written.append(str(export_integer_onnx(qgraph, stem.with_suffix(".int.onnx"), batch_size=args.batch)))
     params = sum(p.numel() for p in model.parameters())
-    print(f"{model.config.family}/{model.config.attention}: {params:,} parameters; wrote " + ", ".join(written))
+    print(f"{model.config.family}/{model.config.attention}: {params:,} parameters, deployment graph of "
+          f"{graph.number_of_nodes()} nodes; wrote " + ", ".join(written))
+
+
+def _quantize_for_export(model, graph, args):
+    """Quantize on the calibration split and report float vs integer accuracy on the test split."""
+    from statten_hw.data import load_dataset
+    from statten_hw.evaluate import check_input_shape
+    from statten_hw.quant import compare_float_integer, quantize
+
+    calib_x, _ = load_dataset(args.calibration, split="train")
+    check_input_shape(model, calib_x)
+    qgraph = quantize(graph, calib_x[: args.calibration_samples], weight_bits=args.bits)
+    test_x, test_y = load_dataset(args.calibration, split="test")
+    cmp = compare_float_integer(model, qgraph, test_x, test_y)
+    print(f"integer network ({args.bits}-bit weights): accuracy float {100 * cmp['float_accuracy']:.2f} % vs "
+          f"integer {100 * cmp['integer_accuracy']:.2f} % on {cmp['n']} {args.calibration} test samples; "
+          f"spike agreement {100 * cmp['mean_spike_agreement']:.3f} %")
+    return qgraph
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -140,10 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ev)
     ev.add_argument("--dataset", default="digits", help="digits | digits-seq | PATH.npz (default: digits)")
     ev.set_defaults(func=cmd_eval)
-    ex = sub.add_parser("export", help="write the deployment graph (JSON+npz) and the float ONNX model")
+    ex = sub.add_parser("export", help="write the deployment graph (JSON+npz), the integer ONNX network and the float ONNX model")
     _add_model_args(ex)
     ex.add_argument("-o", "--output", default="out/export", help="output folder (default out/export)")
-    ex.add_argument("--format", default="ir,onnx-float", help=f"comma-separated: {', '.join(EXPORT_FORMATS)}")
+    ex.add_argument("--format", default="ir,onnx,onnx-float",
+                    help="comma-separated: ir (deployment graph), onnx (integer network), onnx-float")
+    ex.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (1-16, default 8)")
+    ex.add_argument("--calibration", default="digits",
+                    help="data for calibration (train split) and the float-vs-integer check (test split)")
+    ex.add_argument("--calibration-samples", type=int, default=256, help="calibration samples (default 256)")
     ex.add_argument("--batch", type=int, default=1, help="static batch size of the ONNX input (default 1)")
     ex.set_defaults(func=cmd_export)
     en = sub.add_parser("energy", help="per-layer energy with the STAtten paper's Table 7 model")

@@ -13,7 +13,7 @@ def test_export_writes_graph_and_onnx_that_reproduce_the_model(tmp_path):
     ckpt = official_checkpoint("sdt_cifar_t4")
     expected = official_expected("sdt_cifar_t4")
     batch = len(expected["inputs"])
-    assert main(["export", str(ckpt), "-o", str(tmp_path), "--batch", str(batch)]) == 0
+    assert main(["export", str(ckpt), "-o", str(tmp_path), "--batch", str(batch), "--format", "ir,onnx-float"]) == 0
     graph = load_graph(tmp_path / "sdt_cifar_t4")
     with torch.no_grad():
         assert torch.equal(run_float(graph, expected["inputs"]), expected["logits"])
@@ -28,6 +28,14 @@ def test_export_unknown_format(tmp_path, capsys):
     assert main(["export", "--format", "vhdl", "-o", str(tmp_path)]) == 2
     assert "unknown export format" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_export_writes_nothing_when_calibration_data_does_not_fit(tmp_path, capsys):
+    # The CIFAR-shaped fixture cannot be calibrated on 8x8 digits: refused before any file is written.
+    out = tmp_path / "out"
+    assert main(["export", str(official_checkpoint("sdt_cifar_t4")), "-o", str(out)]) == 2
+    assert "the model takes [3, 32, 32]" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_info_lists_every_spiking_layer(capsys):
