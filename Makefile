@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml Makefile
 demo: venv
 	$(BIN)/statten-hw info
 	$(BIN)/statten-hw eval --dataset digits
+	$(BIN)/statten-hw export -o out/export
+	$(BIN)/statten-hw energy --model paper45nm -o out/energy
 
 test: venv
 	$(BIN)/python -m pytest -q
