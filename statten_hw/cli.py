@@ -143,6 +143,71 @@ def _quantize_for_export(model, graph, args):
     return qgraph
 
 
+def _block_sizes(spec: str, timesteps: int) -> list[int]:
+    from statten_hw.errors import InputError
+
+    if spec == "all":
+        return [b for b in range(1, timesteps + 1) if timesteps % b == 0]
+    try:
+        sizes = [int(b) for b in spec.split(",") if b.strip()]
+    except ValueError:
+        raise InputError(f"-B/--block-sizes takes integers like 1,2,4 or 'all', got {spec!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise InputError(f"block sizes must be positive integers, got {spec!r}")
+    return sizes
+
+
+def _embedded_accuracy(path, block: int):
+    """Accuracy per B exists only for the embedded temporal-digits family (one checkpoint per B)."""
+    from statten_hw.data import load_digits_split
+    from statten_hw.defaults import seq_checkpoint
+    from statten_hw.evaluate import accuracy
+    from statten_hw.models import load_checkpoint
+
+    from pathlib import Path
+
+    if Path(path).resolve().parent != seq_checkpoint(block).resolve().parent or not Path(path).name.startswith("digits_seq_b"):
+        return None
+    if not seq_checkpoint(block).exists():
+        return None
+    x, y = load_digits_split("digits-seq", "test")
+    return accuracy(load_checkpoint(seq_checkpoint(block)), x, y)
+
+
+def cmd_map(args) -> None:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.mapping import map_model
+    from statten_hw.models import load_checkpoint
+    from statten_hw.reports.mapping import write_mapping_report
+    from statten_hw.targets import load_target
+
+    path = args.checkpoint or default_checkpoint()
+    target = load_target(args.target)
+    base = load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps)
+    sizes = _block_sizes(args.block_sizes or str(base.config.block_size), base.config.timesteps)
+    models = {b: load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, block_size=b) for b in sizes}
+    results = {b: map_model(m, target, b) for b, m in models.items()}  # all checked before writing
+    table = Table("B", "cores", "lower bound", "buffer KiB", "total memory KiB", "latency (steps)",
+                  "traffic in-order -> aware", "accuracy", title=f"{Path(path).name} on {target.name}")
+    for b, result in results.items():
+        out = Path(args.output) / f"B{b}" if len(sizes) > 1 else Path(args.output)
+        write_mapping_report(out, models[b], result)
+        t = result.totals
+        acc = _embedded_accuracy(path, b)
+        table.add_row(str(b), str(t.cores), str(result.lower_bound.cores), f"{t.buffer_bytes / 1024:,.1f}",
+                      f"{(t.synapse_bytes + t.state_bytes + t.buffer_bytes) / 1024:,.1f}",
+                      str(result.schedule.latency_steps),
+                      f"{result.traffic['in-order']:,.0f} -> {result.traffic['traffic-aware']:,.0f}",
+                      "-" if acc is None else f"{100 * acc:.2f} %")
+    Console().print(table)
+    print(f"reports in {args.output}/")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the embedded digits STAtten model)")
     p.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
@@ -172,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--calibration-samples", type=int, default=256, help="calibration samples (default 256)")
     ex.add_argument("--batch", type=int, default=1, help="static batch size of the ONNX input (default 1)")
     ex.set_defaults(func=cmd_export)
+    mp = sub.add_parser("map", help="temporal blocks + core placement on a target; mapping report")
+    mp.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the embedded digits STAtten model)")
+    mp.add_argument("--target", default="loihi2", help="loihi2 | layerwise | paper45nm | PATH.toml")
+    mp.add_argument("-B", "--block-sizes", help="block size B, a list 1,2,4, or 'all' (every divisor of T)")
+    mp.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
+    mp.add_argument("--ema", action="store_true", help="use state_dict_ema instead of state_dict")
+    mp.add_argument("-o", "--output", default="out/map", help="report folder (default out/map)")
+    mp.set_defaults(func=cmd_map)
     en = sub.add_parser("energy", help="per-layer energy with the STAtten paper's Table 7 model")
     _add_model_args(en)
     en.add_argument("--model", dest="energy_model", default="paper45nm", choices=["paper45nm"],

@@ -49,3 +49,23 @@ def test_info_lists_every_spiking_layer(capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "info" in capsys.readouterr().out
+
+
+def test_map_block_size_sweep_writes_one_report_per_B(tmp_path, capsys):
+    from statten_hw.defaults import seq_checkpoint
+
+    assert main(["map", str(seq_checkpoint(2)), "-B", "1,4", "--target", "layerwise", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    import json
+
+    docs = {b: json.loads((tmp_path / f"B{b}" / "report.json").read_text()) for b in (1, 4)}
+    assert all(d["command"] == "map" and d["block_size"] == b for b, d in docs.items())
+    # Attention buffers hold B steps of Q/K/V: more buffer for the larger block.
+    assert docs[4]["totals"]["buffer_bytes"] > docs[1]["totals"]["buffer_bytes"]
+    assert "86.89 %" in out  # the B = 1 checkpoint's accuracy, as its training run stored it
+
+
+def test_map_rejects_block_size_not_dividing_T(tmp_path, capsys):
+    assert main(["map", "-B", "3", "-o", str(tmp_path / "m")]) == 2
+    assert "not divisible" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

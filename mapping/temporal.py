@@ -1,0 +1,158 @@
+"""Temporal partitioning: T timesteps in blocks of B, what each layer buffers, and the latency.
+
+Buffers (bits; a layer's byte counts round each term up to whole bytes):
+
+* attention layer, ``step`` targets: Q, K, V spikes of the block, ``B·N·D`` bits each; ``layer``
+  targets hold no extra copy (the Q, K, V layers' own output blocks below are those spikes);
+* attention accumulators (counters of the block products, per mode):
+  STAtten / A2OS2A ``heads·d·d`` counters of ``ceil(log2(B·N + 1))`` bits (KᵀV over the B·N rows);
+  T_STAtten ``N·heads·d·d`` counters of ``ceil(log2(B + 1))`` bits (K_nᵀV_n per token);
+  N_STAtten ``N·heads·B·B`` counters of ``ceil(log2(d + 1))`` bits (Q_nK_nᵀ per token);
+  SSA ``heads·d·d`` of ``ceil(log2(N + 1))`` (KᵀV of one step); SDSA ``D`` of ``ceil(log2(N + 1))``
+  (Σ_N K⊙V). SSA and SDSA work step by step: B does not enter them (their effective block is 1);
+* residual input of an attention layer: the membrane-valued shortcut that skips it, ``B·N·D`` values
+  of ``state_bits`` each, held until the block's attention output exists;
+* ``layer`` targets: every layer's output spikes of a block, ``B·neurons`` bits (the next layer
+  starts only once the block is done).
+
+Every per-neuron term is a whole number of bits per neuron; the accumulators belong to a head (a unit)
+and are copied to every core that holds part of the head.
+
+Latency, in timesteps, from the first input step to the last output step:
+
+* ``step``: the pipeline moves one step per global step; an attention layer can fire only when its
+  block's last step exists, so it adds ``B − 1`` steps: ``T + A·(B − 1)`` with A block attention layers;
+* ``layer``: each layer processes a block (B steps) before the next starts, one layer at a time:
+  ``(T/B)·L`` stages of B steps, ``T·L`` step-times.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from statten_hw.errors import MappingError
+from statten_hw.targets.schema import ExecutionStyle, Target
+
+from .layers import NeuronLayer
+
+#: Attention modes that group B consecutive steps.
+BLOCK_MODES = ("STAtten", "A2OS2A", "T_STAtten", "N_STAtten")
+
+
+def counter_bits(max_count: int) -> int:
+    """Bits of an unsigned counter reaching ``max_count``: ``ceil(log2(max_count + 1))``."""
+    return max(1, math.ceil(math.log2(max_count + 1)))
+
+
+@dataclass(frozen=True)
+class LayerBuffers:
+    """Per-layer buffer needs for block size B (bits per neuron, bits per unit) and timing."""
+
+    layer: str
+    qkv_bits_per_neuron: int
+    residual_bits_per_neuron: int
+    block_bits_per_neuron: int
+    accumulator_bits_per_unit: int
+    neurons: int
+    units: int
+    start_step: int
+    delay_steps: int
+
+    @property
+    def bits_per_neuron(self) -> int:
+        return self.qkv_bits_per_neuron + self.residual_bits_per_neuron + self.block_bits_per_neuron
+
+    @property
+    def qkv_bytes(self) -> int:
+        """Q, K and V buffers, each rounded up to bytes: ``3·ceil(B·N·D / 8)``."""
+        return 3 * math.ceil(self.neurons * self.qkv_bits_per_neuron // 3 / 8) if self.qkv_bits_per_neuron else 0
+
+    @property
+    def accumulator_bytes(self) -> int:
+        return math.ceil(self.units * self.accumulator_bits_per_unit / 8)
+
+    @property
+    def residual_bytes(self) -> int:
+        return math.ceil(self.neurons * self.residual_bits_per_neuron / 8)
+
+    @property
+    def block_bytes(self) -> int:
+        return math.ceil(self.neurons * self.block_bits_per_neuron / 8)
+
+    @property
+    def buffer_bytes(self) -> int:
+        """All buffers of the layer (state excluded), each term rounded up to bytes."""
+        return self.qkv_bytes + self.accumulator_bytes + self.residual_bytes + self.block_bytes
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """T steps in ``blocks`` blocks of B; latency in steps (and ``stages`` for layer-by-layer)."""
+
+    timesteps: int
+    block_size: int
+    blocks: int
+    execution: str
+    attention_layers: int
+    layers: int
+    stages: int
+    latency_steps: int
+
+
+def check_block_size(timesteps: int, block_size: int) -> None:
+    """B must be a positive divisor of T, else `MappingError` on the pseudo-layer ``'<model>'``."""
+    if not isinstance(block_size, int) or block_size < 1 or timesteps % block_size:
+        raise MappingError("<model>", "block size divides T", block_size, timesteps)
+
+
+def _accumulator_bits(layer: NeuronLayer, b: int) -> int:
+    """Accumulator bits of one head (module docstring gives each mode's counters)."""
+    a = layer.attention
+    n, d = a.tokens, a.head_dim
+    if a.mode in ("STAtten", "A2OS2A"):
+        return d * d * counter_bits(b * n)
+    if a.mode == "T_STAtten":
+        return n * d * d * counter_bits(b)
+    if a.mode == "N_STAtten":
+        return n * b * b * counter_bits(d)
+    if a.mode == "SSA":
+        return d * d * counter_bits(n)
+    return d * counter_bits(n)  # SDSA
+
+
+def layer_buffers(layer: NeuronLayer, target: Target, block_size: int, start_step: int = 0) -> LayerBuffers:
+    """Buffers of one layer for block size B on ``target`` (start_step: when its first output appears)."""
+    step = target.execution == ExecutionStyle.STEP
+    qkv = residual = acc = delay = 0
+    if layer.attention is not None:
+        b = block_size if layer.attention.mode in BLOCK_MODES else 1
+        # Each neuron of the attention output stands for one (token, channel): B bits of each of Q, K, V.
+        qkv = 3 * b if step else 0
+        residual = b * target.precision.state_bits
+        acc = _accumulator_bits(layer, b)
+        delay = b - 1 if step else 0
+    block = 0 if step else block_size
+    return LayerBuffers(layer.name, qkv, residual, block, acc, layer.neurons, layer.units, start_step, delay)
+
+
+def temporal_partition(layers: list[NeuronLayer], target: Target, timesteps: int,
+                       block_size: int) -> tuple[list[LayerBuffers], Schedule]:
+    """Buffers of every layer and the schedule of T steps in blocks of B (errors if B ∤ T)."""
+    check_block_size(timesteps, block_size)
+    blocks = timesteps // block_size
+    step = target.execution == ExecutionStyle.STEP
+    out, start = [], 0
+    for i, layer in enumerate(layers):
+        buf = layer_buffers(layer, target, block_size)
+        start += buf.delay_steps  # an attention layer's first output waits for the end of its block
+        out.append(replace(buf, start_step=start if step else i * block_size))
+    attention = sum(1 for layer in layers if layer.attention is not None)
+    if step:
+        stages, latency = timesteps + start, timesteps + start
+    else:
+        stages, latency = blocks * len(layers), blocks * len(layers) * block_size
+    return out, Schedule(timesteps, block_size, blocks, target.execution.value, attention, len(layers), stages, latency)
+
+
+__all__ = ["BLOCK_MODES", "LayerBuffers", "Schedule", "check_block_size", "counter_bits", "layer_buffers",
+           "temporal_partition"]

@@ -1,0 +1,167 @@
+"""The ``map`` command's report folder: report.json, report.md, report.html (plots), cores.csv, layers.csv.
+
+A mapping is static: it fills the totals it knows (chips, cores, neurons, synapse/state/buffer bytes)
+and the layers' and cores' static fields; spikes, SOPs, cycles, latency in seconds and energy stay
+null (DESIGN.md: a field a backend cannot measure is null, not zero). What the mapping adds beyond
+the schema sits under ``"mapping"`` (lower bound, schedule, placement traffic) and in extra keys.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from dataclasses import asdict
+from pathlib import Path
+
+from .files import atomic_write_text, write_csv, write_json
+from .schema import empty_report
+
+_CORE_DYNAMIC = ("spikes_in", "spikes_out", "sops", "neuron_updates", "cycles_busy", "noc_packets", "noc_hops",
+                 "energy_j")
+
+
+def mapping_report_dict(model, result) -> dict:
+    """report.json of a mapping (schema version 1; static fields filled, dynamic ones null)."""
+    doc = empty_report("map", model, target=result.target.name, block_size=result.block_size, backend="none")
+    doc["totals"].update(asdict(result.totals))
+    doc["layers"] = [{"name": r.name, "kind": r.kind, "neurons": r.neurons, "cores": list(r.cores), "spikes": None,
+                      "sops": None, "firing_rate": None, "energy_j": None, "min_cores": r.min_cores,
+                      "fan_in": r.fan_in, "fan_out": r.fan_out, "synapses": r.synapse_count,
+                      "synapse_bytes": r.synapse_bytes, "state_bytes": r.state_bytes, "buffer_bytes": r.buffer_bytes,
+                      "qkv_bytes": r.qkv_bytes, "accumulator_bytes": r.accumulator_bytes,
+                      "residual_bytes": r.residual_bytes, "block_bytes": r.block_bytes, "start_step": r.start_step,
+                      "delay_steps": r.delay_steps, "assumed_rate": result.rates.get(r.name)}
+                     for r in result.layers]
+    doc["cores"] = [{"id": c.id, "chip": c.chip, "x": c.x, "y": c.y, "layers": list(c.layers), "neurons": c.neurons,
+                     "synapse_bytes": c.synapse_bytes, "state_bytes": c.state_bytes, "buffer_bytes": c.buffer_bytes,
+                     **{k: None for k in _CORE_DYNAMIC}, "fan_in": c.fan_in, "fan_out": c.fan_out}
+                    for c in result.cores]
+    lb = result.lower_bound
+    doc["mapping"] = {
+        "execution": result.schedule.execution, "schedule": asdict(result.schedule),
+        "lower_bound": {"cores": lb.cores, "resources": [{"resource": r, "demand": d, "cap": c, "cores": n}
+                                                         for r, d, c, n in lb.resources]},
+        "placement": result.placement,
+        "traffic_hop_events_per_step": {k: float(v) for k, v in result.traffic.items()},
+        "traffic_note": "estimated from assumed firing rates (layers[].assumed_rate) x fan-out; not measured",
+        "limits": asdict(result.target.core),
+        "mesh": asdict(result.target.mesh),
+        "violations": [list(v) for v in result.violations],
+    }
+    return doc
+
+
+def _markdown(doc: dict) -> str:
+    m, t = doc["mapping"], doc["totals"]
+    s = m["schedule"]
+    lines = [f"# Mapping on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
+             f"T = {s['timesteps']}, B = {doc['block_size']})", "",
+             f"- execution: `{m['execution']}`, {s['blocks']} block(s) of {s['block_size']} step(s), "
+             f"latency {s['latency_steps']} steps ({s['stages']} stages)",
+             f"- cores: **{t['cores']}** on {t['chips']} chip(s); lower bound {m['lower_bound']['cores']}",
+             f"- neurons {t['neurons']:,}; synapse {t['synapse_bytes']:,} B; state {t['state_bytes']:,} B; "
+             f"buffers {t['buffer_bytes']:,} B",
+             "- traffic (Σ events × hops per step, assumed rates): "
+             + ", ".join(f"{k} {v:,.1f}" for k, v in m["traffic_hop_events_per_step"].items()), "",
+             "| resource | demand | per-core cap | cores |", "|---|---|---|---|"]
+    lines += [f"| {r['resource']} | {r['demand']:,} | {r['cap']:,} | {r['cores']} |" for r in m["lower_bound"]["resources"]]
+    lines += ["", "## Layers", "", "| layer | kind | neurons | cores | min cores | fan-in | synapse B | state B | "
+              "buffer B | start step |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {_ids(r['cores'])} | {r['min_cores']} | {r['fan_in']} | "
+              f"{r['synapse_bytes']:,} | {r['state_bytes']:,} | {r['buffer_bytes']:,} | {r['start_step']} |"
+              for r in doc["layers"]]
+    lines += ["", "## Cores", "", "| id | chip | x | y | layers | neurons | synapse B | state B | buffer B |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['id']} | {c['chip']} | {c['x']} | {c['y']} | {', '.join(c['layers'])} | {c['neurons']:,} | "
+              f"{c['synapse_bytes']:,} | {c['state_bytes']:,} | {c['buffer_bytes']:,} |" for c in doc["cores"]]
+    return "\n".join(lines) + "\n"
+
+
+def _ids(ids: list[int]) -> str:
+    return f"{ids[0]}–{ids[-1]}" if len(ids) > 2 and ids == list(range(ids[0], ids[-1] + 1)) else ", ".join(map(str, ids))
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _plots(doc: dict) -> list[tuple[str, str]]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    limits, mesh, cores, layers = doc["mapping"]["limits"], doc["mapping"]["mesh"], doc["cores"], doc["layers"]
+    figs = []
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(cores)), 3.5))
+    ids = [c["id"] for c in cores]
+    width = 0.27
+    for k, (label, values, cap) in enumerate((
+            ("neurons", [c["neurons"] for c in cores], limits["neurons_per_core"]),
+            ("synapse bytes", [c["synapse_bytes"] for c in cores], limits["synapse_bytes_per_core"]),
+            ("state + buffer bytes", [c["state_bytes"] + c["buffer_bytes"] for c in cores],
+             limits["buffer_bytes_per_core"]))):
+        ax.bar([i + (k - 1) * width for i in ids], [100 * v / cap if cap else 0 for v in values], width, label=label)
+    ax.axhline(100, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("core")
+    ax.set_ylabel("% of per-core limit")
+    ax.legend(fontsize=8)
+    figs.append(("Per-core utilisation", _png(fig)))
+
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(layers))))
+    names = [r["name"] for r in layers][::-1]
+    left = [0] * len(names)
+    for key in ("synapse_bytes", "state_bytes", "qkv_bytes", "accumulator_bytes", "residual_bytes", "block_bytes"):
+        vals = [r[key] for r in layers][::-1]
+        ax.barh(names, vals, left=left, label=key.replace("_bytes", ""))
+        left = [a + b for a, b in zip(left, vals)]
+    ax.set_xlabel("bytes")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=8)
+    figs.append(("Memory per layer", _png(fig)))
+
+    chips = sorted({c["chip"] for c in cores}) or [0]
+    fig, axes = plt.subplots(1, len(chips), figsize=(4 * len(chips), 5), squeeze=False)
+    order = {r["name"]: i for i, r in enumerate(layers)}
+    cmap = plt.get_cmap("viridis", max(len(layers), 2))
+    for ax, chip in zip(axes[0], chips):
+        on = [c for c in cores if c["chip"] == chip]
+        ax.scatter([c["x"] for c in on], [c["y"] for c in on], s=160, marker="s",
+                   c=[cmap(order[c["layers"][0]]) for c in on])
+        for c in on:
+            ax.annotate(str(c["id"]), (c["x"], c["y"]), ha="center", va="center", fontsize=7, color="w")
+        ax.set_title(f"chip {chip}")
+        ax.set_xlim(-0.5, mesh["mesh_x"] - 0.5)
+        ax.set_ylim(mesh["mesh_y"] - 0.5, -0.5)
+        ax.set_aspect("equal")
+    figs.append(("Placement on the mesh (colour = first layer on the core, label = core id)", _png(fig)))
+    return figs
+
+
+def _html(doc: dict, markdown: str) -> str:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>statten-hw map: {html.escape(doc['target'])}"
+             "</title></head><body style='font-family:sans-serif'>",
+             f"<pre>{html.escape(markdown)}</pre>"]
+    for title, data in _plots(doc):
+        parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_mapping_report(out_dir, model, result) -> dict:
+    """Write the report folder (every file atomically) and return the report.json dict."""
+    out = Path(out_dir)
+    doc = mapping_report_dict(model, result)
+    write_csv(out / "cores.csv", [{**c, "layers": ";".join(c["layers"])} for c in doc["cores"]])
+    write_csv(out / "layers.csv", [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]])
+    md = _markdown(doc)
+    atomic_write_text(out / "report.md", md)
+    atomic_write_text(out / "report.html", _html(doc, md))
+    write_json(out / "report.json", doc)
+    return doc
+
+
+__all__ = ["mapping_report_dict", "write_mapping_report"]

@@ -1,0 +1,51 @@
+"""map_model on the official STAtten checkpoint for the built-in chips."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mapping_helpers import statten_graph
+from statten_hw.errors import MappingError
+from statten_hw.mapping import map_model
+from statten_hw.targets import load_target
+
+
+@pytest.fixture(scope="module", params=["loihi2", "layerwise"])
+def mapped(request):
+    return request.param, map_model(statten_graph(), request.param, block_size=2)
+
+
+def test_every_neuron_placed_and_no_core_over_a_limit(mapped):
+    name, r = mapped
+    assert r.violations == ()
+    assert sum(c.neurons for c in r.cores) == sum(layer.neurons for layer in r.layers) == r.totals.neurons
+    for layer in r.layers:
+        assert layer.cores and all(layer.name in r.cores[i].layers for i in layer.cores)
+    positions = {(c.chip, c.x, c.y) for c in r.cores}
+    assert len(positions) == len(r.cores)
+    t = load_target(name)
+    assert all(0 <= c.x < t.mesh.mesh_x and 0 <= c.y < t.mesh.mesh_y for c in r.cores)
+
+
+def test_core_count_within_ten_percent_of_lower_bound(mapped):
+    _, r = mapped
+    assert r.lower_bound.cores <= r.totals.cores <= math.floor(1.1 * r.lower_bound.cores)
+
+
+def test_traffic_aware_beats_in_order(mapped):
+    name, r = mapped
+    assert r.traffic["traffic-aware"] <= r.traffic["in-order"]
+    if name == "loihi2":  # 18 cores over three mesh rows: the row wrap-arounds can be shortened
+        assert r.traffic["traffic-aware"] < r.traffic["in-order"]
+
+
+def test_rates_scale_traffic():
+    base = map_model(statten_graph(), "loihi2", 2)
+    double = map_model(statten_graph(), "loihi2", 2, rates={n.name: 0.2 for n in base.layers})
+    assert double.traffic["in-order"] == pytest.approx(2 * base.traffic["in-order"])
+
+
+def test_block_size_must_divide_t():
+    with pytest.raises(MappingError, match="block size divides T"):
+        map_model(statten_graph(), "loihi2", 3)

@@ -1,0 +1,70 @@
+"""Temporal partitioning: block-size checks, attention buffers derived by hand, latency."""
+from __future__ import annotations
+
+import pytest
+
+from mapping_helpers import small_target, statten_graph
+from statten_hw.errors import MappingError
+from statten_hw.mapping.layers import AttentionInputs, NeuronLayer, neuron_layers
+from statten_hw.mapping.temporal import counter_bits, layer_buffers, temporal_partition
+
+
+def _tiny_attention() -> NeuronLayer:
+    """STAtten over N = 4 tokens, D = 4 channels, 2 heads (d = 2): 16 output neurons, 2 units."""
+    return NeuronLayer(name="attn", kind="attention", shape=(4, 2, 2), neurons=16, units=2, unit_neurons=8,
+                       unit_weights=0, synapses=(), synapse_count=16 * 6, fan_in=6, residual_inputs=0,
+                       sources=(("q", 2), ("k", 2), ("v", 2)),
+                       attention=AttentionInputs("STAtten", heads=2, tokens=4, dim=4, q="q", k="k", v="v"))
+
+
+# By hand, state_bits = 24 (loihi2), step target:
+#   Q, K, V: B·N·D = 16·B bits each -> 3·ceil(16B/8) bytes      = 6, 12, 24     for B = 1, 2, 4
+#   KᵀV: heads·d·d = 8 counters of ceil(log2(4B + 1)) bits      = 3, 4, 5 bits  -> 24, 32, 40 bits
+#                                                                -> 3, 4, 5 bytes
+#   residual: B·N·D values of 24 bits = 384·B bits              = 48, 96, 192 bytes
+#   total                                                        = 57, 112, 221 bytes
+@pytest.mark.parametrize("block, qkv, acc, residual, total",
+                         [(1, 6, 3, 48, 57), (2, 12, 4, 96, 112), (4, 24, 5, 192, 221)])
+def test_attention_buffers_by_hand(block, qkv, acc, residual, total):
+    buf = layer_buffers(_tiny_attention(), small_target("step"), block)
+    assert (buf.qkv_bytes, buf.accumulator_bytes, buf.residual_bytes, buf.block_bytes) == (qkv, acc, residual, 0)
+    assert buf.buffer_bytes == total
+    assert buf.delay_steps == block - 1
+
+
+def test_layer_targets_hold_output_blocks_not_qkv_copies():
+    buf = layer_buffers(_tiny_attention(), small_target("layer"), 2)
+    # 16 neurons · B = 2 bits of output block = 4 bytes; Q/K/V live in their own layers' blocks.
+    assert (buf.qkv_bytes, buf.block_bytes, buf.delay_steps) == (0, 4, 0)
+
+
+def test_counter_bits():
+    assert [counter_bits(m) for m in (1, 2, 3, 4, 8, 128)] == [1, 2, 2, 3, 4, 8]
+
+
+@pytest.mark.parametrize("execution", ["step", "layer"])
+def test_fixture_attention_buffers_grow_with_block(execution):
+    layers = neuron_layers(statten_graph())
+    target = small_target(execution)
+    sizes = []
+    for block in (1, 2, 4):
+        buffers, _ = temporal_partition(layers, target, 4, block)
+        sizes.append([b.buffer_bytes for b, layer in zip(buffers, layers) if layer.attention is not None])
+    assert len(sizes[0]) == 2  # two STAtten blocks
+    for small, large in zip(sizes, sizes[1:]):
+        assert all(a < b for a, b in zip(small, large))
+
+
+def test_latency():
+    layers = neuron_layers(statten_graph())
+    _, step = temporal_partition(layers, small_target("step"), 4, 2)
+    assert step.latency_steps == 4 + 2 * (2 - 1)  # T + A·(B − 1), two attention layers
+    _, lay = temporal_partition(layers, small_target("layer"), 4, 2)
+    assert (lay.blocks, lay.stages, lay.latency_steps) == (2, 2 * len(layers), 4 * len(layers))
+
+
+@pytest.mark.parametrize("block", [3, 0, 5])
+def test_block_must_divide_t(block):
+    with pytest.raises(MappingError, match="block size divides T") as info:
+        temporal_partition(neuron_layers(statten_graph()), small_target(), 4, block)
+    assert info.value.layer == "<model>"
