@@ -93,3 +93,14 @@ def edge_problem(g: nx.DiGraph, src: str, dst: str) -> str | None:
         return None
     return (f"edge {src!r} -> {dst!r} (port {port!r}): {src!r} gives shape {show(got)}, "
             f"{dst!r} ({g.nodes[dst][OP].KIND}) expects {show(want)}")
+
+
+def inferred_shape(g: nx.DiGraph, name: str) -> Shape:
+    """The shape ``name`` produces from its inputs' stored shapes, after checking its ports and every
+    in-edge (a :class:`GraphError` names the culprit)."""
+    problem = port_problem(g, name) or next(
+        (p for src in g.predecessors(name) if (p := edge_problem(g, src, name))), None)
+    if problem:
+        raise GraphError(problem)
+    in_shapes = {port: g.nodes[p][SHAPE] for port, p in inputs_by_port(g, name).items()}
+    return tuple(g.nodes[name][OP].infer(in_shapes))

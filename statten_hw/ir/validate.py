@@ -12,7 +12,7 @@ import networkx as nx
 
 from statten_hw.errors import GraphError
 
-from .graph import OP, SHAPE, edge_problem, inputs_by_port, nodes_of, port_problem, topological_order
+from .graph import OP, SHAPE, inferred_shape, nodes_of, topological_order
 from .nodes import Input, Node, Output, SpikingAttention
 
 
@@ -27,15 +27,7 @@ def validate(g: nx.DiGraph) -> nx.DiGraph:
         if "port" not in data:
             raise GraphError(f"edge {src!r} -> {dst!r} has no port")
     for name in order:
-        problem = port_problem(g, name)
-        if problem:
-            raise GraphError(problem)
-        for src in g.predecessors(name):
-            problem = edge_problem(g, src, name)
-            if problem:
-                raise GraphError(problem)
-        in_shapes = {port: g.nodes[p][SHAPE] for port, p in inputs_by_port(g, name).items()}
-        inferred = tuple(g.nodes[name][OP].infer(in_shapes))
+        inferred = inferred_shape(g, name)
         if tuple(g.nodes[name][SHAPE]) != inferred:
             raise GraphError(f"node {name!r} stores shape {list(g.nodes[name][SHAPE])} but its inputs give {list(inferred)}")
     outputs, inputs = list(nodes_of(g, Output)), list(nodes_of(g, Input))
