@@ -94,7 +94,7 @@ def cmd_energy(args) -> None:
           f"report in {args.output}/")
 
 
-EXPORT_FORMATS = ("ir", "onnx", "onnx-float")
+EXPORT_FORMATS = ("ir", "onnx", "onnx-float", "nir")
 
 
 def cmd_export(args) -> None:
@@ -102,6 +102,7 @@ def cmd_export(args) -> None:
 
     from statten_hw.errors import InputError
     from statten_hw.export import export_float_onnx
+    from statten_hw.export.nir_export import export_nir
     from statten_hw.export.onnx_integer import export_integer_onnx
     from statten_hw.ir import lower, save_graph
 
@@ -110,30 +111,40 @@ def cmd_export(args) -> None:
     if unknown:
         raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
     path, model = _load(args)
-    graph = lower(model)
     # Everything that can fail on bad input happens before the first file is written.
-    qgraph = _quantize_for_export(model, graph, args) if "onnx" in formats else None
+    calib_x = _calibration_data(model, args) if {"onnx", "nir"} & set(formats) else None
+    # Sequence data ([N, T, C, H, W]) arrives event-encoded; single frames are repeated T times.
+    graph = lower(model, encoding="events" if calib_x is not None and calib_x.dim() == 5 else None)
+    qgraph = _quantize_for_export(model, graph, calib_x, args) if calib_x is not None else None
     stem = Path(args.output) / Path(path).stem
     written = []
     if "ir" in formats:
         written += [str(p) for p in save_graph(graph, stem)]
     if "onnx-float" in formats:
         written.append(str(export_float_onnx(model, stem.with_suffix(".float.onnx"), batch_size=args.batch)))
-    if qgraph is not None:
+    if "onnx" in formats:
         written.append(str(export_integer_onnx(qgraph, stem.with_suffix(".int.onnx"), batch_size=args.batch)))
+    if "nir" in formats:
+        written.append(str(export_nir(qgraph, stem.with_suffix(".nir"))))
     params = sum(p.numel() for p in model.parameters())
     print(f"{model.config.family}/{model.config.attention}: {params:,} parameters, deployment graph of "
           f"{graph.number_of_nodes()} nodes; wrote " + ", ".join(written))
 
 
-def _quantize_for_export(model, graph, args):
-    """Quantize on the calibration split and report float vs integer accuracy on the test split."""
+def _calibration_data(model, args):
     from statten_hw.data import load_dataset
     from statten_hw.evaluate import check_input_shape
-    from statten_hw.quant import compare_float_integer, quantize
 
     calib_x, _ = load_dataset(args.calibration, split="train")
     check_input_shape(model, calib_x)
+    return calib_x
+
+
+def _quantize_for_export(model, graph, calib_x, args):
+    """Quantize on the calibration split and report float vs integer accuracy on the test split."""
+    from statten_hw.data import load_dataset
+    from statten_hw.quant import compare_float_integer, quantize
+
     qgraph = quantize(graph, calib_x[: args.calibration_samples], weight_bits=args.bits)
     test_x, test_y = load_dataset(args.calibration, split="test")
     cmp = compare_float_integer(model, qgraph, test_x, test_y)
@@ -229,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="write the deployment graph (JSON+npz), the integer ONNX network and the float ONNX model")
     _add_model_args(ex)
     ex.add_argument("-o", "--output", default="out/export", help="output folder (default out/export)")
-    ex.add_argument("--format", default="ir,onnx,onnx-float",
-                    help="comma-separated: ir (deployment graph), onnx (integer network), onnx-float")
+    ex.add_argument("--format", default="ir,onnx,onnx-float,nir",
+                    help="comma-separated: ir (deployment graph), onnx (integer network), onnx-float, nir")
     ex.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (1-16, default 8)")
     ex.add_argument("--calibration", default="digits",
                     help="data for calibration (train split) and the float-vs-integer check (test split)")

@@ -252,10 +252,12 @@ def _spikformer(lw: _Lowering, model: nn.Module, x: str) -> str:
 FAMILIES = {SpikeDrivenTransformer: _sdt, Spikformer: _spikformer}
 
 
-def lower(model: nn.Module) -> nx.DiGraph:
+def lower(model: nn.Module, encoding: str | None = None) -> nx.DiGraph:
     """Deployment graph of ``model``, shapes inferred and validated (``passes.PIPELINE``).
 
-    ``g.graph["model"]`` holds ``model.config`` as a dict.
+    ``g.graph["model"]`` holds ``model.config`` as a dict. ``encoding`` says how inputs arrive:
+    ``'direct'`` (one frame, repeated T times) or ``'events'`` (a sequence of T frames). The models
+    take both; by default DVS models take events and the others direct input.
     """
     rule = FAMILIES.get(type(model))
     if rule is None:
@@ -265,6 +267,6 @@ def lower(model: nn.Module) -> nx.DiGraph:
     g = new_graph(model=cfg.to_dict())
     frame = (cfg.in_channels, cfg.img_size, cfg.img_size)
     x = add_op(g, "input", ir.Input(shape=frame, timesteps=cfg.timesteps,
-                                    encoding="events" if cfg.dvs else "direct"), "")
+                                    encoding=encoding or ("events" if cfg.dvs else "direct")), "")
     rule(_Lowering(g), model, x)
     return run_pipeline(g)

@@ -1,0 +1,205 @@
+"""Export the *integer* network (``quant.QuantizedGraph``) to NIR, and import it back bit-exactly.
+
+``export_nir(qgraph, path)`` writes one ``nir.NIRGraph`` (HDF5, ``nir.write`` to a temporary file in
+the target folder, then ``os.replace``: a failed export leaves no file). ``import_nir(path)`` reads it
+with plain ``nir.read`` and rebuilds a :class:`~statten_hw.quant.quantize.QuantizedGraph` whose nodes
+hold the same integer ops (``Q*`` objects rebuilt from the stored fields); ``run_nir_integer(path, x)``
+runs that graph with the reference executor ``quant.run_integer`` (same spikes, same logits).
+
+**Discrete-time convention.** One NIR time step is one model time step, ``dt = 1``. Tensors are
+time-major ``[T, batch, *shape]`` as in ``quant.execute``; the NIR ``Input``/``Output`` types are the
+per-step shapes. Every value is an integer (stored in float64 fields where NIR wants floats: exact,
+all are below ``2**53``), standing for ``q · scale`` (the node's ``metadata['scale']``).
+
+**Standard primitives.**
+
+* ``QConv2d`` -> ``nir.Conv2d`` (integer ``weight``/``bias`` as float64 arrays, dilation 1) and
+  ``QLinear`` -> ``nir.Affine``: the accumulator ``W ⋆ q + b``, saturated to ``state_bits``.
+* ``QLIF`` -> ``nir.LIF`` with per-neuron arrays of the node's shape: ``tau = 4096/dv``,
+  ``r = tau``, ``v_leak = 0``, ``v_reset = 0``, ``v_threshold = threshold - 1``. A forward-Euler step
+  (``dt = 1``) of ``tau·dv/dt = (v_leak - v) + r·I`` is ``v <- v·(1 - dv/4096) + I`` and NIR's
+  ``v > v_threshold`` is ``v >= threshold`` on integers: the float reading of the integer LIF. The
+  *exact* integer semantics (Lava's bit-accurate LIF, ``quant.execute.lif_integer``) are in the
+  node's metadata: ``threshold``, ``dv``, ``decay_bits`` (12), ``state_bits``, ``ternary``:
+  ``H = sign(V·(4096-dv))·(|V·(4096-dv)| >> 12) + X``, ``H`` clipped to ``±(2**(state_bits-1)-1)``,
+  spike ``H >= threshold`` (ternary: also ``-1`` at ``H <= -threshold``), hard reset ``V = 0``.
+* ``QInput`` -> ``nir.Input`` and ``QOutput`` -> ``nir.Output`` (per-step shapes).
+
+**Everything else** (spiking attention, membrane-add rescale, mean, max pool, flatten, ReLU, Mul) is a
+self-describing empty ``nir.NIRGraph`` whose ``metadata['statten_hw_op']`` names the integer op
+(``"QAttention"``, ``"QAdd"``, ``"QMean"``, ``"QMaxPool2d"``, ``"QFlatten"``, ``"QReLU"``, ``"QMul"``)
+and ``metadata['qop']`` holds its fields as JSON; its rule is the function of the same op in
+``statten_hw.quant.execute`` (e.g. ``QAdd``: ``requant(lhs, *lhs_rq) + requant(rhs, *rhs_rq)`` with
+``requant(q, M, S) = (q·M + 2**(S-1)) >> S``, saturated; ``QAttention``: integer attention counts of
+``mode`` with ``heads``, ``block_size``, SDSA's inner ``kv_lif`` as a LIF field dict).
+
+**Every node's metadata** (standard ones too) holds ``statten_hw_op`` (the ``Q*`` class name),
+``qop`` (JSON of all non-array fields), ``scale`` (float, exact through JSON), ``shape`` (JSON)
+and ``inputs`` (JSON ``{port: source node}``: NIR edges have no ports, and ``Add``/attention need
+them). The graph metadata holds ``weight_bits``, ``state_bits``, ``decay_bits``, ``format``
+(``"statten_hw-integer-nir/1"``) and ``order`` (JSON list: the node order of the original graph).
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import networkx as nx
+import nir
+import numpy as np
+import torch
+
+from statten_hw.ir.graph import PORT, SHAPE, inputs_by_port, topological_order
+from statten_hw.quant.execute import IntegerRun, run_integer
+from statten_hw.quant.fixed_point import DECAY_BITS
+
+Q = importlib.import_module("statten_hw.quant.quantize")
+
+FORMAT = "statten_hw-integer-nir/1"
+_CLASSES = {c.__name__: c for c in (Q.QInput, Q.QConv2d, Q.QLinear, Q.QLIF, Q.QReLU, Q.QMaxPool2d, Q.QFlatten,
+                                    Q.QMean, Q.QAdd, Q.QMul, Q.QAttention, Q.QOutput)}
+_ARRAYS = ("weight", "bias")  # stored in the NIR primitive's own fields
+
+
+def _jsonable(v):
+    if isinstance(v, Q.QLIF):
+        return {"__qop__": "QLIF", **{k: _jsonable(x) for k, x in _fields(v).items()}}
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def _fields(op) -> dict:
+    return {f.name: getattr(op, f.name) for f in dataclasses.fields(op) if f.name not in _ARRAYS}
+
+
+def _from_json(v):
+    if isinstance(v, dict) and v.get("__qop__") == "QLIF":
+        return Q.QLIF(**{k: _from_json(x) for k, x in v.items() if k != "__qop__"})
+    if isinstance(v, list):
+        return tuple(_from_json(x) for x in v)
+    return v
+
+
+def _int_array(a, what: str) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    out = a.astype(np.int64)
+    if not np.array_equal(out.astype(np.float64), a):
+        raise ValueError(f"{what}: NIR field holds non-integer values")
+    out.setflags(write=False)
+    return out
+
+
+def _nir_node(qgraph, name: str) -> nir.NIRNode:
+    g = qgraph.graph
+    op, shape = qgraph.qop(name), tuple(g.nodes[name][SHAPE])
+    meta = {"statten_hw_op": type(op).__name__, "qop": json.dumps(_jsonable(_fields(op))),
+            "scale": json.dumps(qgraph.scale(name)), "shape": json.dumps(list(shape)),
+            "inputs": json.dumps(inputs_by_port(g, name), sort_keys=True)}
+    f64 = np.float64
+    if isinstance(op, Q.QInput):
+        return nir.Input(input_type={"input": np.array(op.shape)}, metadata=meta)
+    if isinstance(op, Q.QOutput):
+        return nir.Output(output_type={"output": np.array(shape)}, metadata=meta)
+    if isinstance(op, Q.QConv2d):
+        src = next(iter(inputs_by_port(g, name).values()))
+        in_hw = tuple(int(s) for s in g.nodes[src][SHAPE][1:])
+        meta["bias_int"] = np.asarray(op.bias, dtype=np.int64)
+        return nir.Conv2d(input_shape=in_hw, weight=op.weight.astype(f64), stride=tuple(op.stride),
+                          padding=tuple(op.padding), dilation=(1, 1), groups=int(op.groups),
+                          bias=op.bias.astype(f64), metadata=meta)
+    if isinstance(op, Q.QLinear):
+        meta["bias_int"] = np.asarray(op.bias, dtype=np.int64)
+        return nir.Affine(weight=op.weight.astype(f64), bias=op.bias.astype(f64), metadata=meta)
+    if isinstance(op, Q.QLIF):
+        meta.update(threshold=int(op.threshold), dv=int(op.dv), decay_bits=DECAY_BITS,
+                    state_bits=int(qgraph.state_bits), ternary=int(op.ternary))
+        tau = np.inf if op.dv == 0 else (1 << DECAY_BITS) / op.dv
+        full = lambda v: np.full(shape, v, dtype=f64)  # noqa: E731
+        return nir.LIF(tau=full(tau), r=full(tau), v_leak=full(0.0), v_threshold=full(op.threshold - 1),
+                       v_reset=full(0.0), metadata=meta)
+    # no NIR primitive: a self-describing opaque subgraph
+    return nir.NIRGraph(nodes={}, edges=[], metadata=meta, type_check=False)
+
+
+def build_nir(qgraph: "Q.QuantizedGraph") -> nir.NIRGraph:
+    g = qgraph.graph
+    order = topological_order(g)
+    nodes = {n: _nir_node(qgraph, n) for n in order}
+    edges = [(u, v) for u, v in g.edges]
+    meta = {"format": FORMAT, "weight_bits": int(qgraph.weight_bits), "state_bits": int(qgraph.state_bits),
+            "decay_bits": DECAY_BITS, "order": json.dumps(list(g.nodes))}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+
+
+def export_nir(qgraph: "Q.QuantizedGraph", path) -> Path:
+    """Write ``qgraph`` as a NIR file (module docstring: the mapping); atomic; returns ``path``."""
+    path = Path(path)
+    graph = build_nir(qgraph)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _s(v) -> str:
+    return v.decode("utf8") if isinstance(v, bytes) else str(v)
+
+
+def _qop(name: str, node: nir.NIRNode):
+    meta = node.metadata
+    cls = _CLASSES[_s(meta["statten_hw_op"])]
+    fields = {k: _from_json(v) for k, v in json.loads(_s(meta["qop"])).items()}
+    if cls in (Q.QConv2d, Q.QLinear):
+        fields["weight"] = _int_array(node.weight, f"{name}.weight")
+        fields["bias"] = _int_array(node.bias, f"{name}.bias")
+        if not np.array_equal(fields["bias"], np.asarray(meta["bias_int"])):
+            raise ValueError(f"{name}: bias field and metadata bias_int disagree")
+    if cls is Q.QLIF and (int(meta["threshold"]) != fields["threshold"] or int(meta["dv"]) != fields["dv"]):
+        raise ValueError(f"{name}: LIF metadata disagrees with its qop fields")
+    return cls(**fields)
+
+
+def import_nir(path) -> "Q.QuantizedGraph":
+    """Read a file of :func:`export_nir` with plain ``nir.read`` and rebuild the integer graph."""
+    graph = nir.read(path, type_check=False)
+    meta = graph.metadata
+    if _s(meta.get("format", "")) != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} file")
+    qg = nx.DiGraph()
+    for name in json.loads(_s(meta["order"])):
+        node = graph.nodes[name]
+        m = node.metadata
+        qg.add_node(name, **{Q.QOP: _qop(name, node), Q.SCALE: float(json.loads(_s(m["scale"]))),
+                             SHAPE: tuple(json.loads(_s(m["shape"]))), "source": ""})
+    nir_edges = {(_s(u), _s(v)) for u, v in graph.edges}
+    for name in qg.nodes:
+        for port, src in json.loads(_s(graph.nodes[name].metadata["inputs"])).items():
+            if (src, name) not in nir_edges:
+                raise ValueError(f"edge {src!r} -> {name!r} missing from the NIR edges")
+            qg.add_edge(src, name, **{PORT: port, Q.SCALE: qg.nodes[src][Q.SCALE]})
+    qg.graph["quant"] = {"weight_bits": int(meta["weight_bits"]), "state_bits": int(meta["state_bits"]),
+                         "decay_bits": int(meta["decay_bits"])}
+    return Q.QuantizedGraph(qg, int(meta["weight_bits"]), int(meta["state_bits"]), {n: n for n in qg},
+                            nx.DiGraph())
+
+
+def run_nir_integer(path, x: torch.Tensor) -> IntegerRun:
+    """Integer run of the NIR file ``path`` (via :func:`import_nir` and ``quant.run_integer``)."""
+    return run_integer(import_nir(path), x)

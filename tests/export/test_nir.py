@@ -1,0 +1,83 @@
+"""NIR export of the integer network: file -> nir.read -> reimport -> run_integer is bit-exact."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+from statten_hw.export.nir_export import FORMAT, export_nir, import_nir, run_nir_integer
+from statten_hw.ir import lower
+from statten_hw.quant import quantize, run_integer
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
+from ir_nets import small_input, small_model  # noqa: E402
+
+
+def _roundtrip(qg, x, path):
+    ref = run_integer(qg, x)
+    assert export_nir(qg, path) == path and path.is_file()
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no leftovers
+    got = run_nir_integer(path, x)
+    assert got.logits_int.dtype == ref.logits_int.dtype
+    assert np.array_equal(got.logits_int.numpy(), ref.logits_int.numpy())
+    assert got.logits_scale == ref.logits_scale
+    for n in qg.lif_nodes:
+        assert np.array_equal(got.values[n].numpy(), ref.values[n].numpy()), n
+    for n in qg.graph:  # every node, not only the spikes
+        assert np.array_equal(got.values[n].numpy(), ref.values[n].numpy()), n
+    assert any(int(ref.values[n].abs().sum()) > 0 for n in qg.lif_nodes)
+    return ref
+
+
+@pytest.mark.parametrize("key", ["statten", "sdsa"])
+def test_small_networks_roundtrip(key, tmp_path):
+    model = small_model(key)
+    x = small_input(model)
+    _roundtrip(quantize(lower(model), x), x, tmp_path / f"{key}.nir")
+
+
+def test_digits_default_model_roundtrip(tmp_path):
+    from statten_hw import load_checkpoint
+    from statten_hw.data import load_digits_split
+    from statten_hw.defaults import default_checkpoint
+    path = default_checkpoint()
+    if not path.exists():
+        pytest.skip(f"embedded checkpoint {path.name} missing")
+    model = load_checkpoint(path).eval()
+    x_train, _ = load_digits_split("digits", "train")
+    x_test, _ = load_digits_split("digits", "test")
+    qg = quantize(lower(model), x_train[:64])
+    _roundtrip(qg, x_test[:16], tmp_path / "digits.nir")
+
+
+def test_file_is_plain_nir_with_standard_primitives(tmp_path):
+    model = small_model("statten")
+    x = small_input(model)
+    qg = quantize(lower(model), x)
+    path = export_nir(qg, tmp_path / "m.nir")
+    # Plain nir.read; type_check=False because the opaque (non-primitive) subgraphs have no NIR types.
+    g = nir.read(path, type_check=False)
+    assert isinstance(g, nir.NIRGraph) and g.metadata["format"] in (FORMAT, FORMAT.encode())
+    kinds = {type(n).__name__ for n in g.nodes.values()}
+    assert {"Input", "Output", "Conv2d", "Affine", "LIF", "NIRGraph"} <= kinds
+    assert len(g.nodes) == qg.graph.number_of_nodes() and len(g.edges) == qg.graph.number_of_edges()
+    for name in qg.lif_nodes:
+        node, op = g.nodes[name], qg.qop(name)
+        assert isinstance(node, nir.LIF)
+        assert int(node.metadata["threshold"]) == op.threshold and int(node.metadata["dv"]) == op.dv
+        assert int(node.metadata["state_bits"]) == qg.state_bits
+        assert np.all(node.v_threshold == op.threshold - 1) and np.all(node.tau * op.dv == 4096)
+    for name in qg.graph:
+        op, node = qg.qop(name), g.nodes[name]
+        if type(op).__name__ == "QConv2d":
+            assert isinstance(node, nir.Conv2d) and np.array_equal(node.weight, op.weight.astype(np.float64))
+        if type(op).__name__ == "QAttention":
+            assert isinstance(node, nir.NIRGraph)
+            meta = node.metadata
+            assert meta["statten_hw_op"] in ("QAttention", b"QAttention")
+            assert json.loads(meta["qop"])["mode"] == "STAtten"
+    assert type(import_nir(path).qop(qg.output_node)).__name__ == "QOutput"
