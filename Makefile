@@ -22,6 +22,7 @@ demo: venv
 	$(BIN)/statten-hw info
 	$(BIN)/statten-hw eval --dataset digits
 	$(BIN)/statten-hw export -o out/export
+	$(BIN)/statten-hw map statten_hw/default_models/digits_seq_b2.pth --target loihi2 -B all -o out/map
 	$(BIN)/statten-hw energy --model paper45nm -o out/energy
 
 test: venv
