@@ -26,7 +26,8 @@ all are below ``2**53``), standing for ``q · scale`` (the node's ``metadata['sc
 * ``QInput`` -> ``nir.Input`` and ``QOutput`` -> ``nir.Output`` (per-step shapes).
 
 **Everything else** (spiking attention, membrane-add rescale, mean, max pool, flatten, ReLU, Mul) is a
-self-describing empty ``nir.NIRGraph`` whose ``metadata['statten_hw_op']`` names the integer op
+self-describing ``nir.NIRGraph`` (typed ``input -> [shape carrier] -> output``, see ``_opaque``;
+``nir.read`` with its default type checking accepts the file) whose ``metadata['statten_hw_op']`` names the integer op
 (``"QAttention"``, ``"QAdd"``, ``"QMean"``, ``"QMaxPool2d"``, ``"QFlatten"``, ``"QReLU"``, ``"QMul"``)
 and ``metadata['qop']`` holds its fields as JSON; its rule is the function of the same op in
 ``statten_hw.quant.execute`` (e.g. ``QAdd``: ``requant(lhs, *lhs_rq) + requant(rhs, *rhs_rq)`` with
@@ -128,8 +129,52 @@ def _nir_node(qgraph, name: str) -> nir.NIRNode:
         full = lambda v: np.full(shape, v, dtype=f64)  # noqa: E731
         return nir.LIF(tau=full(tau), r=full(tau), v_leak=full(0.0), v_threshold=full(op.threshold - 1),
                        v_reset=full(0.0), metadata=meta)
-    # no NIR primitive: a self-describing opaque subgraph
-    return nir.NIRGraph(nodes={}, edges=[], metadata=meta, type_check=False)
+    # no NIR primitive: a self-describing opaque subgraph with typed Input/Output nodes
+    return _opaque(g, name, op, shape, meta)
+
+
+def _opaque(g, name: str, op, shape: tuple, meta: dict) -> nir.NIRGraph:
+    """Typed opaque subgraph ``input -> [shape carrier] -> output`` of per-step shapes.
+
+    nir 1.0.8 type-checks an edge into a subgraph against *all* of the subgraph's ``Input`` types at
+    once (``len(input_type)`` must equal the predecessor's single output) and its edges cannot
+    address a subgraph port (``validate_structure`` only accepts top-level node names): a subgraph
+    with one ``Input`` per port (``q``/``k``/``v``, ``lhs``/``rhs``) fails ``nir.read``. So every
+    opaque op has one ``Input`` named ``input`` of the (common) per-step shape of its input ports;
+    the ports are in ``metadata['inputs']``. The inner nodes only carry the types: the op's integer
+    rule is the one named by ``metadata['statten_hw_op']``.
+    """
+    ports = inputs_by_port(g, name)
+    in_shapes = {p: tuple(int(d) for d in g.nodes[src][SHAPE]) for p, src in ports.items()}
+    if len(set(in_shapes.values())) != 1:
+        raise ValueError(f"{name}: NIR export needs equal per-step shapes on all input ports, got {in_shapes}")
+    in_shape = next(iter(in_shapes.values()))
+    out_shape = tuple(int(d) for d in shape)
+    nodes = {"input": nir.Input(input_type={"input": np.array(in_shape)})}
+    chain = []
+    if in_shape == out_shape:
+        pass
+    elif isinstance(op, Q.QFlatten) and out_shape == (int(np.prod(in_shape)),):
+        chain = [("flatten", nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1))]
+    elif isinstance(op, Q.QMaxPool2d) and len(in_shape) == 3:
+        # shape carrier only (NIR has no max pool): same window -> same output type
+        chain = [("pool", nir.SumPool2d(kernel_size=np.array(op.kernel), stride=np.array(op.stride),
+                                        padding=np.array(op.padding)))]
+    elif isinstance(op, Q.QMean) and len(in_shape) == 3 and out_shape == in_shape[:1]:
+        hw = np.array(in_shape[1:])
+        chain = [("pool", nir.AvgPool2d(kernel_size=hw, stride=hw, padding=np.array([0, 0]))),
+                 ("flatten", nir.Flatten(input_type={"input": np.array([in_shape[0], 1, 1])},
+                                         start_dim=0, end_dim=-1))]
+    else:
+        raise ValueError(f"{name}: no typed NIR form for {type(op).__name__} {in_shape} -> {out_shape}")
+    nodes.update(chain)
+    nodes["output"] = nir.Output(output_type={"output": np.array(out_shape)})
+    names = list(nodes)
+    edges = list(zip(names[:-1], names[1:]))
+    sub = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=True)
+    if not np.array_equal(sub.output_type["output"], np.array(out_shape)):
+        raise ValueError(f"{name}: NIR subgraph output type {sub.output_type['output']} != {out_shape}")
+    return sub
 
 
 def build_nir(qgraph: "Q.QuantizedGraph") -> nir.NIRGraph:
@@ -139,7 +184,7 @@ def build_nir(qgraph: "Q.QuantizedGraph") -> nir.NIRGraph:
     edges = [(u, v) for u, v in g.edges]
     meta = {"format": FORMAT, "weight_bits": int(qgraph.weight_bits), "state_bits": int(qgraph.state_bits),
             "decay_bits": DECAY_BITS, "order": json.dumps(list(g.nodes))}
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=False)
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=True)
 
 
 def export_nir(qgraph: "Q.QuantizedGraph", path) -> Path:
@@ -178,7 +223,7 @@ def _qop(name: str, node: nir.NIRNode):
 
 def import_nir(path) -> "Q.QuantizedGraph":
     """Read a file of :func:`export_nir` with plain ``nir.read`` and rebuild the integer graph."""
-    graph = nir.read(path, type_check=False)
+    graph = nir.read(path)  # default type checking: every node, subgraphs included, is typed
     meta = graph.metadata
     if _s(meta.get("format", "")) != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")

@@ -373,39 +373,37 @@ class Flatten(Node):
         return (h * w, c) if self.channels_last else (c, h * w)
 
 
+class _ElementwiseBinary:
+    """Ports ``lhs`` and ``rhs`` of one shape; the output has that shape too."""
+
+    PORTS: ClassVar[tuple[str, ...]] = ("lhs", "rhs")
+
+    def expected(self, port, in_shapes):
+        return in_shapes["lhs"]
+
+    def infer(self, in_shapes):
+        return in_shapes["lhs"]
+
+
 @register
 @dataclass(frozen=True, eq=False)
-class Add(Node):
+class Add(_ElementwiseBinary, Node):
     """Residual sum ``y[t] = lhs[t] + rhs[t]``. ``kind='membrane'``: the MS shortcut (real-valued
     membrane inputs, SDT/STAtten); ``'spike'``: the SEW shortcut (spike counts, Spikformer)."""
 
     KIND: ClassVar[str] = "add"
-    PORTS: ClassVar[tuple[str, ...]] = ("lhs", "rhs")
     kind: str = "membrane"
 
     def check(self):
         _choice(self, "kind", ADD_KINDS)
 
-    def expected(self, port, in_shapes):
-        return in_shapes["lhs"]
-
-    def infer(self, in_shapes):
-        return in_shapes["lhs"]
-
 
 @register
 @dataclass(frozen=True, eq=False)
-class Mul(Node):
+class Mul(_ElementwiseBinary, Node):
     """Element-wise gate ``y[t] = lhs[t] · rhs[t]`` (STAtten DVS: attention spikes times pooled input)."""
 
     KIND: ClassVar[str] = "mul"
-    PORTS: ClassVar[tuple[str, ...]] = ("lhs", "rhs")
-
-    def expected(self, port, in_shapes):
-        return in_shapes["lhs"]
-
-    def infer(self, in_shapes):
-        return in_shapes["lhs"]
 
 
 @register

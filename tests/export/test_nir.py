@@ -17,10 +17,26 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
 from ir_nets import small_input, small_model  # noqa: E402
 
 
+def _check_typed(g, qg):
+    """Every opaque subgraph has one typed Input (per-step shape of its ports) and one typed Output."""
+    from statten_hw.ir.graph import SHAPE, inputs_by_port
+    for name in qg.graph:
+        node = g.nodes[name]
+        if not isinstance(node, nir.NIRGraph):
+            continue
+        assert set(node.inputs) == {"input"} and set(node.outputs) == {"output"}, name
+        for src in inputs_by_port(qg.graph, name).values():
+            assert np.array_equal(node.input_type["input"], qg.graph.nodes[src][SHAPE]), name
+        assert np.array_equal(node.output_type["output"], qg.graph.nodes[name][SHAPE]), name
+        assert node.check_types()
+    assert g.check_types()
+
+
 def _roundtrip(qg, x, path):
     ref = run_integer(qg, x)
     assert export_nir(qg, path) == path and path.is_file()
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # atomic: no leftovers
+    _check_typed(nir.read(path), qg)  # default type_check=True
     got = run_nir_integer(path, x)
     assert got.logits_int.dtype == ref.logits_int.dtype
     assert np.array_equal(got.logits_int.numpy(), ref.logits_int.numpy())
@@ -59,8 +75,9 @@ def test_file_is_plain_nir_with_standard_primitives(tmp_path):
     x = small_input(model)
     qg = quantize(lower(model), x)
     path = export_nir(qg, tmp_path / "m.nir")
-    # Plain nir.read; type_check=False because the opaque (non-primitive) subgraphs have no NIR types.
-    g = nir.read(path, type_check=False)
+    # Plain nir.read with its default type checking: the opaque subgraphs carry NIR types too.
+    g = nir.read(path)
+    _check_typed(g, qg)
     assert isinstance(g, nir.NIRGraph) and g.metadata["format"] in (FORMAT, FORMAT.encode())
     kinds = {type(n).__name__ for n in g.nodes.values()}
     assert {"Input", "Output", "Conv2d", "Affine", "LIF", "NIRGraph"} <= kinds
@@ -80,4 +97,5 @@ def test_file_is_plain_nir_with_standard_primitives(tmp_path):
             meta = node.metadata
             assert meta["statten_hw_op"] in ("QAttention", b"QAttention")
             assert json.loads(meta["qop"])["mode"] == "STAtten"
+            assert sorted(json.loads(meta["inputs"])) == ["k", "q", "v"]
     assert type(import_nir(path).qop(qg.output_node)).__name__ == "QOutput"
