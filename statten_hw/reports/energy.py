@@ -1,4 +1,4 @@
-"""The ``energy`` command's report folder: report.json, report.md and a per-layer CSV."""
+"""The ``energy`` command's report folder: report.json, report.md, report.html and a per-layer CSV."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 from statten_hw.energy import EnergyReport, energy_table
 
 from .files import atomic_write_text, write_csv, write_json
+from .html import figure_png, html_page, pyplot
 from .schema import empty_report
 
 
@@ -32,10 +33,24 @@ def _markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _energy_figure(doc: dict) -> list[tuple[str, str]]:
+    plt = pyplot()
+    rows = doc["layers"][::-1]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(rows))))
+    colours = {"conv": "tab:blue", "linear": "tab:green", "attention": "tab:red"}
+    ax.barh([r["name"] for r in rows], [r["energy_j"] * 1e6 for r in rows],
+            color=[colours.get(r["kind"], "tab:gray") for r in rows])
+    ax.set_xlabel("energy per sample (µJ)")
+    ax.tick_params(axis="y", labelsize=7)
+    return [("Energy per layer (blue conv, green linear, red attention)", figure_png(fig))]
+
+
 def write_energy_report(out_dir, model, report: EnergyReport) -> dict:
     out = Path(out_dir)
     doc = energy_report_dict(model, report)
     write_csv(out / "layers.csv", [{k: v for k, v in row.items() if k != "cores"} for row in doc["layers"]])
-    atomic_write_text(out / "report.md", _markdown(doc))
+    md = _markdown(doc)
+    atomic_write_text(out / "report.md", md)
+    atomic_write_text(out / "report.html", html_page("statten-hw energy: paper45nm", md, _energy_figure(doc)))
     write_json(out / "report.json", doc)
     return doc

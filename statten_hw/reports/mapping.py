@@ -7,13 +7,11 @@ the schema sits under ``"mapping"`` (lower bound, schedule, placement traffic) a
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 from dataclasses import asdict
 from pathlib import Path
 
 from .files import atomic_write_text, write_csv, write_json
+from .html import figure_png, html_page, pyplot
 from .schema import empty_report
 
 _CORE_DYNAMIC = ("spikes_in", "spikes_out", "sops", "neuron_updates", "cycles_busy", "noc_packets", "noc_hops",
@@ -81,19 +79,8 @@ def _ids(ids: list[int]) -> str:
     return f"{ids[0]}–{ids[-1]}" if len(ids) > 2 and ids == list(range(ids[0], ids[-1] + 1)) else ", ".join(map(str, ids))
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def _plots(doc: dict) -> list[tuple[str, str]]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     limits, mesh, cores, layers = doc["mapping"]["limits"], doc["mapping"]["mesh"], doc["cores"], doc["layers"]
     figs = []
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(cores)), 3.5))
@@ -109,7 +96,7 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
     ax.set_xlabel("core")
     ax.set_ylabel("% of per-core limit")
     ax.legend(fontsize=8)
-    figs.append(("Per-core utilisation", _png(fig)))
+    figs.append(("Per-core utilisation", figure_png(fig)))
 
     fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(layers))))
     names = [r["name"] for r in layers][::-1]
@@ -121,7 +108,7 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
     ax.set_xlabel("bytes")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=8)
-    figs.append(("Memory per layer", _png(fig)))
+    figs.append(("Memory per layer", figure_png(fig)))
 
     chips = sorted({c["chip"] for c in cores}) or [0]
     fig, axes = plt.subplots(1, len(chips), figsize=(4 * len(chips), 5), squeeze=False)
@@ -137,18 +124,8 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
         ax.set_xlim(-0.5, mesh["mesh_x"] - 0.5)
         ax.set_ylim(mesh["mesh_y"] - 0.5, -0.5)
         ax.set_aspect("equal")
-    figs.append(("Placement on the mesh (colour = first layer on the core, label = core id)", _png(fig)))
+    figs.append(("Placement on the mesh (colour = first layer on the core, label = core id)", figure_png(fig)))
     return figs
-
-
-def _html(doc: dict, markdown: str) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>statten-hw map: {html.escape(doc['target'])}"
-             "</title></head><body style='font-family:sans-serif'>",
-             f"<pre>{html.escape(markdown)}</pre>"]
-    for title, data in _plots(doc):
-        parts.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
 
 
 def write_mapping_report(out_dir, model, result) -> dict:
@@ -159,7 +136,7 @@ def write_mapping_report(out_dir, model, result) -> dict:
     write_csv(out / "layers.csv", [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]])
     md = _markdown(doc)
     atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", _html(doc, md))
+    atomic_write_text(out / "report.html", html_page(f"statten-hw map: {doc['target']}", md, _plots(doc)))
     write_json(out / "report.json", doc)
     return doc
 

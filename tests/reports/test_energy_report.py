@@ -27,6 +27,7 @@ def test_energy_report_files_and_totals(tmp_path, fixture_npz):
     assert doc["totals"]["sops"] is None  # not measured by this command: null, never zero
     assert doc["totals"]["energy_j"] == pytest.approx(sum(row["energy_j"] for row in doc["layers"]))
     assert (out / "report.md").exists() and (out / "layers.csv").exists()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
     assert not list(out.glob(".*.tmp"))
 
 
