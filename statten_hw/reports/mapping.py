@@ -94,6 +94,7 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
         ax.bar([i + (k - 1) * width for i in ids], [100 * v / cap if cap else 0 for v in values], width, label=label)
     ax.axhline(100, color="k", lw=0.8, ls="--")
     ax.set_xlabel("core")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("% of per-core limit")
     ax.legend(fontsize=8)
     figs.append(("Per-core utilisation", figure_png(fig)))
