@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 from statten_hw.ir.graph import PORT, SHAPE, inputs_by_port, topological_order
+from statten_hw.ir.serialize import jsonable
 from statten_hw.quant.execute import IntegerRun, run_integer
 from statten_hw.quant.fixed_point import DECAY_BITS
 
@@ -66,18 +67,9 @@ _CLASSES = {c.__name__: c for c in (Q.QInput, Q.QConv2d, Q.QLinear, Q.QLIF, Q.QR
 _ARRAYS = ("weight", "bias")  # stored in the NIR primitive's own fields
 
 
-def _jsonable(v):
-    if isinstance(v, Q.QLIF):
-        return {"__qop__": "QLIF", **{k: _jsonable(x) for k, x in _fields(v).items()}}
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    return v
+def _encode_qlif(v):
+    """A LIF nested inside another op's fields (SDSA's inner LIF) is tagged so it can be rebuilt."""
+    return {"__qop__": "QLIF", **_fields(v)} if isinstance(v, Q.QLIF) else None
 
 
 def _fields(op) -> dict:
@@ -104,7 +96,7 @@ def _int_array(a, what: str) -> np.ndarray:
 def _nir_node(qgraph, name: str) -> nir.NIRNode:
     g = qgraph.graph
     op, shape = qgraph.qop(name), tuple(g.nodes[name][SHAPE])
-    meta = {"statten_hw_op": type(op).__name__, "qop": json.dumps(_jsonable(_fields(op))),
+    meta = {"statten_hw_op": type(op).__name__, "qop": json.dumps(jsonable(_fields(op), _encode_qlif)),
             "scale": json.dumps(qgraph.scale(name)), "shape": json.dumps(list(shape)),
             "inputs": json.dumps(inputs_by_port(g, name), sort_keys=True)}
     f64 = np.float64

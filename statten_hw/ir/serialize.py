@@ -30,12 +30,20 @@ def _paths(path_stem) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".npz")
 
 
-def _jsonable(value):
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
+def jsonable(value, encode_object=None):
+    """``value`` as plain JSON types: tuples and lists become lists, numpy scalars Python numbers,
+    dicts are converted value by value. ``encode_object(v)`` may turn an object only the caller
+    knows into a dict (it returns None for everything else)."""
+    custom = encode_object(value) if encode_object else None
+    if custom is not None:
+        return {k: jsonable(v, encode_object) for k, v in custom.items()}
+    if isinstance(value, dict):
+        return {k: jsonable(v, encode_object) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v, encode_object) for v in value]
+    if isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, (np.floating,)):
+    if isinstance(value, np.floating):
         return float(value)
     return value
 
@@ -54,7 +62,7 @@ def save_graph(g: nx.DiGraph, path_stem) -> tuple[Path, Path]:
                 arrays[key] = value
                 fields[field] = {"array": key}
             else:
-                fields[field] = _jsonable(value)
+                fields[field] = jsonable(value)
         shape = data.get(SHAPE)
         nodes.append({"name": name, "kind": op.KIND, "source": data.get(SOURCE, ""),
                       "shape": None if shape is None else list(shape), "fields": fields})

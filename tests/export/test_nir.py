@@ -60,10 +60,7 @@ def test_digits_default_model_roundtrip(tmp_path):
     from statten_hw import load_checkpoint
     from statten_hw.data import load_digits_split
     from statten_hw.defaults import default_checkpoint
-    path = default_checkpoint()
-    if not path.exists():
-        pytest.skip(f"embedded checkpoint {path.name} missing")
-    model = load_checkpoint(path).eval()
+    model = load_checkpoint(default_checkpoint()).eval()
     x_train, _ = load_digits_split("digits", "train")
     x_test, _ = load_digits_split("digits", "test")
     qg = quantize(lower(model), x_train[:64])

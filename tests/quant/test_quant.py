@@ -143,10 +143,7 @@ def test_embedded_digits_model_within_one_point():
     from statten_hw import load_checkpoint
     from statten_hw.data import load_digits_split
     from statten_hw.defaults import default_checkpoint
-    path = default_checkpoint()
-    if not path.exists():
-        pytest.skip(f"embedded checkpoint {path.name} not trained yet (missing {path})")
-    model = load_checkpoint(path).eval()
+    model = load_checkpoint(default_checkpoint()).eval()
     x_train, _ = load_digits_split("digits", "train")
     x, y = load_digits_split("digits", "test")
     qg = quantize(lower(model), x_train[:256])
