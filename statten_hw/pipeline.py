@@ -1,0 +1,70 @@
+"""One checkpoint to a deployable network: load, lower, quantize, map — shared by every command.
+
+``simulate``, ``sweep`` and the backends (event simulator, Lava, SANA-FE) all start from the same
+:class:`Deployment`, so a figure of one backend and a figure of another describe the same integer
+network on the same placement.
+
+>>> d = prepare(None, target="loihi2", block_size=2)   # doctest: +SKIP
+>>> d.qgraph, d.mapping.totals.cores                    # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+#: Calibration samples taken from the calibration split unless told otherwise.
+CALIBRATION_SAMPLES = 256
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A loaded model, its quantized integer graph and its mapping on one target with blocks of B."""
+
+    checkpoint: Path
+    model: torch.nn.Module
+    qgraph: object  # statten_hw.quant.QuantizedGraph
+    mapping: object  # statten_hw.mapping.MappingResult
+    dataset: str
+
+    @property
+    def block_size(self) -> int:
+        return self.mapping.block_size
+
+    @property
+    def target(self):
+        return self.mapping.target
+
+
+def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None = None, *, bits: int = 8,
+            timesteps: int | None = None, dataset: str | None = None,
+            calibration_samples: int = CALIBRATION_SAMPLES, use_ema: bool = False) -> Deployment:
+    """Load ``checkpoint`` (the embedded default when None), quantize it on ``dataset``'s training split
+    (its first ``calibration_samples``) with ``bits``-bit weights, and map it on ``target`` with blocks of
+    ``block_size`` (the checkpoint's own B when None). Raises a `StattenError` on any bad input."""
+    from statten_hw.data import load_dataset
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.evaluate import check_input_shape
+    from statten_hw.ir import lower
+    from statten_hw.mapping import map_model
+    from statten_hw.models import load_checkpoint
+    from statten_hw.quant import quantize
+    from statten_hw.targets import Target, load_target
+
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    model = load_checkpoint(path, use_ema=use_ema, timesteps=timesteps, block_size=block_size)
+    dataset = dataset or dataset_for(path)
+    calib_x, _ = load_dataset(dataset, split="train")
+    check_input_shape(model, calib_x)
+    graph = lower(model, encoding="events" if calib_x.dim() == 5 else None)
+    qgraph = quantize(graph, calib_x[:calibration_samples], weight_bits=bits)
+    target = target if isinstance(target, Target) else load_target(target)
+    mapping = map_model(qgraph.float_graph, target, model.config.block_size)
+    return Deployment(path, model, qgraph, mapping, dataset)
+
+
+def dataset_for(checkpoint: Path) -> str:
+    """The embedded temporal-digits checkpoints take digit rows as a sequence; all others single images."""
+    return "digits-seq" if Path(checkpoint).name.startswith("digits_seq_b") else "digits"
