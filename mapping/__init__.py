@@ -94,6 +94,9 @@ class MappingResult:
     traffic: dict[str, float]
     rates: dict[str, float]
     violations: tuple[tuple[int, str, int, int], ...] = ()
+    #: ``(core id, layer, neurons)`` per layer slice, in core order: a layer's neurons (flattened in its
+    #: own shape's order) fill its slices one after another, so slice k holds the next ``neurons`` of them.
+    pieces: tuple[tuple[int, str, int], ...] = ()
 
 
 def _graph(model) -> nx.DiGraph:
@@ -137,7 +140,8 @@ def map_model(model, target: Target | str | os.PathLike, block_size: int,
         layers=_layer_rows(layers, buffers, demands, part, target),
         cores=_core_rows(part.cores, positions[chosen.name]),
         totals=_totals(part, target), lower_bound=lower_bound(demands, target), placement=chosen.name,
-        traffic=costs, rates=used_rates, violations=violations)
+        traffic=costs, rates=used_rates, violations=violations,
+        pieces=tuple((c.id, p.layer, p.neurons) for c in part.cores for p in c.pieces))
 
 
 def _layer_rows(layers: list[NeuronLayer], buffers: list[LayerBuffers], demands, part: Partition,

@@ -1,7 +1,8 @@
 """Integer reference executor: the golden spikes and logits every backend must reproduce.
 
 ``run_integer(qgraph, x)`` runs the :class:`~statten_hw.quant.quantize.QuantizedGraph` with int64
-torch ops only (integer matmul/einsum, shifts, comparisons, max); the one float step is the
+torch ops (shifts, comparisons, max, integer sums; conv/linear/attention products through float64
+kernels, exact because every partial sum is checked to stay below 2^53); the one float step is the
 sensor boundary of ``QInput`` (``round(x/scale)``), skipped when ``x`` is already an integer
 tensor. Tensors are time-major ``[T, batch, *shape]`` as in ``ir.execute_float``. An op with no
 rule raises :class:`UnsupportedLayer` — never skipped.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -74,31 +76,39 @@ def _input(op: Q.QInput, ins, x, ctx, name):
     return x.transpose(0, 1).contiguous()
 
 
-def _conv_int(z: torch.Tensor, op: Q.QConv2d) -> torch.Tensor:
-    """Integer conv2d as a sum over kernel offsets of int64 einsums (torch has no int64 conv)."""
-    w = torch.from_numpy(op.weight.copy())
-    (sh, sw), (ph, pw), G = op.stride, op.padding, op.groups
-    z = F.pad(z, (pw, pw, ph, ph))
-    N, C, Hp, Wp = z.shape
-    O, Cg, kh, kw = w.shape
-    Ho, Wo = (Hp - kh) // sh + 1, (Wp - kw) // sw + 1
-    out = torch.zeros(N, O, Ho, Wo, dtype=I64)
-    zg = z.view(N, G, Cg, Hp, Wp)
-    wg = w.view(G, O // G, Cg, kh, kw)
-    for i in range(kh):
-        for j in range(kw):
-            patch = zg[:, :, :, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
-            out += torch.einsum("ngchw,goc->ngohw", patch, wg[:, :, :, i, j]).reshape(N, O, Ho, Wo)
-    return out + torch.from_numpy(op.bias.copy()).view(1, O, 1, 1)
+#: Largest integer a float64 sum holds exactly: the float kernels below are exact below it.
+EXACT_LIMIT = 1 << 53
+
+
+def _exact(name: str, bound: float) -> None:
+    """Refuse a float64 kernel whose integer sums could leave the exactly representable range."""
+    if bound >= EXACT_LIMIT:
+        raise GraphError(f"node {name!r}: integer sums may reach {bound:.3g} >= 2^53, beyond exact float64 kernels")
+
+
+def _weight(a, like: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(a.copy()).to(device=like.device, dtype=torch.float64)
+
+
+def _conv_int(z: torch.Tensor, op: Q.QConv2d, name: str = "?") -> torch.Tensor:
+    """Integer conv2d through float64 ``conv2d``: exact while every partial sum stays below 2^53
+    (checked from the input's largest magnitude and the weights' absolute row sums), and fast on
+    CPU (oneDNN) and CUDA alike, where torch has no int64 convolution."""
+    w = _weight(op.weight, z)
+    _exact(name, float(z.abs().max()) * float(w.abs().flatten(1).sum(1).max()) + float(np.abs(op.bias).max(initial=0)))
+    out = F.conv2d(z.to(torch.float64), w, _weight(op.bias, z), stride=op.stride, padding=op.padding, groups=op.groups)
+    return out.round().to(I64)
 
 
 def _conv(op, ins, x, ctx, name):
-    return ctx.sat(name, _per_step(lambda z: _conv_int(z, op), ins["x"]), "accumulator")
+    return ctx.sat(name, _per_step(lambda z: _conv_int(z, op, name), ins["x"]), "accumulator")
 
 
 def _linear(op: Q.QLinear, ins, x, ctx, name):
-    w, b = torch.from_numpy(op.weight.copy()), torch.from_numpy(op.bias.copy())
-    return ctx.sat(name, torch.matmul(ins["x"], w.T) + b, "accumulator")
+    x, w = ins["x"], _weight(op.weight, ins["x"])
+    _exact(name, float(x.abs().max()) * float(w.abs().sum(1).max()) + float(np.abs(op.bias).max(initial=0)))
+    acc = (torch.matmul(x.to(torch.float64), w.T) + _weight(op.bias, x)).round().to(I64)
+    return ctx.sat(name, acc, "accumulator")
 
 
 def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str) -> torch.Tensor:
@@ -162,6 +172,14 @@ def _heads(z, heads):
     return z.flatten(3).transpose(-1, -2).reshape(T, B, H * W, heads, C // heads).permute(0, 1, 3, 2, 4).contiguous()
 
 
+def _counts(product, q, k, v) -> torch.Tensor:
+    """An attention product of spike/count tensors as exact int64 counts (sf lives in the scale).
+    On CUDA, which has no int64 matmul, it runs in float64: spike counts are far below 2^53."""
+    if q.device.type == "cpu":
+        return product(q, k, v)
+    return product(*(z.to(torch.float64) for z in (q, k, v))).round().to(I64)
+
+
 def _dvs_pool(z):
     """``MaxPool3d((1,3,3), 1, (0,1,1))`` over the last two axes of a 5-D int64 tensor."""
     lead = z.shape[:-2]
@@ -174,7 +192,8 @@ def _attention(op: Q.QAttention, ins, x, ctx, name):
     if op.mode == "SSA":  # Spikformer: ((Q Kᵀ) · V) as integer counts, sf in the scale
         T, B, N, C = ins["q"].shape
         q, k, v = (ins[n].reshape(T, B, N, op.heads, C // op.heads).permute(0, 1, 3, 2, 4) for n in "qkv")
-        out = ctx.sat(name, torch.matmul(torch.matmul(q, k.transpose(-2, -1)), v), "attention sum")
+        out = ctx.sat(name, _counts(lambda a, b, c: torch.matmul(torch.matmul(a, b.transpose(-2, -1)), c), q, k, v),
+                      "attention sum")
         return out.transpose(2, 3).reshape(T, B, N, C).contiguous()
     T, B, C, H, W = ins["q"].shape
     q, k, v = (_heads(ins[n], op.heads) for n in "qkv")
@@ -186,10 +205,8 @@ def _attention(op: Q.QAttention, ins, x, ctx, name):
         out = q * kv
         out = _dvs_pool(out) if op.dvs else out
         return out.transpose(3, 4).reshape(T, B, C, H, W).contiguous()
-    out = BLOCKWISE_PRODUCTS[op.mode](q, k, v, op.block_size, 1)  # exact integer counts; sf is in the scale
-    if out.dtype != I64:
-        raise GraphError(f"node {name!r}: attention product left int64 ({out.dtype})")
-    out = ctx.sat(name, out, "attention sum")
+    product = BLOCKWISE_PRODUCTS[op.mode]
+    out = ctx.sat(name, _counts(lambda a, b, c: product(a, b, c, op.block_size, 1), q, k, v), "attention sum")
     return out.transpose(4, 3).reshape(T, B, C, H * W).contiguous().reshape(T, B, C, H, W)
 
 
@@ -206,9 +223,13 @@ EXECUTORS: dict[type, Callable] = {
 
 
 @torch.no_grad()
-def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = False) -> IntegerRun:
+def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = False,
+                device: str | torch.device | None = None) -> IntegerRun:
     """Integer run of ``qgraph`` on the batch ``x`` (model input layout). ``strict``: the first
-    value leaving ``state_bits`` raises ``QuantizationOverflow`` instead of saturating."""
+    value leaving ``state_bits`` raises ``QuantizationOverflow`` instead of saturating. ``device``
+    (default: where ``x`` is) runs every kernel there; results are identical on CPU and CUDA."""
+    if device is not None:
+        x = x.to(device)
     g = qgraph.graph
     ctx = _Ctx(qgraph.state_bits, strict)
     values: dict[str, torch.Tensor] = {}
