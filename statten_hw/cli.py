@@ -219,6 +219,42 @@ def cmd_map(args) -> None:
     print(f"reports in {args.output}/")
 
 
+def _simulation_inputs(deployment, args):
+    """Inputs (and labels) to simulate: ``--input`` data set (default: the deployment's embedded one)."""
+    from statten_hw.data import load_dataset
+    from statten_hw.errors import InputError
+
+    x, y = load_dataset(args.input or deployment.dataset, split="test")
+    if args.samples is not None:
+        if args.samples < 1:
+            raise InputError(f"--samples must be at least 1, got {args.samples}")
+        x, y = x[: args.samples], y[: args.samples]
+    return x, y
+
+
+def cmd_simulate(args) -> None:
+    from rich.console import Console
+
+    from statten_hw.errors import InputError
+    from statten_hw.pipeline import prepare
+    from statten_hw.reports.simulation import write_simulation_report
+    from statten_hw.simulator import simulate
+
+    if args.backend not in ("event",):
+        raise InputError(f"--backend must be one of event, got {args.backend!r}")
+    deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
+                         use_ema=args.ema)
+    x, y = _simulation_inputs(deployment, args)
+    with Console().status(f"simulating {len(x)} sample(s) with the {args.engine} engine on {args.device}"):
+        sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y)
+    doc = write_simulation_report(args.output, sim.report)
+    s, pi = doc["simulation"], doc["simulation"]["per_inference"]
+    acc = f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""
+    print(f"{deployment.checkpoint.name} on {doc['target']} (B = {doc['block_size']}): {s['samples']} sample(s){acc}; "
+          f"per inference {pi['cycles']:,.0f} cycles, {pi['latency_s'] * 1e6:,.2f} µs, {pi['energy_j'] * 1e6:,.3f} µJ; "
+          f"{doc['totals']['cores']} core(s); report in {args.output}/")
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="checkpoint file (default: the embedded digits STAtten model)")
     p.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
@@ -266,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--samples", type=int, default=64, help="samples to measure rates on (default 64)")
     en.add_argument("-o", "--output", default="out/energy", help="report folder (default out/energy)")
     en.set_defaults(func=cmd_energy)
+    sm = sub.add_parser("simulate", help="cycle-level event simulation of the placed integer network; report")
+    _add_model_args(sm)
+    sm.add_argument("--target", default="loihi2", help="loihi2 | layerwise | paper45nm | PATH.toml")
+    sm.add_argument("--backend", default="event", help="event (the cycle-level simulator)")
+    sm.add_argument("--engine", default="fast", help="fast (tensors, CPU/CUDA) | detailed (one packet at a time)")
+    sm.add_argument("--device", default="cpu", help="cpu | cuda (fast engine)")
+    sm.add_argument("--input", help="digits | digits-seq | PATH.npz (default: the model's embedded data set)")
+    sm.add_argument("--samples", type=int, help="number of inputs (default: the whole test split)")
+    sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
+    sm.add_argument("-o", "--output", default="out/simulate", help="report folder (default out/simulate)")
+    sm.set_defaults(func=cmd_simulate)
     tg = sub.add_parser("targets", help="list the built-in hardware targets (or pass --target FILE.toml elsewhere)")
     tg.set_defaults(func=cmd_targets)
     return parser

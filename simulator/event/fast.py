@@ -1,0 +1,85 @@
+"""The fast engine: the integer graph run as tensors, every event counted with dense tensor algebra.
+
+Values come from the integer reference kernels (`statten_hw.quant.run_integer`, CPU or CUDA); each
+projection's events ``E`` (nonzero source values, one row per step and sample) are then counted in
+bulk: synaptic ops per target core ``count(E)`` summed by owner, packets ``E @ coverage``, hops per
+sending core from the hop matrix. The detailed engine counts the same things one packet at a time.
+Event indicators and counts are small integers, exact in float32 (< 2^24).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from statten_hw.quant.execute import run_integer
+
+from .counts import Counts, count_layer_outputs
+from .network import EventNetwork, Projection
+from .owners import HOST
+from .synapses import AttentionSynapses
+
+F32 = torch.float32
+
+
+def _by_core(per_element: torch.Tensor, owner: torch.Tensor, cores: int) -> torch.Tensor:
+    """``[R, elements] -> [R, cores]``: sum each element into its owner's column."""
+    out = torch.zeros(per_element.shape[0], cores, dtype=F32, device=per_element.device)
+    return out.index_add_(1, owner, per_element)
+
+
+def _steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
+    """``[T', S, ...] -> [T, S, ...]``: a value that exists once (after a time mean) lands on the last step."""
+    if values.shape[0] == timesteps:
+        return values
+    full = torch.zeros((timesteps, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    full[-1] = values[-1]
+    return full
+
+
+def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T: int, S: int,
+                      acc: dict[str, np.ndarray], layer: int) -> None:
+    dev = values.device
+    E = (_steps(values, T) != 0).to(F32).reshape(T * S, -1)
+    K = net.n_cores
+    counted = p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)).reshape(T * S, -1)
+    ops = _by_core(counted, torch.from_numpy(p.owner).to(dev), K)
+    acc["sops" if p.spiking else "macs"][layer] += _np(ops, T, S)
+    cover = p.coverage.to(device=dev, dtype=F32)
+    dst = torch.from_numpy(p.dst_cores).to(dev)
+    received = torch.zeros(T * S, K, dtype=F32, device=dev)
+    received[:, dst] = E @ cover
+    acc["packets_in"][layer] += _np(received, T, S)
+    if isinstance(p.synapses, AttentionSynapses):
+        acc["buffer_events"][layer] += _np(received, T, S)
+    hops = torch.from_numpy(net.hops).to(device=dev, dtype=F32)
+    for o in np.unique(p.origin):
+        rows = torch.from_numpy(np.flatnonzero(p.origin == o)).to(dev)
+        per_dst = E[:, rows] @ cover[rows]  # [T*S, n_dst] packets from core o
+        sent = per_dst.sum(1)
+        if o == HOST:
+            acc["host_packets"][layer] += _np(sent, T, S)
+            continue
+        acc["packets_out"][layer][:, :, o] += _np(sent, T, S)
+        acc["events"][layer][:, :, o] += _np(E[:, rows].sum(1), T, S)
+        route = hops[o, dst]
+        acc["hops_out"][layer][:, :, o] += _np(per_dst @ route, T, S)
+        longest = ((per_dst > 0) * route).amax(1)
+        acc["max_hops"][layer] = np.maximum(acc["max_hops"][layer], _np(longest, T, S))
+
+
+def _np(x: torch.Tensor, T: int, S: int) -> np.ndarray:
+    """``[T*S, ...]`` float counts -> int64 ``[S, T, ...]``."""
+    a = x.reshape(T, S, *x.shape[1:]).transpose(0, 1)
+    return a.round().to(torch.int64).cpu().numpy()
+
+
+def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu"):
+    """(IntegerRun on ``device``, Counts) for the batch ``x``."""
+    run = run_integer(qgraph, x, device=device)
+    T, S = net.timesteps, x.shape[0]
+    counts = Counts(tuple(layer.name for layer in net.layers), S, T, net.n_cores)
+    index = {layer.name: i for i, layer in enumerate(net.layers)}
+    count_layer_outputs(counts, net, {layer.name: run.values[layer.name] for layer in net.layers}, 0)
+    for p in net.projections:
+        _count_projection(p, run.values[p.source], net, T, S, counts.arrays, index[p.layer])
+    return run, counts

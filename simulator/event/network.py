@@ -1,0 +1,165 @@
+"""The event network: every projection of the placed integer graph, with senders and receivers.
+
+A *projection* carries the events of one node (its nonzero output elements at one step: spikes, or
+graded values for the input and for membrane shortcuts) into one dendrite node of a neuron layer: a
+conv/linear (weighted synapses), an attention node (q, k, v into the block buffer) or a membrane add
+(the shortcut, element by element). It is found by walking back from each layer's neurons through
+the ops computed on the layer's own cores (`owners`), stopping at the nodes whose values arrive from
+elsewhere. Each event is sent as one packet to every core holding at least one of its targets
+(``coverage``); each target it reaches is one synaptic operation on the target's core.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import torch
+
+from statten_hw.errors import GraphError
+from statten_hw.ir.graph import PORT, SHAPE, topological_order
+from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMul, QOP, QOutput
+
+from .owners import HOST, layer_owners, pull_back, push_forward
+from .synapses import (F64, AttentionSynapses, ConvSynapses, ElementwiseSynapses, LinearSynapses, Synapses,
+                       fan_out)
+
+_SPIKE_PRESERVING = (QMaxPool2d, QFlatten)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Events of ``source`` into ``target`` (a dendrite node of ``layer``); see the module docstring."""
+
+    layer: str
+    source: str
+    target: str
+    port: str
+    synapses: Synapses
+    origin: np.ndarray  # [in elements] sending core per input element (HOST for the input)
+    owner: np.ndarray  # [out elements] core per target element
+    spiking: bool  # binary/ternary events (accumulates) or graded ones (multiply-accumulates)
+    dst_cores: np.ndarray  # the cores holding targets, one coverage column each
+    coverage: torch.Tensor  # [in elements, len(dst_cores)] float64 1/0: the event goes to that core
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    owner: np.ndarray  # [neurons] core of each neuron (flattened)
+    start_step: int
+    delay_steps: int
+
+
+@dataclass(frozen=True)
+class EventNetwork:
+    layers: tuple[LayerInfo, ...]
+    projections: tuple[Projection, ...]
+    n_cores: int
+    hops: np.ndarray  # [n_cores, n_cores] NoC hops between placed cores
+    timesteps: int
+
+
+def _shapes(qgraph) -> dict[str, tuple[int, ...]]:
+    fg = qgraph.float_graph
+    return {n: tuple(fg.nodes[n][SHAPE]) for n in qgraph.graph}
+
+
+def _synapses(op, in_shape, out_shape, port: str) -> Synapses:
+    if isinstance(op, QConv2d):
+        return ConvSynapses(op.weight, tuple(op.stride), tuple(op.padding), op.groups, in_shape, out_shape)
+    if isinstance(op, QLinear):
+        return LinearSynapses(op.weight, in_shape, out_shape)
+    if isinstance(op, QAttention) and port in "qkv":
+        return AttentionSynapses(op.heads, in_shape, tokens_first=op.mode == "SSA")
+    return ElementwiseSynapses(in_shape)
+
+
+def _ports(g: nx.DiGraph, n: str) -> list[tuple[str, str]]:
+    return sorted(((d[PORT], s) for s, _, d in g.in_edges(n, data=True)))
+
+
+class _Builder:
+    def __init__(self, qgraph, mapping):
+        self.g, self.shapes = qgraph.graph, _shapes(qgraph)
+        self.rows = {r.name: r for r in mapping.layers}
+        self.owner = dict(layer_owners(mapping.pieces, self.shapes))
+        self.is_layer = set(self.rows)
+        self.dendrite_edges: list[tuple[str, str, str, str]] = []  # (layer, source, target, port)
+
+    def op(self, n):
+        return self.g.nodes[n][QOP]
+
+    def arrives(self, source: str) -> bool:
+        """Values of ``source`` travel as events (they come from another layer or the input)."""
+        return source in self.is_layer or isinstance(self.op(source), QInput)
+
+    def walk_dendrites(self, layer: str) -> None:
+        stack = [layer]
+        while stack:
+            n = stack.pop()
+            op = self.op(n)
+            for port, src in _ports(self.g, n):
+                receives = isinstance(op, (QConv2d, QLinear, QAttention)) or self.arrives(src) or (
+                    isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs")
+                if receives:
+                    self.dendrite_edges.append((layer, src, n, port))
+                elif src not in self.owner:
+                    self.owner[src] = pull_back(op, self.owner[n], self.shapes[src])
+                    stack.append(src)
+
+    def place_sources(self) -> None:
+        for n in topological_order(self.g):
+            if n in self.owner:
+                continue
+            op = self.op(n)
+            if isinstance(op, QInput):
+                self.owner[n] = np.full(self.shapes[n], HOST, np.int64)
+            elif not isinstance(op, QOutput):
+                self.owner[n] = push_forward(op, [self.owner[s] for _, s in _ports(self.g, n)], self.shapes[n])
+
+    def spiking(self, n: str) -> bool:
+        op = self.op(n)
+        if isinstance(op, QLIF):
+            return True
+        if isinstance(op, _SPIKE_PRESERVING):
+            return all(self.spiking(s) for _, s in _ports(self.g, n))
+        return isinstance(op, QMul) and all(self.spiking(s) for _, s in _ports(self.g, n))
+
+    def projection(self, layer, source, target, port) -> Projection:
+        syn = _synapses(self.op(target), self.shapes[source], self.shapes[target], port)
+        owner = self.owner[target].reshape(-1)
+        dst = np.unique(owner)
+        indicators = torch.from_numpy(owner[None, :] == dst[:, None]).to(F64).reshape(len(dst), *syn.out_shape)
+        coverage = (syn.reach(indicators).reshape(len(dst), -1) > 0).to(F64).T.contiguous()
+        return Projection(layer, source, target, port, syn, self.owner[source].reshape(-1), owner,
+                          self.spiking(source), dst, coverage)
+
+
+def _hops_matrix(mapping) -> np.ndarray:
+    from statten_hw.mapping.placement import hops
+
+    pos = {c.id: (c.chip, c.x, c.y) for c in mapping.cores}
+    n = len(mapping.cores)
+    return np.array([[hops(pos[a], pos[b], mapping.target) for b in range(n)] for a in range(n)], np.int64)
+
+
+def build_network(qgraph, mapping) -> EventNetwork:
+    """The projections of ``qgraph`` as placed by ``mapping`` (made on ``qgraph.float_graph``)."""
+    b = _Builder(qgraph, mapping)
+    missing = [r.name for r in mapping.layers if r.name not in b.g]
+    if missing:
+        raise GraphError(f"mapped layers {missing} are not in the quantized graph")
+    for row in mapping.layers:
+        b.walk_dendrites(row.name)
+    b.place_sources()
+    layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), r.start_step,
+                             r.delay_steps) for r in mapping.layers)
+    projections = tuple(b.projection(*edge) for edge in b.dendrite_edges)
+    timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
+    return EventNetwork(layers, projections, len(mapping.cores), _hops_matrix(mapping), timesteps)
+
+
+__all__ = ["EventNetwork", "LayerInfo", "Projection", "build_network", "fan_out"]

@@ -1,0 +1,144 @@
+"""The ``simulate`` command's report: report.json with every field filled, report.md, report.html, CSV.
+
+Counts are sums over all simulated samples (integers); ``latency_s`` and ``cycles`` are those of the
+samples run one after another; ``per_inference`` gives the means per sample. Energy includes static
+power over the run's duration when the target states one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from statten_hw.simulator.event.timing import PJ, energy_pj
+
+from .files import atomic_write_text, write_csv, write_json
+from .html import figure_png, html_page, pyplot
+from .mapping import mapping_report_dict
+
+
+def _int(a) -> int:
+    return int(np.asarray(a).sum())
+
+
+def _bitmap_bits(net, counts, layer_style: bool) -> np.ndarray:
+    """``layer`` targets write and read every layer's output block as a bitmap: neurons bits per step."""
+    if not layer_style:
+        return np.zeros_like(counts["updates"], dtype=np.float64)
+    return counts["updates"].astype(np.float64)  # one bit per neuron update = per neuron and step
+
+
+def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device: str) -> dict:
+    mapping, target = deployment.mapping, deployment.mapping.target
+    doc = mapping_report_dict(deployment.model, mapping)
+    doc.update(command="simulate", backend="event")
+    c = counts.arrays
+    layer_style = target.execution.value == "layer"
+    dyn_pj = energy_pj(c, target, _bitmap_bits(net, counts, layer_style))  # [L, S, T, K]
+    seconds = tl.cycles / target.timing.clock_hz  # per sample
+    static_j = target.energy.static_power_mw * 1e-3 * seconds.sum() * mapping.totals.chips
+    S, T = counts.samples, counts.timesteps
+    for i, row in enumerate(doc["layers"]):
+        spikes = _int(c["spikes_out"][i])
+        row.update(spikes=spikes, sops=_int(c["sops"][i]) + _int(c["macs"][i]), macs=_int(c["macs"][i]),
+                   firing_rate=spikes / (row["neurons"] * T * S), energy_j=float(dyn_pj[i].sum()) * PJ,
+                   packets=_int(c["packets_in"][i]), neuron_updates=_int(c["updates"][i]))
+    busy = tl.busy.sum((0, 1))
+    for k, row in enumerate(doc["cores"]):
+        row.update(spikes_in=_int(c["packets_in"][..., k]), spikes_out=_int(c["spikes_out"][..., k]),
+                   sops=_int(c["sops"][..., k]) + _int(c["macs"][..., k]), neuron_updates=_int(c["updates"][..., k]),
+                   cycles_busy=float(busy[k]), noc_packets=_int(c["packets_out"][..., k]),
+                   noc_hops=_int(c["hops_out"][..., k]), energy_j=float(dyn_pj[..., k].sum()) * PJ,
+                   buffer_peak_bytes=int(np.ceil(tl.buffer_bits[..., k].max(initial=0) / 8)))
+    dyn_j = float(dyn_pj.sum()) * PJ
+    doc["totals"].update(spikes=_int(c["spikes_out"]), sops=_int(c["sops"]) + _int(c["macs"]),
+                         neuron_updates=_int(c["updates"]), cycles=float(tl.cycles.sum()),
+                         latency_s=float(seconds.sum()), energy_j=dyn_j + static_j)
+    doc["totals"].update(macs=_int(c["macs"]), noc_packets=_int(c["packets_out"]) + _int(c["host_packets"]),
+                         input_packets=_int(c["host_packets"]), noc_hops=_int(c["hops_out"]),
+                         buffer_peak_bytes=max((r["buffer_peak_bytes"] for r in doc["cores"]), default=0))
+    breakdown = {"sop": target.energy.sop_pj * _int(c["sops"]), "mac": target.energy.mac_pj * _int(c["macs"]),
+                 "neuron_update": target.energy.neuron_update_pj * _int(c["updates"]),
+                 "noc": target.energy.noc_hop_pj * _int(c["hops_out"])}
+    breakdown["sram_buffers"] = float(dyn_pj.sum()) - sum(breakdown.values())
+    doc["simulation"] = {
+        "engine": engine, "device": device, "samples": S, "timesteps": T,
+        "slots": list(tl.slot_names), "slot_cycles_mean": (tl.slot_cycles.mean(0)).tolist(),
+        "per_inference": {"cycles": float(tl.cycles.mean()), "latency_s": float(seconds.mean()),
+                          "energy_j": (dyn_j + static_j) / S,
+                          "throughput_per_s": float(1 / seconds.mean()) if seconds.mean() > 0 else None},
+        "energy_breakdown_j": {k: v * PJ for k, v in breakdown.items()} | {"static": static_j},
+        "busy_cycles_per_slot_core": tl.busy.sum(0).tolist(),
+        "buffer_bits_per_slot_core_max": tl.buffer_bits.max(0).tolist(),
+        "accuracy": None,
+    }
+    return doc
+
+
+def _markdown(doc: dict) -> str:
+    t, s = doc["totals"], doc["simulation"]
+    pi = s["per_inference"]
+    lines = [f"# Simulation on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
+             f"T = {s['timesteps']}, B = {doc['block_size']}, {s['engine']} engine on {s['device']})", "",
+             f"- samples: {s['samples']}" + (f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""),
+             f"- per inference: {pi['cycles']:,.0f} cycles, latency {pi['latency_s'] * 1e6:,.2f} µs, "
+             f"energy {pi['energy_j'] * 1e6:,.3f} µJ",
+             f"- totals: spikes {t['spikes']:,}, synaptic ops {t['sops']:,} (of which graded MACs {t['macs']:,}), "
+             f"neuron updates {t['neuron_updates']:,}, NoC packets {t['noc_packets']:,}, hops {t['noc_hops']:,}",
+             f"- cores {t['cores']} on {t['chips']} chip(s); peak buffer use {t['buffer_peak_bytes']:,} B of "
+             f"{t['buffer_bytes']:,} B allocated", "",
+             "| energy part | J |", "|---|---|"]
+    lines += [f"| {k} | {v:.3e} |" for k, v in s["energy_breakdown_j"].items()]
+    lines += ["", "## Layers", "", "| layer | kind | neurons | spikes | rate | SOPs | packets | energy J |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {r['spikes']:,} | {r['firing_rate']:.4f} | "
+              f"{r['sops']:,} | {r['packets']:,} | {r['energy_j']:.3e} |" for r in doc["layers"]]
+    lines += ["", "## Cores", "", "| id | chip | x | y | spikes in | spikes out | SOPs | updates | busy cycles | "
+              "packets | hops | energy J |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {c['id']} | {c['chip']} | {c['x']} | {c['y']} | {c['spikes_in']:,} | {c['spikes_out']:,} | "
+              f"{c['sops']:,} | {c['neuron_updates']:,} | {c['cycles_busy']:,.0f} | {c['noc_packets']:,} | "
+              f"{c['noc_hops']:,} | {c['energy_j']:.3e} |" for c in doc["cores"]]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(doc: dict) -> list[tuple[str, str]]:
+    plt = pyplot()
+    s = doc["simulation"]
+    busy = np.array(s["busy_cycles_per_slot_core"])
+    figs = []
+    fig, ax = plt.subplots(figsize=(8, 4))
+    im = ax.imshow(busy.T, aspect="auto", cmap="magma", interpolation="nearest")
+    ax.set_xlabel("time slot (global step, or stage for layer-by-layer targets)")
+    ax.set_ylabel("core")
+    fig.colorbar(im, label="busy cycles (all samples)")
+    figs.append(("Per-core activity over time", figure_png(fig)))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    buf = np.array(s["buffer_bits_per_slot_core_max"]) / 8
+    ax.plot(buf.sum(1), label="all cores")
+    ax.plot(buf.max(1), label="busiest core")
+    ax.set_xlabel("time slot")
+    ax.set_ylabel("attention buffer bytes in use")
+    ax.legend()
+    figs.append(("Buffer occupancy over time", figure_png(fig)))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    parts = s["energy_breakdown_j"]
+    ax.bar(list(parts), [v * 1e6 for v in parts.values()])
+    ax.set_ylabel("µJ (all samples)")
+    ax.tick_params(axis="x", rotation=30)
+    figs.append(("Energy breakdown", figure_png(fig)))
+    return figs
+
+
+def write_simulation_report(out_dir, doc: dict) -> dict:
+    """Write report.json, report.md, report.html, cores.csv and layers.csv (each atomically)."""
+    out = Path(out_dir)
+    write_csv(out / "cores.csv", [{**c, "layers": ";".join(c["layers"])} for c in doc["cores"]])
+    write_csv(out / "layers.csv", [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]])
+    md = _markdown(doc)
+    atomic_write_text(out / "report.md", md)
+    atomic_write_text(out / "report.html", html_page(f"statten-hw simulate: {doc['target']}", md, _plots(doc)))
+    write_json(out / "report.json", doc)
+    return doc
+
+
+__all__ = ["simulation_report", "write_simulation_report"]
