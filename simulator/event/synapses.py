@@ -37,19 +37,28 @@ class ConvSynapses:
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
 
-    def _ones(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.ones(self.weight.shape, dtype=like.dtype, device=like.device)
+    def _window(self, like: torch.Tensor) -> torch.Tensor:
+        """One all-ones ``kh x kw`` window per group: with every weight a synapse, a target's count
+        depends only on its group, so channels are summed first and the window slid once per group."""
+        return torch.ones((self.groups, 1, *self.weight.shape[2:]), dtype=like.dtype, device=like.device)
 
     def count(self, E: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(E, self._ones(E), stride=self.stride, padding=self.padding, groups=self.groups)
+        S, C_in, H, W = E.shape
+        G, C_out = self.groups, self.out_shape[0]
+        per_group = F.conv2d(E.reshape(S, G, C_in // G, H, W).sum(2), self._window(E), stride=self.stride,
+                             padding=self.padding, groups=G)
+        _, _, Ho, Wo = per_group.shape
+        return per_group[:, :, None].expand(S, G, C_out // G, Ho, Wo).reshape(S, C_out, Ho, Wo)
 
     def reach(self, I: torch.Tensor) -> torch.Tensor:
-        (_, H, W), (sh, sw), (ph, pw) = self.in_shape, self.stride, self.padding
+        (C_in, H, W), (sh, sw), (ph, pw) = self.in_shape, self.stride, self.padding
         kh, kw = self.weight.shape[2:]
-        _, Ho, Wo = self.out_shape
+        K, C_out, Ho, Wo = I.shape
+        G = self.groups
         pad_out = (H - ((Ho - 1) * sh - 2 * ph + kh), W - ((Wo - 1) * sw - 2 * pw + kw))
-        return F.conv_transpose2d(I, self._ones(I), stride=self.stride, padding=self.padding,
-                                  output_padding=pad_out, groups=self.groups)
+        per_group = F.conv_transpose2d(I.reshape(K, G, C_out // G, Ho, Wo).sum(2), self._window(I), stride=self.stride,
+                                       padding=self.padding, output_padding=pad_out, groups=G)
+        return per_group[:, :, None].expand(K, G, C_in // G, H, W).reshape(K, C_in, H, W)
 
     def targets(self, e: int) -> tuple[np.ndarray, np.ndarray]:
         C_in, H, W = self.in_shape

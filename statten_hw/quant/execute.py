@@ -1,9 +1,9 @@
 """Integer reference executor: the golden spikes and logits every backend must reproduce.
 
 ``run_integer(qgraph, x)`` runs the :class:`~statten_hw.quant.quantize.QuantizedGraph` with int64
-torch ops (shifts, comparisons, max, integer sums; conv/linear/attention products through float64
-kernels, exact because every partial sum is checked to stay below 2^53); the one float step is the
-sensor boundary of ``QInput`` (``round(x/scale)``), skipped when ``x`` is already an integer
+torch ops (shifts, comparisons, max, integer sums; conv/linear/attention products through float32 or
+float64 kernels, exact because every partial sum is checked to stay in the float type's integer
+range); the one float step is the sensor boundary of ``QInput`` (``round(x/scale)``), skipped when ``x`` is already an integer
 tensor. Tensors are time-major ``[T, batch, *shape]`` as in ``ir.execute_float``. An op with no
 rule raises :class:`UnsupportedLayer` — never skipped.
 """
@@ -76,28 +76,41 @@ def _input(op: Q.QInput, ins, x, ctx, name):
     return x.transpose(0, 1).contiguous()
 
 
-#: Largest integer a float64 sum holds exactly: the float kernels below are exact below it.
-EXACT_LIMIT = 1 << 53
+#: Integers a float sum holds exactly, per float type: the kernels below pick the cheapest exact one.
+EXACT_LIMITS = ((torch.float32, 1 << 24), (torch.float64, 1 << 53))
 
 
-def _exact(name: str, bound: float) -> None:
-    """Refuse a float64 kernel whose integer sums could leave the exactly representable range."""
-    if bound >= EXACT_LIMIT:
-        raise GraphError(f"node {name!r}: integer sums may reach {bound:.3g} >= 2^53, beyond exact float64 kernels")
-
-
-def _weight(a, like: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(a.copy()).to(device=like.device, dtype=torch.float64)
+def _exact_dtype(name: str, bound: float) -> torch.dtype:
+    """The narrowest float type whose sums of integers up to ``bound`` are exact (float32 holds every
+    spike-driven sum of 8-bit weights); a GraphError if even float64 could round."""
+    for dtype, limit in EXACT_LIMITS:
+        if bound < limit:
+            return dtype
+    raise GraphError(f"node {name!r}: integer sums may reach {bound:.3g} >= 2^53, beyond exact float64 kernels")
 
 
 def _conv_int(z: torch.Tensor, op: Q.QConv2d, name: str = "?") -> torch.Tensor:
-    """Integer conv2d through float64 ``conv2d``: exact while every partial sum stays below 2^53
-    (checked from the input's largest magnitude and the weights' absolute row sums), and fast on
-    CPU (oneDNN) and CUDA alike, where torch has no int64 convolution."""
-    w = _weight(op.weight, z)
-    _exact(name, float(z.abs().max()) * float(w.abs().flatten(1).sum(1).max()) + float(np.abs(op.bias).max(initial=0)))
-    out = F.conv2d(z.to(torch.float64), w, _weight(op.bias, z), stride=op.stride, padding=op.padding, groups=op.groups)
+    """Integer conv2d through a float ``conv2d``: exact while every partial sum stays below the float
+    type's integer range (checked from the input's largest magnitude and the weights' absolute row
+    sums; TF32 off), and fast on CPU (oneDNN) and CUDA alike, where torch has no int64 convolution."""
+    w = torch.from_numpy(op.weight.copy()).to(z.device)
+    bound = float(z.abs().max()) * float(w.abs().flatten(1).sum(1).max()) + float(np.abs(op.bias).max(initial=0))
+    dtype = _exact_dtype(name, bound)
+    with _no_tf32():
+        out = F.conv2d(z.to(dtype), w.to(dtype), torch.from_numpy(op.bias.copy()).to(z.device, dtype),
+                       stride=op.stride, padding=op.padding, groups=op.groups)
     return out.round().to(I64)
+
+
+class _no_tf32:
+    """cuDNN may run float32 convolutions in TF32 (10-bit mantissa): switched off around exact kernels."""
+
+    def __enter__(self):
+        self.saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
+    def __exit__(self, *exc):
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved
 
 
 def _conv(op, ins, x, ctx, name):
@@ -105,9 +118,11 @@ def _conv(op, ins, x, ctx, name):
 
 
 def _linear(op: Q.QLinear, ins, x, ctx, name):
-    x, w = ins["x"], _weight(op.weight, ins["x"])
-    _exact(name, float(x.abs().max()) * float(w.abs().sum(1).max()) + float(np.abs(op.bias).max(initial=0)))
-    acc = (torch.matmul(x.to(torch.float64), w.T) + _weight(op.bias, x)).round().to(I64)
+    x, w = ins["x"], torch.from_numpy(op.weight.copy()).to(ins["x"].device)
+    dtype = _exact_dtype(name, float(x.abs().max()) * float(w.abs().sum(1).max()) + float(np.abs(op.bias).max(initial=0)))
+    with _no_tf32():
+        acc = torch.matmul(x.to(dtype), w.T.to(dtype)) + torch.from_numpy(op.bias.copy()).to(x.device, dtype)
+    acc = acc.round().to(I64)
     return ctx.sat(name, acc, "accumulator")
 
 
@@ -173,11 +188,10 @@ def _heads(z, heads):
 
 
 def _counts(product, q, k, v) -> torch.Tensor:
-    """An attention product of spike/count tensors as exact int64 counts (sf lives in the scale).
-    On CUDA, which has no int64 matmul, it runs in float64: spike counts are far below 2^53."""
-    if q.device.type == "cpu":
-        return product(q, k, v)
-    return product(*(z.to(torch.float64) for z in (q, k, v))).round().to(I64)
+    """An attention product of spike/count tensors as exact int64 counts (sf lives in the scale),
+    computed in float64 (BLAS on CPU; CUDA has no int64 matmul): spike counts are far below 2^53."""
+    with _no_tf32():
+        return product(*(z.to(torch.float64) for z in (q, k, v))).round().to(I64)
 
 
 def _dvs_pool(z):
