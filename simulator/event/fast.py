@@ -4,7 +4,8 @@ Values come from the integer reference kernels (`statten_hw.quant.run_integer`, 
 projection's events ``E`` (nonzero source values, one row per step and sample) are then counted in
 bulk: synaptic ops per target core ``count(E)`` summed by owner, packets ``E @ coverage``, hops per
 sending core from the hop matrix. The detailed engine counts the same things one packet at a time.
-Event indicators and counts are small integers, exact in float32 (< 2^24).
+Event indicators and counts are small integers, exact in float32 (< 2^24) on the CPU; on CUDA the
+counts run in float64, since cuDNN may pick Winograd or FFT convolutions for float32, which round.
 """
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from .network import EventNetwork, Projection
 from .owners import HOST
 from .synapses import AttentionSynapses
 
-F32 = torch.float32
+
+
+def _count_dtype(device) -> torch.dtype:
+    return torch.float32 if torch.device(device).type == "cpu" else torch.float64
 
 
 def _by_core(per_element: torch.Tensor, owner: torch.Tensor, cores: int) -> torch.Tensor:
     """``[R, elements] -> [R, cores]``: sum each element into its owner's column."""
-    out = torch.zeros(per_element.shape[0], cores, dtype=F32, device=per_element.device)
+    out = torch.zeros(per_element.shape[0], cores, dtype=per_element.dtype, device=per_element.device)
     return out.index_add_(1, owner, per_element)
 
 
@@ -39,19 +43,20 @@ def _steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
 def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T: int, S: int,
                       acc: dict[str, np.ndarray], layer: int) -> None:
     dev = values.device
-    E = (_steps(values, T) != 0).to(F32).reshape(T * S, -1)
+    ft = _count_dtype(dev)
+    E = (_steps(values, T) != 0).to(ft).reshape(T * S, -1)
     K = net.n_cores
     counted = p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)).reshape(T * S, -1)
     ops = _by_core(counted, torch.from_numpy(p.owner).to(dev), K)
     acc["sops" if p.spiking else "macs"][layer] += _np(ops, T, S)
-    cover = p.coverage.to(device=dev, dtype=F32)
+    cover = p.coverage.to(device=dev, dtype=ft)
     dst = torch.from_numpy(p.dst_cores).to(dev)
-    received = torch.zeros(T * S, K, dtype=F32, device=dev)
+    received = torch.zeros(T * S, K, dtype=ft, device=dev)
     received[:, dst] = E @ cover
     acc["packets_in"][layer] += _np(received, T, S)
     if isinstance(p.synapses, AttentionSynapses):
         acc["buffer_events"][layer] += _np(received, T, S)
-    hops = torch.from_numpy(net.hops).to(device=dev, dtype=F32)
+    hops = torch.from_numpy(net.hops).to(device=dev, dtype=ft)
     for o in np.unique(p.origin):
         rows = torch.from_numpy(np.flatnonzero(p.origin == o)).to(dev)
         per_dst = E[:, rows] @ cover[rows]  # [T*S, n_dst] packets from core o

@@ -80,11 +80,12 @@ def _input(op: Q.QInput, ins, x, ctx, name):
 EXACT_LIMITS = ((torch.float32, 1 << 24), (torch.float64, 1 << 53))
 
 
-def _exact_dtype(name: str, bound: float) -> torch.dtype:
+def _exact_dtype(name: str, bound: float, device: torch.device) -> torch.dtype:
     """The narrowest float type whose sums of integers up to ``bound`` are exact (float32 holds every
-    spike-driven sum of 8-bit weights); a GraphError if even float64 could round."""
+    spike-driven sum of 8-bit weights); a GraphError if even float64 could round. On CUDA always
+    float64: cuDNN may pick Winograd or FFT convolutions for float32, whose transforms round."""
     for dtype, limit in EXACT_LIMITS:
-        if bound < limit:
+        if bound < limit and (dtype == torch.float64 or device.type == "cpu"):
             return dtype
     raise GraphError(f"node {name!r}: integer sums may reach {bound:.3g} >= 2^53, beyond exact float64 kernels")
 
@@ -95,7 +96,7 @@ def _conv_int(z: torch.Tensor, op: Q.QConv2d, name: str = "?") -> torch.Tensor:
     sums; TF32 off), and fast on CPU (oneDNN) and CUDA alike, where torch has no int64 convolution."""
     w = torch.from_numpy(op.weight.copy()).to(z.device)
     bound = float(z.abs().max()) * float(w.abs().flatten(1).sum(1).max()) + float(np.abs(op.bias).max(initial=0))
-    dtype = _exact_dtype(name, bound)
+    dtype = _exact_dtype(name, bound, z.device)
     with _no_tf32():
         out = F.conv2d(z.to(dtype), w.to(dtype), torch.from_numpy(op.bias.copy()).to(z.device, dtype),
                        stride=op.stride, padding=op.padding, groups=op.groups)
@@ -119,7 +120,8 @@ def _conv(op, ins, x, ctx, name):
 
 def _linear(op: Q.QLinear, ins, x, ctx, name):
     x, w = ins["x"], torch.from_numpy(op.weight.copy()).to(ins["x"].device)
-    dtype = _exact_dtype(name, float(x.abs().max()) * float(w.abs().sum(1).max()) + float(np.abs(op.bias).max(initial=0)))
+    bound = float(x.abs().max()) * float(w.abs().sum(1).max()) + float(np.abs(op.bias).max(initial=0))
+    dtype = _exact_dtype(name, bound, x.device)
     with _no_tf32():
         acc = torch.matmul(x.to(dtype), w.T.to(dtype)) + torch.from_numpy(op.bias.copy()).to(x.device, dtype)
     acc = acc.round().to(I64)
