@@ -24,6 +24,7 @@ demo: venv
 	$(BIN)/statten-hw export -o out/export
 	$(BIN)/statten-hw map statten_hw/default_models/digits_seq_b2.pth --target loihi2 -B all -o out/map
 	$(BIN)/statten-hw energy --model paper45nm -o out/energy
+	$(BIN)/statten-hw simulate --target loihi2 -o out/simulate
 
 test: venv
 	$(BIN)/python -m pytest -q
