@@ -1,7 +1,8 @@
 """Place cores on the mesh: two interchangeable strategies, ``place(n_cores, traffic, target)``.
 
-A position is ``(chip, x, y)``: slot ``s`` is chip ``s // cores_per_chip``, and inside the chip
-row-major, ``x = r % mesh_x``, ``y = r // mesh_x``. Chips sit on a grid ``chips_x`` wide
+A position is ``(chip, x, y)``: slot ``s`` is chip ``s // cores_per_chip``, and inside the chip the
+``cores_per_tile`` cores of one tile take consecutive slots, tiles row-major: tile ``k = r // cores_per_tile``
+at ``x = k % mesh_x``, ``y = k // mesh_x``. Cores of one tile share its position. Chips sit on a grid ``chips_x`` wide
 (chip ``c`` at ``(c % chips_x, c // chips_x)``; a system grown to ``max_chips`` adds rows).
 
 Distance (NoC hops) between two positions: Manhattan distance of their global mesh coordinates
@@ -35,7 +36,8 @@ Traffic = dict[tuple[int, int], float]  # (core a, core b), a < b -> events per 
 
 def slot_position(slot: int, target: Target) -> Position:
     chip, r = divmod(slot, target.cores_per_chip)
-    return chip, r % target.mesh.mesh_x, r // target.mesh.mesh_x
+    tile = r // target.mesh.cores_per_tile
+    return chip, tile % target.mesh.mesh_x, tile // target.mesh.mesh_x
 
 
 def hops(a: Position, b: Position, target: Target) -> int:

@@ -232,6 +232,16 @@ def _simulation_inputs(deployment, args):
     return x, y
 
 
+def _simulate_sanafe(deployment, x, args) -> dict:
+    from statten_hw.simulator.sanafe import run_sanafe, sanafe_report
+
+    return sanafe_report(deployment, run_sanafe(deployment, x, timing_model=args.sanafe_timing))
+
+
+#: Backends other than the event simulator: each returns a report.json dict (unmeasured fields null).
+BACKENDS = {"event": None, "sanafe": _simulate_sanafe}
+
+
 def cmd_simulate(args) -> None:
     from rich.console import Console
 
@@ -240,11 +250,15 @@ def cmd_simulate(args) -> None:
     from statten_hw.reports.simulation import write_simulation_report
     from statten_hw.simulator import simulate
 
-    if args.backend not in ("event",):
-        raise InputError(f"--backend must be one of event, got {args.backend!r}")
+    if args.backend not in BACKENDS:
+        raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
     deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
                          use_ema=args.ema)
     x, y = _simulation_inputs(deployment, args)
+    if args.backend != "event":
+        doc = write_simulation_report(args.output, BACKENDS[args.backend](deployment, x, args))
+        print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}; report in {args.output}/")
+        return
     with Console().status(f"simulating {len(x)} sample(s) with the {args.engine} engine on {args.device}"):
         sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y)
     doc = write_simulation_report(args.output, sim.report)
@@ -304,8 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     en.set_defaults(func=cmd_energy)
     sm = sub.add_parser("simulate", help="cycle-level event simulation of the placed integer network; report")
     _add_model_args(sm)
-    sm.add_argument("--target", default="loihi2", help="loihi2 | layerwise | paper45nm | PATH.toml")
-    sm.add_argument("--backend", default="event", help="event (the cycle-level simulator)")
+    sm.add_argument("--target", default="loihi2",
+                    help="loihi2 | layerwise | paper45nm | PATH.toml | sanafe:loihi | sanafe:truenorth | PATH.yaml")
+    sm.add_argument("--backend", default="event", help="event (the cycle-level simulator) | sanafe (SANA-FE, "
+                    "with --target sanafe:loihi or a SANA-FE .yaml)")
+    sm.add_argument("--sanafe-timing", default="detailed", choices=["simple", "detailed"],
+                    help="SANA-FE's timing model (--backend sanafe)")
     sm.add_argument("--engine", default="fast", help="fast (tensors, CPU/CUDA) | detailed (one packet at a time)")
     sm.add_argument("--device", default="cpu", help="cpu | cuda (fast engine)")
     sm.add_argument("--input", help="digits | digits-seq | PATH.npz (default: the model's embedded data set)")

@@ -129,14 +129,44 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
     return figs
 
 
+def _backend_markdown(doc: dict) -> str:
+    """Summary of another backend's report (Lava, SANA-FE): the fields it measured; null = not measured."""
+    lines = [f"# {doc['backend']} run on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
+             f"B = {doc['block_size']})", "", "| total | value |", "|---|---|"]
+    lines += [f"| {k} | {'not measured' if v is None else v} |" for k, v in doc["totals"].items()]
+    lines += ["", "| layer | kind | neurons | spikes | SOPs |", "|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r.get('kind')} | {r.get('neurons')} | {r.get('spikes')} | {r.get('sops')} |"
+              for r in doc["layers"]]
+    return "\n".join(lines) + "\n"
+
+
+def _backend_plots(doc: dict) -> list[tuple[str, str]]:
+    rows = [r for r in doc["layers"] if r.get("spikes") is not None]
+    if not rows:
+        return []
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(rows))))
+    ax.barh([r["name"] for r in rows][::-1], [r["spikes"] for r in rows][::-1])
+    ax.set_xlabel("spikes (all samples)")
+    ax.tick_params(axis="y", labelsize=7)
+    return [("Spikes per layer", figure_png(fig))]
+
+
+def _flat(value):
+    return ";".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
 def write_simulation_report(out_dir, doc: dict) -> dict:
-    """Write report.json, report.md, report.html, cores.csv and layers.csv (each atomically)."""
+    """Write report.json, report.md, report.html, cores.csv and layers.csv (each atomically), for the
+    event simulator's report or another backend's."""
     out = Path(out_dir)
-    write_csv(out / "cores.csv", [{**c, "layers": ";".join(c["layers"])} for c in doc["cores"]])
-    write_csv(out / "layers.csv", [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]])
-    md = _markdown(doc)
+    write_csv(out / "cores.csv", [{k: _flat(v) for k, v in c.items()} for c in doc["cores"]])
+    write_csv(out / "layers.csv", [{k: _flat(v) for k, v in r.items()} for r in doc["layers"]])
+    event = "simulation" in doc
+    md = _markdown(doc) if event else _backend_markdown(doc)
+    figures = _plots(doc) if event else _backend_plots(doc)
     atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", html_page(f"statten-hw simulate: {doc['target']}", md, _plots(doc)))
+    atomic_write_text(out / "report.html", html_page(f"statten-hw simulate: {doc['target']}", md, figures))
     write_json(out / "report.json", doc)
     return doc
 

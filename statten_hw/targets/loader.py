@@ -28,18 +28,25 @@ _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
 def load_target(name_or_path: str | os.PathLike) -> Target:
-    """Load a built-in target by name (``loihi2``, ``layerwise``, ``paper45nm``) or a TOML file by path.
+    """Load a built-in target by name (``loihi2``, ``layerwise``, ``paper45nm``), a TOML file by path,
+    or a SANA-FE architecture: ``sanafe:loihi``, ``sanafe:truenorth`` or a ``.yaml``/``.yml`` path
+    (`statten_hw.targets.sanafe`).
 
     A bare string naming a built-in always means the built-in; anything else is a path.
     Raises `TargetError` naming the file and the field(s) at fault.
     """
+    from statten_hw.targets import sanafe
+
     if isinstance(name_or_path, str) and name_or_path in BUILTIN_TARGETS:
         resource = resources.files("statten_hw.targets").joinpath("builtin", f"{name_or_path}.toml")
         return _load_bytes(resource.read_bytes(), str(resource))
+    if sanafe.is_sanafe_target(name_or_path):
+        return sanafe.load_sanafe_target(name_or_path)
     path = Path(name_or_path)
     if not path.is_file():
         raise TargetError(str(path), "(file)", "no such file and not a built-in target "
-                          f"(built-ins: {', '.join(BUILTIN_TARGETS)})")
+                          f"(built-ins: {', '.join(BUILTIN_TARGETS)}, "
+                          f"{', '.join(sanafe.PREFIX + n for n in sanafe.SHIPPED)})")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -94,7 +101,7 @@ def parse_target(data: Mapping[str, Any], source: str) -> Target:
         problems.append(("mesh.max_chips", f"must be 0 or at least chips_x * chips_y = {mesh.chips}, "
                                            f"got {mesh.max_chips}"))
     if problems:
-        raise _error(source, problems)
+        raise target_error(source, problems)
     return Target(**top, **sections)
 
 
@@ -169,7 +176,7 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _error(source: str, problems: list[_Problem]) -> TargetError:
+def target_error(source: str, problems: list[_Problem]) -> TargetError:
     """One error for all problems: single-problem errors keep the plain form."""
     if len(problems) == 1:
         err = TargetError(source, *problems[0])

@@ -36,20 +36,25 @@ def _spec(unit: str, doc: str, *, bound: str = "positive", maximum: float | None
 
 @dataclass(frozen=True)
 class Mesh:
-    """Cores on a chip and chips in a system. Cores sit on a 2-D mesh network-on-chip (NoC)."""
+    """Cores on a chip and chips in a system. Cores sit on a 2-D mesh network-on-chip (NoC).
 
-    mesh_x: int = _spec("cores", "cores along x on one chip's mesh")
-    mesh_y: int = _spec("cores", "cores along y on one chip's mesh")
+    Each mesh position is a *tile*: one router shared by ``cores_per_tile`` cores (1 for most chips;
+    SANA-FE's Loihi has 4). Spikes between cores of one tile cross no hop.
+    """
+
+    mesh_x: int = _spec("tiles", "mesh positions (routers) along x on one chip's mesh")
+    mesh_y: int = _spec("tiles", "mesh positions (routers) along y on one chip's mesh")
     chips_x: int = _spec("chips", "chips along x in the modelled system", default=1)
     chips_y: int = _spec("chips", "chips along y in the modelled system", default=1)
     max_chips: int = _spec(
         "chips", "largest system of this kind that can be built; a mapping may grow to this many chips; "
         "0 in the file means chips_x * chips_y", bound="nonnegative", default=0)
+    cores_per_tile: int = _spec("cores", "cores sharing the router of one mesh position", default=1)
 
     @property
     def cores_per_chip(self) -> int:
-        """mesh_x * mesh_y (cores)."""
-        return self.mesh_x * self.mesh_y
+        """mesh_x * mesh_y * cores_per_tile (cores)."""
+        return self.mesh_x * self.mesh_y * self.cores_per_tile
 
     @property
     def chips(self) -> int:
@@ -91,17 +96,29 @@ class Precision:
 class Timing:
     """Time per event on one core, in clock cycles; seconds = cycles / clock_hz.
 
-    Fractional cycles model parallel lanes: 0.0625 cycles per synaptic op = 16 ops per cycle.
+    Fractional cycles model parallel lanes: 0.0625 cycles per synaptic op = 16 ops per cycle. An
+    event may take 0 cycles (a purely functional model such as SANA-FE's TrueNorth file). The last
+    three fields split costs the way SANA-FE's architecture files do; 0 leaves them out.
     """
 
     clock_hz: float = _spec("Hz", "core clock (for asynchronous chips, the nominal rate cycles are counted at)")
-    sop_cycles: float = _spec("cycles", "one synaptic operation (one weight read and accumulate)")
-    neuron_update_cycles: float = _spec("cycles", "one neuron state update (leak, integrate, fire)")
-    spike_packet_cycles: float = _spec("cycles", "sending or receiving one spike packet at a core")
-    hop_cycles: float = _spec("cycles", "one router-to-router hop of a spike packet on the NoC")
+    sop_cycles: float = _spec("cycles", "one synaptic operation (one weight read and accumulate)",
+                              bound="nonnegative")
+    neuron_update_cycles: float = _spec("cycles", "one neuron state update (leak, integrate, fire)",
+                                        bound="nonnegative")
+    spike_packet_cycles: float = _spec("cycles", "sending or receiving one spike packet at a core",
+                                       bound="nonnegative")
+    hop_cycles: float = _spec("cycles", "one router-to-router hop of a spike packet on the NoC", bound="nonnegative")
     barrier_cycles: float = _spec(
         "cycles", "global barrier at the end of each step (execution 'step'); 0 = none",
         bound="nonnegative")
+    neuron_access_cycles: float = _spec(
+        "cycles", "visiting one neuron in a step, whether or not it updates (every neuron, every step)",
+        bound="nonnegative", default=0.0)
+    spike_cycles: float = _spec("cycles", "a neuron emitting one output spike", bound="nonnegative", default=0.0)
+    packet_receive_cycles: float = _spec(
+        "cycles", "receiving one spike packet at its destination core (then spike_packet_cycles is the "
+        "sending side only)", bound="nonnegative", default=0.0)
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,27 @@ class Energy:
     static_power_mw: float = _spec(
         "mW", "static (leakage) power of one chip, charged for the run's duration", bound="nonnegative",
         default=0.0)
+    neuron_access_pj: float = _spec(
+        "pJ", "visiting one neuron in a step, whether or not it updates (every neuron, every step)",
+        bound="nonnegative", default=0.0)
+    spike_pj: float = _spec("pJ", "a neuron emitting one output spike", bound="nonnegative", default=0.0)
+    packet_pj: float = _spec("pJ", "one spike packet between cores, sending and receiving ends together",
+                             bound="nonnegative", default=0.0)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a target converted from another tool's format came from, and what the conversion did.
+
+    ``defaults``: fields the source does not give, each with the value used and why. ``unmodelled``:
+    what the source says that statten-hw's cost model cannot express (and what it does instead).
+    Reports print both lists, so nothing is dropped silently.
+    """
+
+    source: str
+    format: str
+    defaults: tuple[str, ...]
+    unmodelled: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -137,6 +175,8 @@ class Target:
     precision: Precision = _spec("", "[precision] section")
     timing: Timing = _spec("", "[timing] section")
     energy: Energy = _spec("", "[energy] section")
+    provenance: Provenance | None = _spec(
+        "", "set when the target was converted from another format (not a TOML key)", default=None)
 
     @property
     def cores_per_chip(self) -> int:
@@ -144,9 +184,10 @@ class Target:
         return self.mesh.cores_per_chip
 
     def to_dict(self) -> dict:
-        """Plain nested dict in the TOML file's layout (execution as its string)."""
+        """Plain nested dict in the TOML file's layout (execution as its string; no provenance)."""
         data = asdict(self)
         data["execution"] = self.execution.value
+        del data["provenance"]
         return data
 
 
@@ -162,5 +203,5 @@ def is_required(f) -> bool:
     return f.default is MISSING and f.default_factory is MISSING
 
 
-__all__ = ["ExecutionStyle", "Mesh", "CoreLimits", "Precision", "Timing", "Energy", "Target",
+__all__ = ["ExecutionStyle", "Mesh", "CoreLimits", "Precision", "Timing", "Energy", "Provenance", "Target",
            "SECTIONS", "TOP_LEVEL", "is_required"]
