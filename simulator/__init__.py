@@ -49,6 +49,13 @@ def check_device(device: str) -> str:
     return device
 
 
+def neurobench_report(deployment, run) -> dict:
+    """NeuroBench's metrics of the integer run, under NeuroBench's own names (statten_hw.metrics)."""
+    from statten_hw.metrics import NEUROBENCH_VERSION, neurobench_metrics
+
+    return {"neurobench_version": NEUROBENCH_VERSION, **neurobench_metrics(deployment.qgraph, run, deployment.model)}
+
+
 def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str = "cpu",
              labels: torch.Tensor | None = None) -> Simulation:
     """Simulate ``deployment`` (`statten_hw.pipeline.prepare`) on the batch ``x`` with one engine.
@@ -68,11 +75,15 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
         run, counts = run_fast(deployment.qgraph, net, x, device=check_device(device))
         logits, spikes = run.logits_int, {layer.name: run.values[layer.name] for layer in net.layers}
     else:
+        from statten_hw.quant import run_integer
+
         from .event.detailed import DetailedEngine
 
         logits, spikes, counts = DetailedEngine(deployment.qgraph, net).run(x)
+        run = run_integer(deployment.qgraph, x)  # for the NeuroBench metrics only
     tl, slots = timeline(counts, net, deployment.mapping)
     report = simulation_report(deployment, net, counts, tl, slots, engine=engine, device=device)
+    report["neurobench"] = neurobench_report(deployment, run)
     sim = Simulation(logits, spikes, counts, tl, report, net)
     if labels is not None:
         report["simulation"]["accuracy"] = float((sim.predictions == labels.cpu()).double().mean())

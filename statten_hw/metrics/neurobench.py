@@ -1,0 +1,305 @@
+"""NeuroBench's complexity metrics of a run, under NeuroBench's names and with its definitions.
+
+Definitions: Yik et al., "The neurobench framework for benchmarking neuromorphic computing algorithms
+and systems", Nature Communications 16, 1545 (2025), arXiv:2304.04640, Methods, "Algorithm track
+metrics", as the ``neurobench`` package (version :data:`NEUROBENCH_VERSION`) implements them; the
+paths below are modules of that package. The keys are the names its ``Benchmark.run`` returns.
+
+* ``Footprint`` (``metrics/static/footprint.py``): bytes of the model's parameters and buffers,
+  ``Σ numel · element_size``. The integer deployment's parameters are its conv/linear weights, each
+  stored in the narrowest integer type holding ``weight_bits`` (1 byte up to 8 bits, 2 up to 16,
+  as torch's ``element_size`` counts an int8/int16 tensor), and its folded biases, ``state_bits``
+  wide (4 bytes for 24 bits). It has no buffers in NeuroBench's sense: BN's running statistics are
+  folded into the biases, and neuron state is created per run, like snntorch's lazily shaped
+  ``mem``, which NeuroBench's static pass finds empty. Per-layer constants (thresholds, leaks) are
+  plain numbers in our float model, not torch tensors, so NeuroBench does not count them there
+  either.
+* ``ConnectionSparsity`` (``metrics/static/connection_sparsity.py``): zero weights over all weights
+  of the Linear and Conv layers (biases not counted), rounded to 4 decimals as NeuroBench rounds it.
+* ``ActivationSparsity`` (``metrics/workload/activation_sparsity.py``): zero outputs over all
+  outputs of every activation layer (LIF neurons, SDSA's K⊙V neurons, ReLU), all steps and samples.
+* ``SynapticOperations`` (``metrics/workload/synaptic_operations.py``, ``metrics/utils/layers/``):
+  for every Linear/Conv layer NeuroBench runs a 0/1 copy of the layer (bias zeroed) on a 0/1 copy
+  of its input and sums the outputs: each non-zero input entry times the non-zero weights it meets.
+  If the input holds only -1, 0 and 1 the count goes to ``Effective_ACs``, else to
+  ``Effective_MACs``. ``Dense`` is the same with every input and weight set to 1 (taps on zero
+  padding still count nothing, unlike the STAtten paper's ``F_conv``). All three are summed over
+  steps and divided by the number of samples. Attention products (Q·KᵀV) are not Linear/Conv
+  modules, so NeuroBench does not count them, and neither do we here.
+* ``MembraneUpdates`` (``metrics/workload/membrane_updates.py``): per spiking layer, every neuron at
+  the first step, then each neuron whose membrane differs from its value one step before; divided
+  by the number of samples. The membrane is the state a neuron keeps between steps, ``v`` after
+  the hard reset (snntorch's ``mem`` with ``reset_delay=False``). ReLU keeps none and counts none.
+
+NeuroBench decides AC versus MAC per forward call (per batch); here one run is one call. Neither
+executor stores membrane potentials, so they are replayed from each LIF's input current with the
+executor's own arithmetic, and a replay that does not reproduce the run's spikes raises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from itertools import chain
+
+import networkx as nx
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from statten_hw.errors import GraphError, UnsupportedLayer
+from statten_hw.ir import nodes as ir
+from statten_hw.ir.execute_float import _dvs_pool as _float_dvs_pool, _heads_from_map, run_float
+from statten_hw.ir.graph import OP, inputs_by_port, topological_order
+from statten_hw.quant.execute import IntegerRun, _dvs_pool as _integer_dvs_pool, _heads
+from statten_hw.quant.fixed_point import decay, saturate
+from statten_hw.quant.quantize import QAttention, QConv2d, QLIF, QLinear, QReLU, QuantizedGraph
+
+#: The neurobench release whose metric code these definitions were checked against.
+NEUROBENCH_VERSION = "2.3.0"
+#: The torch layers NeuroBench counts as connections (``neurobench/blocks/layer.py``, stateless).
+CONNECTION_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+@dataclass(frozen=True)
+class Synapse:
+    """A conv or linear layer (IR or integer op) and its input ``[T, batch, *in_shape]``."""
+
+    name: str
+    op: object
+    x: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """An activation layer: its output ``[T, batch, *shape]`` and, for a spiking one, its membrane
+    after every step (same shape); ``membrane`` is None for ReLU."""
+
+    name: str
+    out: torch.Tensor
+    membrane: torch.Tensor | None
+
+
+# --- the metrics, on synapses and neurons ------------------------------------------------------
+
+def _narrowest_bytes(bits: int) -> int:
+    """Bytes of the narrowest torch integer type holding ``bits`` (int8, int16, int32, int64)."""
+    return next(b for b in (1, 2, 4, 8) if 8 * b >= bits)
+
+
+def connection_sparsity(weights: list[np.ndarray]) -> float:
+    """Zero weights over all weights, rounded to 4 decimals (NeuroBench's rounding)."""
+    zeros = sum(int(np.count_nonzero(w == 0)) for w in weights)
+    return round(zeros / sum(w.size for w in weights), 4)
+
+
+def activation_sparsity(neurons: list[Neuron]) -> float:
+    """Zero outputs over all outputs of every activation layer (0.0 with no activations, as NeuroBench)."""
+    total = sum(n.out.numel() for n in neurons)
+    firing = sum(int(torch.count_nonzero(n.out)) for n in neurons)
+    return (total - firing) / total if total else 0.0
+
+
+def membrane_updates(neurons: list[Neuron], samples: int) -> float:
+    """Per sample: all neurons at step 0, then every neuron whose membrane changed from the step before."""
+    updates = 0
+    for n in neurons:
+        if n.membrane is not None:
+            m = n.membrane
+            updates += m[0].numel() + int(torch.count_nonzero(m[1:] != m[:-1]))
+    return updates / samples
+
+
+def _fan_out(op, in_shape: tuple[int, ...], mask: np.ndarray) -> torch.Tensor:
+    """Per input site: how many (output, weight) pairs with ``mask`` set read it, shape ``in_shape``.
+
+    One input event at a site costs exactly that many operations, so ``Σ events · fan_out`` is the
+    sum NeuroBench takes over the 0/1 layer's output. A conv's fan-out is its transpose applied to
+    ones; the output padding restores the rows and columns a strided conv never reaches.
+    """
+    w = torch.from_numpy(mask.astype(np.float64))
+    if w.dim() == 2:  # linear on the last axis: a column's non-zero weights
+        return w.sum(0).expand(in_shape)
+    _, H, W = in_shape
+    (kh, kw), (sh, sw), (ph, pw) = w.shape[2:], op.stride, op.padding
+    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    rest = (H + 2 * ph - kh - (Ho - 1) * sh, W + 2 * pw - kw - (Wo - 1) * sw)
+    ones = torch.ones(1, w.shape[0], Ho, Wo, dtype=torch.float64)
+    return F.conv_transpose2d(ones, w, stride=op.stride, padding=op.padding, output_padding=rest, groups=op.groups)[0]
+
+
+def is_spiking(x: torch.Tensor) -> bool:
+    """NeuroBench's test for an AC layer: every input value is -1, 0 or 1."""
+    return bool(((x == 0) | (x == 1) | (x == -1)).all())
+
+
+def layer_operations(s: Synapse) -> tuple[int, int]:
+    """``(effective, dense)`` operations of one layer over its whole input (all steps, all samples)."""
+    weight = np.asarray(s.op.weight)
+    in_shape = tuple(s.x.shape[2:])
+    events = torch.count_nonzero(s.x, dim=(0, 1)).cpu().to(torch.float64)  # the run may live on a GPU
+    effective = (events * _fan_out(s.op, in_shape, weight != 0)).sum()
+    dense = _fan_out(s.op, in_shape, np.ones_like(weight, dtype=bool)).sum() * s.x.shape[0] * s.x.shape[1]
+    return int(effective), int(dense)
+
+
+def synaptic_operations(synapses: list[Synapse], samples: int) -> dict[str, float]:
+    """NeuroBench's ``SynapticOperations`` result: effective MACs, effective ACs, dense, per sample."""
+    macs = acs = dense = 0
+    for s in synapses:
+        effective, total = layer_operations(s)
+        if is_spiking(s.x):
+            acs += effective
+        else:
+            macs += effective
+        dense += total
+    return {"Effective_MACs": macs / samples, "Effective_ACs": acs / samples, "Dense": dense / samples}
+
+
+def workload_metrics(synapses: list[Synapse], neurons: list[Neuron], samples: int) -> dict:
+    """The three workload metrics under NeuroBench's result keys."""
+    return {"ActivationSparsity": activation_sparsity(neurons),
+            "SynapticOperations": synaptic_operations(synapses, samples),
+            "MembraneUpdates": membrane_updates(neurons, samples)}
+
+
+# --- membranes: each executor's LIF, replayed with its state kept --------------------------------
+
+def integer_lif(x: torch.Tensor, op: QLIF, state_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(spikes, membrane)`` of ``quant.execute.lif_integer`` on int64 currents ``[T, ...]``."""
+    v = torch.zeros_like(x[0])
+    spikes, membrane = [], []
+    for x_t in x:
+        h, _ = saturate(decay(v, op.dv) + x_t, state_bits, strict=False)
+        s = (h >= op.threshold).to(torch.int64)
+        if op.ternary:
+            s = s - (h <= -op.threshold).to(torch.int64)
+        v = torch.where(s != 0, torch.zeros_like(h), h)
+        spikes.append(s)
+        membrane.append(v)
+    return torch.stack(spikes), torch.stack(membrane)
+
+
+def float_lif(x: torch.Tensor, op: ir.LIF, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(spikes, membrane)`` of ``ir.execute_float.lif_forward`` (hard reset to 0, the integer contract's LIF)."""
+    if op.reset != "hard" or op.v_reset != 0:
+        raise UnsupportedLayer(name, "lif", f"membrane updates are counted for hard reset to 0 only "
+                                            f"(reset {op.reset!r}, v_reset {op.v_reset})")
+    v = torch.zeros_like(x[0])
+    spikes, membrane = [], []
+    for x_t in x:
+        h = v + (x_t - v) * (1.0 / op.tau)
+        s = (h - op.threshold >= 0).to(h.dtype)
+        if op.ternary:
+            s = s - (-h - op.threshold >= 0).to(h.dtype)
+        v = h * (1.0 - s.abs())
+        spikes.append(s)
+        membrane.append(v)
+    return torch.stack(spikes), torch.stack(membrane)
+
+
+def _checked(name: str, replay: tuple[torch.Tensor, torch.Tensor], recorded: torch.Tensor) -> Neuron:
+    spikes, membrane = replay
+    if not torch.equal(spikes, recorded):
+        raise GraphError(f"node {name!r}: the membrane replay does not reproduce the run's spikes")
+    return Neuron(name, recorded, membrane)
+
+
+def _sdsa_current(k: torch.Tensor, v: torch.Tensor, op, heads_of, pool) -> torch.Tensor:
+    """SDSA's K⊙V neuron input ``Σ_N K⊙V`` per head (DVS: pooled first), as both executors form it."""
+    kv = heads_of(k, op.heads) * heads_of(v, op.heads)
+    return (pool(kv) if op.dvs else kv).sum(dim=-2, keepdim=True)
+
+
+# --- activity of a run: which layers NeuroBench would hook, with what they saw ------------------
+
+def _integer_rule(name, op, ins, out, state_bits):
+    if isinstance(op, (QConv2d, QLinear)):
+        return Synapse(name, op, ins["x"])
+    if isinstance(op, QLIF):
+        return _checked(name, integer_lif(ins["x"], op, state_bits), out)
+    if isinstance(op, QReLU):
+        return Neuron(name, out, None)
+    if isinstance(op, QAttention) and op.mode == "SDSA":
+        current = _sdsa_current(ins["k"], ins["v"], op, _heads, _integer_dvs_pool)
+        current, _ = saturate(current, state_bits, strict=False)
+        return Neuron(f"{name}.kv_lif", *integer_lif(current, op.kv_lif, state_bits))
+    return None
+
+
+def _float_rule(name, op, ins, out):
+    if isinstance(op, (ir.Conv2d, ir.Linear)):
+        return Synapse(name, op, ins["x"])
+    if isinstance(op, ir.LIF):
+        return _checked(name, float_lif(ins["x"], op, name), out)
+    if isinstance(op, ir.ReLU):
+        return Neuron(name, out, None)
+    if isinstance(op, ir.SpikingAttention) and op.mode == "SDSA":
+        current = _sdsa_current(ins["k"], ins["v"], op, _heads_from_map, _float_dvs_pool)
+        return Neuron(f"{name}.kv_lif", *float_lif(current, ir.LIF(threshold=op.kv_threshold), name))
+    return None
+
+
+def _activity(g: nx.DiGraph, op_of, values: dict, rule) -> tuple[list[Synapse], list[Neuron], int]:
+    synapses, neurons = [], []
+    for name in topological_order(g):
+        ins = {port: values[src] for port, src in inputs_by_port(g, name).items()}
+        found = rule(name, op_of(name), ins, values[name])
+        if isinstance(found, Synapse):
+            synapses.append(found)
+        elif isinstance(found, Neuron):
+            neurons.append(found)
+    first = next(n for n in topological_order(g) if g.in_degree(n) == 0)
+    return synapses, neurons, values[first].shape[1]
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+def torch_footprint(model: nn.Module) -> int:
+    """NeuroBench's ``Footprint`` of a torch module: its parameters' and buffers' bytes."""
+    return sum(t.numel() * t.element_size() for t in chain(model.parameters(), model.buffers()))
+
+
+def torch_connection_sparsity(model: nn.Module) -> float:
+    """NeuroBench's ``ConnectionSparsity`` of a torch module: over every Linear/Conv weight in it,
+    called or not (an unused module's weights count too)."""
+    return connection_sparsity([m.weight.detach().cpu().numpy() for m in model.modules()
+                                if isinstance(m, CONNECTION_LAYERS)])
+
+
+def integer_footprint(qgraph: QuantizedGraph) -> int:
+    """Bytes of the integer deployment's weights and biases (module docstring: the storage widths)."""
+    w, b = _narrowest_bytes(qgraph.weight_bits), _narrowest_bytes(qgraph.state_bits)
+    return sum(op.weight.size * w + op.bias.size * b for op in synaptic_ops(qgraph))
+
+
+def synaptic_ops(qgraph: QuantizedGraph) -> list:
+    """The integer conv/linear ops of ``qgraph``, in topological order: the layers NeuroBench counts."""
+    return [op for n in topological_order(qgraph.graph) if isinstance(op := qgraph.qop(n), (QConv2d, QLinear))]
+
+
+def neurobench_metrics(qgraph: QuantizedGraph, run: IntegerRun, model: nn.Module | None = None) -> dict:
+    """NeuroBench's metrics of the integer deployment ``qgraph`` on ``run = run_integer(qgraph, x)``:
+    ``Footprint``, ``ConnectionSparsity``,
+    ``ActivationSparsity``, ``SynapticOperations`` (``Effective_MACs``, ``Effective_ACs``, ``Dense``)
+    and ``MembraneUpdates``, per sample where NeuroBench averages. With the float ``model``,
+    ``"float_model"`` adds the two static metrics NeuroBench reports for that torch module."""
+    rule = partial(_integer_rule, state_bits=qgraph.state_bits)
+    synapses, neurons, samples = _activity(qgraph.graph, qgraph.qop, run.values, rule)
+    weights = [op.weight for op in synaptic_ops(qgraph)]
+    result = {"Footprint": integer_footprint(qgraph), "ConnectionSparsity": connection_sparsity(weights),
+              **workload_metrics(synapses, neurons, samples)}
+    if model is not None:
+        result["float_model"] = {"Footprint": torch_footprint(model),
+                                 "ConnectionSparsity": torch_connection_sparsity(model)}
+    return result
+
+
+def float_neurobench_metrics(model: nn.Module, graph: nx.DiGraph, x: torch.Tensor) -> dict:
+    """The same metrics for the float ``model`` on the batch ``x``, as NeuroBench measures it: static
+    metrics of the torch module, workload metrics of ``graph`` (``ir.lower(model)`` or an equivalent
+    hand-built graph, run by ``ir.execute_float``, which is bit-exact with the model)."""
+    values = run_float(graph, x, keep=True)
+    synapses, neurons, samples = _activity(graph, lambda n: graph.nodes[n][OP], values, _float_rule)
+    return {"Footprint": torch_footprint(model), "ConnectionSparsity": torch_connection_sparsity(model),
+            **workload_metrics(synapses, neurons, samples)}
