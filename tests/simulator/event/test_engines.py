@@ -96,6 +96,9 @@ def test_report_fills_every_schema_field():
     assert sum(r["noc_hops"] for r in doc["cores"]) == doc["totals"]["noc_hops"]
     assert doc["totals"]["buffer_peak_bytes"] <= doc["totals"]["buffer_bytes"]
     assert abs(sum(doc["simulation"]["energy_breakdown_j"].values()) - doc["totals"]["energy_j"]) < 1e-12
+    nb = doc["neurobench"]  # NeuroBench's names; its own definitions are tested in tests/metrics
+    assert nb["SynapticOperations"]["Dense"] >= nb["SynapticOperations"]["Effective_ACs"] > 0
+    assert 0 <= nb["ActivationSparsity"] <= 1 and nb["Footprint"] > 0
 
 
 @pytest.mark.gpu
