@@ -39,14 +39,19 @@ and ``metadata['qop']`` holds its fields as JSON; its rule is the function of th
 and ``inputs`` (JSON ``{port: source node}``: NIR edges have no ports, and ``Add``/attention need
 them). The graph metadata holds ``weight_bits``, ``state_bits``, ``decay_bits``, ``format``
 (``"statten_hw-integer-nir/1"``) and ``order`` (JSON list: the node order of the original graph).
+
+Other frameworks (snnTorch, which steps NIR with ``dt = 1e-4``) read these files through
+``nir_interop.for_float_consumer``, and their files enter statten-hw through ``nir_interop.lower_nir``.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import json
+import math
 import os
 import tempfile
+import typing
 from pathlib import Path
 
 import networkx as nx
@@ -54,10 +59,12 @@ import nir
 import numpy as np
 import torch
 
+from statten_hw.errors import InputError, StattenError
 from statten_hw.ir.graph import PORT, SHAPE, inputs_by_port, topological_order
 from statten_hw.ir.serialize import jsonable
+from statten_hw.models.checkpoint import MAX_IMG_SIZE, MAX_TIMESTEPS
 from statten_hw.quant.execute import IntegerRun, run_integer
-from statten_hw.quant.fixed_point import DECAY_BITS
+from statten_hw.quant.fixed_point import DECAY_BITS, quantize_symmetric
 
 Q = importlib.import_module("statten_hw.quant.quantize")
 
@@ -65,6 +72,8 @@ FORMAT = "statten_hw-integer-nir/1"
 _CLASSES = {c.__name__: c for c in (Q.QInput, Q.QConv2d, Q.QLinear, Q.QLIF, Q.QReLU, Q.QMaxPool2d, Q.QFlatten,
                                     Q.QMean, Q.QAdd, Q.QMul, Q.QAttention, Q.QOutput)}
 _ARRAYS = ("weight", "bias")  # stored in the NIR primitive's own fields
+#: What decoding a damaged or edited file raises: a missing key, bad JSON or text, a wrong type or value.
+_MALFORMED = (KeyError, ValueError, TypeError, AttributeError, IndexError)
 
 
 def _encode_qlif(v):
@@ -78,7 +87,7 @@ def _fields(op) -> dict:
 
 def _from_json(v):
     if isinstance(v, dict) and v.get("__qop__") == "QLIF":
-        return Q.QLIF(**{k: _from_json(x) for k, x in v.items() if k != "__qop__"})
+        return _checked(Q.QLIF(**{k: _from_json(x) for k, x in v.items() if k != "__qop__"}))
     if isinstance(v, list):
         return tuple(_from_json(x) for x in v)
     return v
@@ -86,6 +95,8 @@ def _from_json(v):
 
 def _int_array(a, what: str) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
+    if not (np.isfinite(a).all() and np.abs(a).max(initial=0) < 2 ** 53):  # float64 holds integers exactly below 2**53
+        raise ValueError(f"{what}: NIR field holds values that are not exact integers")
     out = a.astype(np.int64)
     if not np.array_equal(out.astype(np.float64), a):
         raise ValueError(f"{what}: NIR field holds non-integer values")
@@ -195,14 +206,15 @@ def export_nir(qgraph: "Q.QuantizedGraph", path) -> Path:
     return path
 
 
-def _s(v) -> str:
+def as_text(v) -> str:
+    """A NIR metadata string: ``nir.read`` gives back ``bytes`` for what was written as ``str``."""
     return v.decode("utf8") if isinstance(v, bytes) else str(v)
 
 
 def _qop(name: str, node: nir.NIRNode):
     meta = node.metadata
-    cls = _CLASSES[_s(meta["statten_hw_op"])]
-    fields = {k: _from_json(v) for k, v in json.loads(_s(meta["qop"])).items()}
+    cls = _CLASSES[as_text(meta["statten_hw_op"])]
+    fields = {k: _from_json(v) for k, v in json.loads(as_text(meta["qop"])).items()}
     if cls in (Q.QConv2d, Q.QLinear):
         fields["weight"] = _int_array(node.weight, f"{name}.weight")
         fields["bias"] = _int_array(node.bias, f"{name}.bias")
@@ -210,31 +222,128 @@ def _qop(name: str, node: nir.NIRNode):
             raise ValueError(f"{name}: bias field and metadata bias_int disagree")
     if cls is Q.QLIF and (int(meta["threshold"]) != fields["threshold"] or int(meta["dv"]) != fields["dv"]):
         raise ValueError(f"{name}: LIF metadata disagrees with its qop fields")
-    return cls(**fields)
+    return _checked(cls(**fields))
+
+
+def _is(kind, value) -> bool:
+    """``value`` has the declared field type ``kind`` (tuples hold integers; bools are not numbers)."""
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return _is(int, value) or (isinstance(value, float) and math.isfinite(value))
+    if kind is tuple:
+        return isinstance(value, tuple) and all(_is(int, v) for v in value)
+    return isinstance(value, kind)
+
+
+def _checked(op):
+    """``op`` if every field has its declared type (the JSON in a file could hold anything), and the
+    fields that size tensors stay bounded (a padding of 10**6 would ask the check run for terabytes)."""
+    hints = typing.get_type_hints(type(op))
+    for f in dataclasses.fields(op):
+        value = getattr(op, f.name)
+        if not any(_is(kind, value) for kind in typing.get_args(hints[f.name]) or (hints[f.name],)):
+            raise ValueError(f"field {f.name!r} = {value!r:.60} is not of type {hints[f.name]}")
+    if isinstance(op, Q.QInput) and not (0 < op.timesteps <= MAX_TIMESTEPS and all(0 < d <= MAX_IMG_SIZE for d in op.shape)):
+        raise ValueError(f"input of {op.timesteps} steps of shape {op.shape} is outside 1..{MAX_TIMESTEPS} steps, "
+                         f"1..{MAX_IMG_SIZE} per dimension")
+    if isinstance(op, (Q.QConv2d, Q.QMaxPool2d)):
+        kernel = op.weight.shape[2:] if isinstance(op, Q.QConv2d) else op.kernel
+        if not (all(s >= 1 for s in op.stride) and all(0 <= p < k for p, k in zip(op.padding, kernel))):
+            raise ValueError(f"stride {op.stride} or padding {op.padding} does not fit kernel {tuple(kernel)}")
+    return op
+
+
+def _problem(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text[:160]}"
+
+
+def _read(path: Path) -> nir.NIRGraph:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return nir.read(path)  # default type checking: every node, subgraphs included, is typed
+    except Exception as err:  # h5py and nir raise many kinds for a damaged file: all mean "unreadable"
+        raise InputError(f"{path}: not a readable NIR file ({_problem(err)})") from None
+
+
+def _node_attrs(name: str, node: nir.NIRNode) -> dict:
+    m = node.metadata
+    shape = _from_json(json.loads(as_text(m["shape"])))
+    if not _is(tuple, shape):
+        raise ValueError(f"shape {shape!r:.60} is not a list of integers")
+    scale = json.loads(as_text(m["scale"]))
+    if not (_is(float, scale) and scale > 0):
+        raise ValueError(f"scale {scale!r:.60} is not a positive number")
+    return {Q.QOP: _qop(name, node), Q.SCALE: float(scale), SHAPE: shape, "source": ""}
+
+
+def _rebuild(graph: nir.NIRGraph, path: Path) -> nx.DiGraph:
+    """The integer graph of the file; every problem is an InputError naming the node."""
+    order = json.loads(as_text(graph.metadata["order"]))
+    if not isinstance(order, list) or sorted(map(str, order)) != sorted(graph.nodes):
+        raise ValueError("metadata 'order' does not list every node exactly once")
+    qg = nx.DiGraph()
+    for name in order:
+        try:
+            qg.add_node(name, **_node_attrs(name, graph.nodes[name]))
+        except _MALFORMED as err:
+            raise InputError(f"{path}: node {name!r}: {_problem(err)}") from None
+    nir_edges = {(as_text(u), as_text(v)) for u, v in graph.edges}
+    for name in order:
+        try:
+            inputs = json.loads(as_text(graph.nodes[name].metadata["inputs"]))
+            for port, src in inputs.items():
+                if (src, name) not in nir_edges:
+                    raise ValueError(f"edge {src!r} -> {name!r} missing from the NIR edges")
+                qg.add_edge(src, name, **{PORT: port, Q.SCALE: qg.nodes[src][Q.SCALE]})
+        except _MALFORMED as err:
+            raise InputError(f"{path}: node {name!r}: inputs: {_problem(err)}") from None
+    kinds = [type(qg.nodes[n][Q.QOP]) for n in qg]
+    if kinds.count(Q.QInput) != 1 or kinds.count(Q.QOutput) != 1 or not nx.is_directed_acyclic_graph(qg):
+        raise InputError(f"{path}: the integer graph needs one input, one output and no cycle")
+    return qg
+
+
+def _dry_run(qgraph: "Q.QuantizedGraph", path: Path) -> None:
+    """Run the rebuilt graph once on a zero input: fields that do not fit together (a weight whose
+    channels do not match its input, an unknown attention mode) fail here, as one InputError,
+    instead of inside a later run."""
+    op = next(qgraph.qop(n) for n in qgraph.graph if isinstance(qgraph.qop(n), Q.QInput))
+    shape = (1, *op.shape) if op.encoding == "direct" else (1, op.timesteps, *op.shape)
+    try:
+        run_integer(qgraph, torch.zeros(shape, dtype=torch.int64))
+    except StattenError:
+        raise
+    except Exception as err:  # whatever the executor trips on, the file's fields are inconsistent
+        raise InputError(f"{path}: the integer graph in the file does not run ({_problem(err)})") from None
 
 
 def import_nir(path) -> "Q.QuantizedGraph":
-    """Read a file of :func:`export_nir` with plain ``nir.read`` and rebuild the integer graph."""
-    graph = nir.read(path)  # default type checking: every node, subgraphs included, is typed
+    """Read a file of :func:`export_nir` with plain ``nir.read`` and rebuild the integer graph.
+
+    A damaged or edited file (unreadable, another format, a missing or mistyped field, an edge or
+    port that does not match, a graph that does not run) raises one :class:`InputError`.
+    """
+    path = Path(path)
+    graph = _read(path)
     meta = graph.metadata
-    if _s(meta.get("format", "")) != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} file")
-    qg = nx.DiGraph()
-    for name in json.loads(_s(meta["order"])):
-        node = graph.nodes[name]
-        m = node.metadata
-        qg.add_node(name, **{Q.QOP: _qop(name, node), Q.SCALE: float(json.loads(_s(m["scale"]))),
-                             SHAPE: tuple(json.loads(_s(m["shape"]))), "source": ""})
-    nir_edges = {(_s(u), _s(v)) for u, v in graph.edges}
-    for name in qg.nodes:
-        for port, src in json.loads(_s(graph.nodes[name].metadata["inputs"])).items():
-            if (src, name) not in nir_edges:
-                raise ValueError(f"edge {src!r} -> {name!r} missing from the NIR edges")
-            qg.add_edge(src, name, **{PORT: port, Q.SCALE: qg.nodes[src][Q.SCALE]})
-    qg.graph["quant"] = {"weight_bits": int(meta["weight_bits"]), "state_bits": int(meta["state_bits"]),
-                         "decay_bits": int(meta["decay_bits"])}
-    return Q.QuantizedGraph(qg, int(meta["weight_bits"]), int(meta["state_bits"]), {n: n for n in qg},
-                            nx.DiGraph())
+    if as_text(meta.get("format", "")) != FORMAT:
+        raise InputError(f"{path}: not a {FORMAT} file; a NIR graph of another framework is read by "
+                         "statten_hw.export.nir_interop.lower_nir")
+    try:
+        qg = _rebuild(graph, path)
+        bits = {key: int(meta[key]) for key in ("weight_bits", "state_bits", "decay_bits")}
+        quantize_symmetric(np.zeros(1), bits["weight_bits"])  # validates weight_bits
+        if bits["decay_bits"] != DECAY_BITS:
+            raise ValueError(f"decay_bits {bits['decay_bits']}: the integer LIF uses {DECAY_BITS}")
+    except _MALFORMED as err:
+        raise InputError(f"{path}: graph metadata: {_problem(err)}") from None
+    qg.graph["quant"] = bits
+    qgraph = Q.QuantizedGraph(qg, bits["weight_bits"], bits["state_bits"], {n: n for n in qg}, nx.DiGraph())
+    _dry_run(qgraph, path)
+    return qgraph
 
 
 def run_nir_integer(path, x: torch.Tensor) -> IntegerRun:

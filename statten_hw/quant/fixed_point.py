@@ -93,6 +93,26 @@ def ceil_ratio(num: float, den: float) -> int:
     return math.ceil(Fraction(num) / Fraction(den))
 
 
+GRID_TOLERANCE = 1e-4  # in levels: float32 data on a grid of n/255 and the like sits within 2e-5 of it
+
+
+def grid_levels(x: torch.Tensor, top: int) -> int:
+    """The largest ``L <= top`` for which every ``|x| · L / max|x|`` is an integer: the step
+    ``max|x| / L`` is then a grid the data already lives on, and quantizing to it loses nothing
+    (the digits data, ``k/16``, gives ``L = 240``: 8-bit input on ``max/255`` rounds every pixel).
+    ``top`` (the plain ``max/top`` scale) when no such ``L`` exists."""
+    values = torch.unique(x.detach().abs().to(torch.float64))
+    peak = float(values.max()) if values.numel() else 0.0
+    if peak == 0:
+        return top
+    probe = values[torch.linspace(0, len(values) - 1, min(len(values), 64)).long()]  # rejects most L cheaply
+
+    def on_grid(v: torch.Tensor, levels: int) -> bool:
+        v = v * (levels / peak)
+        return float((v - v.round()).abs().max()) <= GRID_TOLERANCE
+    return next((L for L in range(top, 0, -1) if on_grid(probe, L) and on_grid(values, L)), top)
+
+
 def quantize_symmetric(w: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
     """Per-layer symmetric weights: ``(w_int int64, scale)`` with ``w ≈ w_int · scale``.
 

@@ -9,9 +9,12 @@ Rules (each with its reason):
 
 * **Input.** Calibration data that is already integer with ``|x| <= 127`` (spike/event frames,
   DVS counts) keeps scale 1: quantizing it would only add error. Real-valued (analog) input is
-  quantized to ``INPUT_BITS`` = 8 bits: unsigned ``[0, 255]`` with ``scale = max(x)/255`` when the
-  calibration data is non-negative (images in [0, 1]), else signed with ``max|x|/127``. That
-  conversion (``round(x/scale)``, clipped) is the sensor boundary, the only float step of a run.
+  quantized to ``INPUT_BITS`` = 8 bits: unsigned ``[0, 255]`` when the calibration data is
+  non-negative (images in [0, 1]), else signed ``[-127, 127]``, with ``scale = max|x|/L`` where
+  ``L`` is 255 (127) unless the data lives on a coarser grid ``max|x|/L`` (``fixed_point.grid_levels``:
+  the digits' ``k/16`` pixels take ``L = 240`` and stay exact; on ``max/255`` every pixel was rounded
+  and the first LIF flipped spikes the 16-bit-weight network does not). That conversion
+  (``round(x/scale)``, clipped) is the sensor boundary, the only float step of a run.
 * **BN folding.** A BN directly after a conv/linear (its only consumer) is folded in float64
   into that layer, ``W' = W·γ/σ``, ``b' = b·γ/σ + β - μ·γ/σ``, *before* weight quantization, so the
   BN becomes the integer bias. A BN anywhere else raises :class:`UnsupportedLayer`.
@@ -61,8 +64,8 @@ from statten_hw.ir import nodes as ir
 from statten_hw.ir.execute_float import run_float
 from statten_hw.ir.graph import OP, PORT, SHAPE, inputs_by_port, topological_order
 
-from .fixed_point import (DECAY_BITS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, ceil_ratio, dv_for_tau, limit,
-                          quantize_symmetric, requant_params)
+from .fixed_point import (DECAY_BITS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, ceil_ratio, dv_for_tau, grid_levels,
+                          limit, quantize_symmetric, requant_params)
 
 QOP, SCALE = "qop", "scale"
 STREAM_HEADROOM_BITS = 2
@@ -271,7 +274,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
             x = calibration_x.detach().to(torch.float64)
             exact = bool(torch.all(x == x.round())) and float(x.abs().max()) <= 127
             signed = bool((x < 0).any())
-            s = 1.0 if exact else _peak(x) / (limit(INPUT_BITS) if signed else (1 << INPUT_BITS) - 1)
+            s = 1.0 if exact else _peak(x) / grid_levels(x, limit(INPUT_BITS) if signed else (1 << INPUT_BITS) - 1)
             add(name, QInput(op.shape, op.timesteps, op.encoding, s, INPUT_BITS, signed, exact), s, op.timesteps)
         elif isinstance(op, (ir.Conv2d, ir.Linear)):
             w, b, bn = _fold(graph, name, op)

@@ -1,0 +1,251 @@
+"""NIR across frameworks: our integer NIR runs in snnTorch, snnTorch's NIR runs in statten-hw.
+
+The oracle is always the other framework's own forward pass (snnTorch ``Leaky``: ``m = β·m + I``,
+spike ``m > thr``, reset to zero), never our code. Networks are chosen inside the regimes where
+the two semantics coincide exactly (``statten_hw.export.nir_interop``): ``β = 0`` with any signs,
+``β = 1/2`` with a membrane that cannot go negative (non-negative weights and biases on spikes);
+weights are integers or quarters, so every float sum and halving is exact in float32.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from statten_hw.errors import InputError, UnsupportedLayer
+from statten_hw.export.nir_export import export_nir, import_nir
+from statten_hw.export.nir_interop import SNNTORCH_DT, for_float_consumer, lower_nir
+from statten_hw.ir import lower, nodes as ir, run_float, run_pipeline
+from statten_hw.ir.graph import add_op, new_graph
+from statten_hw.quant import quantize, run_integer
+from statten_hw.quant.quantize import QConv2d, QLinear
+
+import snntorch as snn
+from snntorch import utils as snn_utils
+from snntorch.export_nir import export_to_nir
+from snntorch.import_nir import import_from_nir
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
+from ir_nets import small_input, small_model  # noqa: E402
+
+T = 6
+F32 = np.float32
+
+
+def _events(batch: int, shape: tuple, seed: int, rate: float = 0.35) -> torch.Tensor:
+    """Binary event frames ``[batch, T, *shape]`` (integer input: the quantizer keeps scale 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, T, *shape, generator=gen) < rate).float()
+
+
+def _snntorch_spikes(net: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Run ``net`` step by step on ``x`` ``[batch, T, ...]``; every ``Leaky``'s spikes ``[T, batch, ...]``."""
+    seen: dict[str, list] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, out, n=n: seen.setdefault(n, []).append(out))
+             for n, m in net.named_modules() if isinstance(m, snn.Leaky)]
+    snn_utils.reset(net)
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            net(x[:, t])
+    for h in hooks:
+        h.remove()
+    return {n: torch.stack(s) for n, s in seen.items()}
+
+
+# --- ours -> snnTorch -------------------------------------------------------------------------
+
+def _plain_conv(rng):
+    """conv (mixed signs) -> LIF tau 1 (β = 0) -> conv stride 2 (non-negative) -> LIF tau 2 (β = 1/2)."""
+    g = new_graph()
+    x = add_op(g, "input", ir.Input(shape=(2, 8, 8), timesteps=T, encoding="events"), "")
+    w1 = rng.normal(0, 0.5, (4, 2, 3, 3)).astype(F32)
+    x = add_op(g, "conv1", ir.Conv2d(weight=w1, bias=rng.normal(0, 0.2, 4).astype(F32), padding=(1, 1)), "", x=x)
+    x = add_op(g, "lif1", ir.LIF(threshold=0.5, tau=1.0), "", x=x)
+    w2 = np.abs(rng.normal(0, 0.3, (6, 4, 3, 3))).astype(F32)
+    x = add_op(g, "conv2", ir.Conv2d(weight=w2, bias=np.abs(rng.normal(0, 0.1, 6)).astype(F32), stride=(2, 2)), "", x=x)
+    x = add_op(g, "lif2", ir.LIF(threshold=1.0, tau=2.0), "", x=x)
+    add_op(g, "output", ir.Output(per_step=True), "", x=x)
+    return run_pipeline(g)
+
+
+def _plain_mlp(rng):
+    """linear + BN (mixed signs) -> LIF tau 1 -> linear (non-negative, no bias) -> LIF tau 2."""
+    g = new_graph()
+    x = add_op(g, "input", ir.Input(shape=(12,), timesteps=T, encoding="events"), "")
+    x = add_op(g, "fc1", ir.Linear(weight=rng.normal(0, 0.4, (16, 12)).astype(F32)), "", x=x)
+    bn = {k: rng.uniform(lo, hi, 16).astype(F32) for k, lo, hi in
+          (("gamma", 0.6, 1.4), ("beta", -0.3, 0.3), ("mean", -0.2, 0.2), ("var", 0.5, 1.5))}
+    x = add_op(g, "bn1", ir.BatchNorm(**bn), "", x=x)
+    x = add_op(g, "lif1", ir.LIF(threshold=0.6, tau=1.0), "", x=x)
+    x = add_op(g, "fc2", ir.Linear(weight=np.abs(rng.normal(0, 0.4, (10, 16))).astype(F32)), "", x=x)
+    x = add_op(g, "lif2", ir.LIF(threshold=1.0, tau=2.0), "", x=x)
+    add_op(g, "output", ir.Output(per_step=True), "", x=x)
+    return run_pipeline(g)
+
+
+@pytest.mark.parametrize("build", [_plain_conv, _plain_mlp], ids=["conv", "mlp"])
+def test_our_plain_snn_runs_in_snntorch(build, tmp_path):
+    graph = build(np.random.default_rng(0))
+    shape = graph.nodes["input"]["op"].shape
+    qg = quantize(graph, _events(64, shape, seed=1))
+    x = _events(16, shape, seed=2)
+    ref = run_integer(qg, x)
+    assert sum(ref.overflows.values()) == 0  # snnTorch does not saturate; the comparison needs no clipping
+    ours = nir.read(export_nir(qg, tmp_path / "plain.nir"))
+    path = tmp_path / "plain_snntorch.nir"
+    nir.write(path, for_float_consumer(ours, SNNTORCH_DT))
+
+    net = import_from_nir(nir.read(path))  # snnTorch's own importer, from the file
+    leaky = {n: m for n, m in net.named_modules() if isinstance(m, snn.Leaky)}
+    assert sorted(leaky) == sorted(qg.lif_nodes)
+    for name, m in leaky.items():  # β = 1 - dv/4096 and v >= θ, as snnTorch understood the file
+        op = qg.qop(name)
+        assert torch.all(m.beta == 1 - op.dv / 4096)
+        assert float(m.threshold) < op.threshold
+        assert float(np.nextafter(F32(m.threshold), F32(np.inf))) == op.threshold
+    assert [qg.qop(n).dv for n in qg.lif_nodes] == [4096, 2048]  # both regimes are exercised
+    got = _snntorch_spikes(net, x)
+    for name in qg.lif_nodes:
+        assert 0 < int(ref.values[name].sum()) < ref.values[name].numel(), name  # spikes, not a silent layer
+        assert torch.equal(got[name].to(torch.int64), ref.values[name]), name
+
+
+def test_non_standard_ops_do_not_cross(tmp_path):
+    model = small_model("statten")
+    x = small_input(model)
+    ours = nir.read(export_nir(quantize(lower(model), x), tmp_path / "statten.nir"))
+    with pytest.raises(UnsupportedLayer, match="no standard NIR primitive"):
+        for_float_consumer(ours, SNNTORCH_DT)
+    with pytest.raises(InputError, match="dt must be a positive"):
+        for_float_consumer(ours, 0.0)
+
+
+# --- snnTorch -> ours -------------------------------------------------------------------------
+
+def _conv(cin, cout, k, gen, nonneg=False, stride=1, padding=0) -> torch.nn.Conv2d:
+    """Weights and biases in quarters, peak 127/4: the 8-bit quantizer's scale is exactly 1/4."""
+    conv = torch.nn.Conv2d(cin, cout, k, stride=stride, padding=padding)
+    w = torch.randint(0 if nonneg else -127, 128, conv.weight.shape, generator=gen).float()
+    w.view(-1)[0] = 127
+    b = torch.randint(0 if nonneg else -16, 17, conv.bias.shape, generator=gen).float()
+    conv.weight.data, conv.bias.data = w / 4, b / 4
+    return conv
+
+
+def _leaky(shape, beta, thr):
+    # per-neuron tensors: snnTorch 1.0's exporter gives scalar parameters no NIR type and nir 1.0.8 refuses them
+    return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.full(shape, thr), init_hidden=True,
+                     reset_mechanism="zero")
+
+
+def _csnn(betas, nonneg_middle: bool, thresholds) -> torch.nn.Sequential:
+    """1x8x8 -> conv 3x3 -> 4x8x8 -> conv 3x3 s2 -> 6x3x3 -> conv 3x3 (the classifier) -> 3x1x1."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.nn.Sequential(
+        _conv(1, 4, 3, gen, padding=1), _leaky((4, 8, 8), betas[0], thresholds[0]),
+        _conv(4, 6, 3, gen, nonneg=nonneg_middle, stride=2), _leaky((6, 3, 3), betas[1], thresholds[1]),
+        _conv(6, 3, 3, gen), _leaky((3, 1, 1), betas[2], thresholds[2])).eval()
+
+
+def _snntorch_file(net, path) -> Path:
+    nir.write(path, export_to_nir(net, torch.zeros(1, 8, 8)))  # snnTorch's own exporter
+    return path
+
+
+def test_snntorch_csnn_lowers_and_runs_float_exactly(tmp_path):
+    # beta 1/2 everywhere, mixed signs: the float deployment graph follows snnTorch spike for spike
+    net = _csnn((0.5, 0.5, 0.5), False, (8.0, 30.0, 20.0))
+    x = _events(32, (1, 8, 8), seed=3, rate=0.4)
+    want = _snntorch_spikes(net, x)
+    g = lower_nir(_snntorch_file(net, tmp_path / "csnn.nir"), SNNTORCH_DT, T)
+    lifs = [n for n in g if isinstance(g.nodes[n]["op"], ir.LIF)]
+    assert lifs == ["1", "3", "5"] and all(g.nodes[n]["op"].tau == 2.0 for n in lifs)
+    got = run_float(g, x, keep=True)
+    for name in lifs:
+        assert int(want[name].sum()) > 0, name
+        assert torch.equal(got[name], want[name]), name
+
+
+def test_snntorch_csnn_runs_bit_exact_on_the_integer_graph(tmp_path):
+    # beta 0 on the mixed-sign layers, beta 1/2 on the non-negative one; its threshold sits just
+    # below a multiple of the 1/4 weight scale, so 'm > thr' and the integer 'H >= θ' agree on the
+    # fractional membranes beta 1/2 makes (nir_interop docstring)
+    below = float(np.nextafter(F32(400.25), F32(-np.inf)))
+    net = _csnn((0.0, 0.5, 0.0), True, (16.0, below, 4.0))
+    x = _events(32, (1, 8, 8), seed=4, rate=0.4)
+    want = _snntorch_spikes(net, x)
+    g = lower_nir(_snntorch_file(net, tmp_path / "csnn.nir"), SNNTORCH_DT, T)
+    qg = quantize(g, x)
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    for name, conv in zip(("0", "2", "4"), convs):  # the premise: 8-bit quantization is lossless here
+        op = qg.qop(name)
+        assert isinstance(op, QConv2d) and op.w_scale == 0.25
+        assert np.array_equal(op.weight, (conv.weight.detach().numpy() * 4).astype(np.int64))
+        assert np.array_equal(op.bias, (conv.bias.detach().numpy() * 4).astype(np.int64))
+    assert [qg.qop(n).dv for n in qg.lif_nodes] == [4096, 2048, 4096]
+    run = run_integer(qg, x)
+    assert sum(run.overflows.values()) == 0
+    for name in qg.lif_nodes:
+        assert int(want[name].sum()) > 0, name
+        assert torch.equal(run.values[name], want[name].to(torch.int64)), name
+
+
+def test_snntorch_mlp_with_affine_lowers(tmp_path):
+    # snnTorch writes nn.Linear as nir.Affine (nir.Linear without a bias) on a vector input
+    gen = torch.Generator().manual_seed(5)
+    fc1, fc2 = torch.nn.Linear(10, 8), torch.nn.Linear(8, 4, bias=False)
+    fc1.weight.data = torch.randint(-8, 9, (8, 10), generator=gen).float() / 4
+    fc1.bias.data = torch.randint(-4, 5, (8,), generator=gen).float() / 4
+    fc2.weight.data = torch.randint(-8, 9, (4, 8), generator=gen).float() / 4
+    net = torch.nn.Sequential(fc1, _leaky((8,), 0.5, 1.0), fc2, _leaky((4,), 0.5, 0.5)).eval()
+    nir.write(tmp_path / "mlp.nir", export_to_nir(net, torch.zeros(10)))
+    g = lower_nir(tmp_path / "mlp.nir", SNNTORCH_DT, T)
+    x = _events(16, (10,), seed=6, rate=0.5)
+    want, got = _snntorch_spikes(net, x), run_float(g, x, keep=True)
+    assert isinstance(g.nodes["2"]["op"], ir.Linear) and g.nodes["2"]["op"].bias is None
+    for name in ("1", "3"):
+        assert int(want[name].sum()) > 0 and torch.equal(got[name], want[name]), name
+    assert type(quantize(g, x).qop("0")) is QLinear
+
+
+def _chain(**nodes) -> nir.NIRGraph:
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])))
+
+
+def test_foreign_failcases(tmp_path):
+    # snnTorch writes nn.Flatten() as nir.Flatten(start_dim=0): [C, H, W] -> [C·H·W] has no IR node
+    flat = _chain(input=nir.Input({"input": np.array([2, 3, 3])}),
+                  flatten=nir.Flatten({"input": np.array([2, 3, 3])}, start_dim=0, end_dim=-1),
+                  output=nir.Output({"output": np.array([18])}))
+    with pytest.raises(UnsupportedLayer, match="'flatten' .nir.Flatten.: no statten-hw lowering"):
+        lower_nir(flat, SNNTORCH_DT, T)
+    with pytest.raises(InputError, match="no such file"):
+        lower_nir(tmp_path / "missing.nir", SNNTORCH_DT, T)
+    (tmp_path / "junk.nir").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="not a readable NIR file"):
+        lower_nir(tmp_path / "junk.nir", SNNTORCH_DT, T)
+    with pytest.raises(InputError, match="lower_nir"):
+        import_nir(_snntorch_file(_csnn((0.5,) * 3, False, (1.0,) * 3), tmp_path / "csnn.nir"))
+    leaky = nir.LIF(tau=np.array([2e-4, 1e-4]), r=np.array([2.0, 1.0]), v_leak=np.zeros(2),
+                    v_threshold=np.ones(2), v_reset=np.zeros(2))
+    mixed = _chain(input=nir.Input({"input": np.array([2])}), lif=leaky, output=nir.Output({"output": np.array([2])}))
+    with pytest.raises(UnsupportedLayer, match="'lif'.*tau differs between neurons"):
+        lower_nir(mixed, SNNTORCH_DT, T)
+    with pytest.raises(InputError, match="dt must be a positive"):
+        lower_nir(mixed, -1.0, T)
+    vector = {"input": np.array([2])}
+    summed = nir.NIRGraph(nodes={"a": nir.Input(vector), "b": nir.Input(vector),
+                                 "output": nir.Output({"output": np.array([2])})},
+                          edges=[("a", "output"), ("b", "output")])
+    with pytest.raises(UnsupportedLayer, match="'output'.*2 producers"):
+        lower_nir(summed, SNNTORCH_DT, T)
+    ring = _chain(input=nir.Input({"input": np.array([2])}), output=nir.Output({"output": np.array([2])}))
+    ring.nodes.update(p=nir.Linear(np.eye(2)), q=nir.Linear(np.eye(2)))
+    ring.edges += [("p", "q"), ("q", "p")]
+    with pytest.raises(UnsupportedLayer, match="cycle"):
+        lower_nir(ring, SNNTORCH_DT, T)
