@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
     sm.add_argument("-o", "--output", default="out/simulate", help="report folder (default out/simulate)")
     sm.set_defaults(func=cmd_simulate)
+    from statten_hw.sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
     tg = sub.add_parser("targets", help="list the built-in hardware targets (or pass --target FILE.toml elsewhere)")
     tg.set_defaults(func=cmd_targets)
     return parser

@@ -74,3 +74,11 @@ def test_map_rejects_block_size_not_dividing_T(tmp_path, capsys):
     assert main(["map", "-B", "3", "-o", str(tmp_path / "m")]) == 2
     assert "not divisible" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_sweep_is_wired_and_rejects_an_unknown_target_in_one_line(capsys):
+    from statten_hw.cli import main
+
+    assert main(["sweep", "--targets", "loihi9", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loihi9" in err[0]

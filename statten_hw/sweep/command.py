@@ -1,0 +1,88 @@
+"""``statten-hw sweep``: its argparse sub-parser and its handler (wired into ``statten_hw.cli``)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from statten_hw.errors import StattenError
+
+from .config import OWN, int_list, plan
+from .report import write_sweep_report
+from .run import CONNECT_TIMEOUT_S, DEFAULT_SHARD_SIZE, execute
+
+
+class SweepFailed(StattenError):
+    """Some configurations could not be computed (a worker kept dying, a defect); the rest are stored."""
+
+
+def add_sweep_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("sweep", help="block sizes x targets x bit widths on Dask; resumable tradeoff report")
+    p.add_argument("checkpoints", nargs="*",
+                   help="checkpoint files (default: the embedded temporal-digits family digits_seq_b1..b8, "
+                        "each at its own B)")
+    p.add_argument("-B", "--block-sizes", default=OWN,
+                   help="'own' (each checkpoint at the B it was trained for; default), 'all' (every divisor "
+                        "of T), or a list like 1,2,4")
+    p.add_argument("--targets", default="loihi2,layerwise",
+                   help="comma-separated built-in names or TOML files (default loihi2,layerwise)")
+    p.add_argument("--bits", default="8", help="weight bit widths, e.g. 4,8 (1-16; default 8)")
+    p.add_argument("--samples", type=int, help="test samples per configuration (default: the whole test split)")
+    p.add_argument("--dataset", help="digits | digits-seq | PATH.npz (default: the checkpoint's own data set)")
+    p.add_argument("--engine", default="fast",
+                   help="event simulator engine: fast | detailed | none (map and integer accuracy only); default fast")
+    p.add_argument("--calibration-samples", type=int, default=256,
+                   help="training samples to calibrate the quantizer on (default 256)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786 "
+                                       "(default: a LocalCluster on this machine)")
+    p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per CPU)")
+    p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                   help=f"test samples per task (default {DEFAULT_SHARD_SIZE})")
+    p.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S,
+                   help=f"seconds to reach --scheduler and see a worker (default {CONNECT_TIMEOUT_S:g})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-o", "--output", default="out/sweep",
+                   help="sweep folder: stored results and the report (default out/sweep)")
+    p.set_defaults(func=run_sweep)
+    return p
+
+
+def run_sweep(args) -> None:
+    """Plan (every input checked), compute what is not stored yet, write the report, print a summary."""
+    configs = plan(args.checkpoints, args.block_sizes, [t.strip() for t in args.targets.split(",") if t.strip()],
+                   int_list(args.bits, "--bits"), samples=args.samples, dataset=args.dataset,
+                   calibration_samples=args.calibration_samples, engine=args.engine)
+    outcome = execute(configs, args.output, scheduler=args.scheduler, workers=args.workers,
+                      shard_size=args.shard_size, progress=not args.no_progress, connect_timeout=args.connect_timeout)
+    doc = write_sweep_report(args.output, outcome.results, outcome.failed, len(outcome.computed), len(outcome.reused))
+    _print_summary(doc, args.output)
+    if outcome.failed:
+        raise SweepFailed(f"{len(outcome.failed)} of {len(configs)} configuration(s) failed "
+                          f"(first: {outcome.failed[0]['label']}: {outcome.failed[0]['error']}); finished ones are "
+                          f"stored in {args.output}/ and a re-run computes only what is missing")
+
+
+def _print_summary(doc: dict, out_dir) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("checkpoint", "target", "bits", "B", "cores", "KiB", "steps", "µJ/inf", "accuracy", "",
+                  title="block-size sweep", caption="KiB: memory · steps: schedule latency · ★ Pareto-optimal",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for r in doc["configurations"]:
+        table.add_row(*_summary_row(r))
+    console = Console()
+    console.print(table)
+    retried = sum(bool(r["retries"]) for r in doc["configurations"])
+    console.print(f"{doc['run']['computed']} computed, {doc['run']['reused']} reused, {retried} retried after a "
+                  f"worker died, {len(doc['failed'])} failed; report in {out_dir}/")
+
+
+def _summary_row(r: dict) -> list[str]:
+    head = [Path(r["checkpoint"]).stem, r["target"], str(r["bits"]), str(r["block_size"])]
+    if r["status"] != "ok":
+        return [*head, "-", "-", "-", "-", f"error: {r['error']}", ""]
+    energy = r["per_inference"]["energy_j"]
+    return [*head, str(r["totals"]["cores"]), f"{r['memory_bytes'] / 1024:,.1f}", str(r["latency_steps"]),
+            "-" if energy is None else f"{energy * 1e6:,.3f}", f"{100 * r['accuracy']:.2f} %",
+            "★" if r["pareto"] else ""]
