@@ -13,16 +13,27 @@ sample, logical timestep, core) unless noted; a projection's counts belong to th
 ``events``          events sent (nonzero source values) per sending core, for the conservation checks;
 ``buffer_events``   q/k/v events written into attention block buffers, per receiving core;
 ``updates``         neuron updates (every neuron of the layer, every step);
+``active_updates``  neuron updates as SANA-FE counts them (`count_active_updates`): only the neurons whose
+                    state can change in the step;
 ``spikes_out``      output spikes (nonzero outputs) of the layer's neurons, per core.
+
+``sources[layer]`` names the layers (or the network input) whose events the layer's projections carry:
+who sent the packets counted for it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+
+from statten_hw.ir.graph import SHAPE, inputs_by_port
+from statten_hw.quant.execute import EXECUTORS
+from statten_hw.quant.fixed_point import decay, limit
+from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMean
 
 CORE_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "events", "buffer_events", "updates",
-               "spikes_out")
+               "active_updates", "spikes_out")
 STEP_FIELDS = ("host_packets", "max_hops")
 
 
@@ -33,6 +44,7 @@ class Counts:
     timesteps: int
     cores: int
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self):
         shape = (len(self.layers), self.samples, self.timesteps)
@@ -62,3 +74,115 @@ def count_layer_outputs(counts: Counts, net, values: dict, first_sample: int) ->
         fired = (v != 0).reshape(T, n, -1).cpu().numpy()
         for core in np.unique(layer.owner):
             counts["spikes_out"][i, rows, :, core] += fired[:, :, layer.owner == core].sum(-1).T
+
+
+def on_steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
+    """``[T', S, ...] -> [T, S, ...]``: a value that exists once (after a time mean) lands on the last step."""
+    if values.shape[0] == timesteps:
+        return values
+    full = torch.zeros((timesteps, *values.shape[1:]), dtype=values.dtype, device=values.device)
+    full[-1] = values[-1]
+    return full
+
+
+def layer_sources(qgraph, net) -> dict[str, tuple[str, ...]]:
+    """Per layer, the layers (or the network input) behind its projections' sources: the walk goes back
+    through the ops computed on the sending side (flattens, pooling, means) to a layer or the input."""
+    layers = {layer.name for layer in net.layers}
+    found: dict[str, set[str]] = {layer.name: set() for layer in net.layers}
+    for p in net.projections:
+        stack = [p.source]
+        while stack:
+            n = stack.pop()
+            if n in layers or isinstance(qgraph.qop(n), QInput):
+                found[p.layer].add(n)
+            else:
+                stack.extend(qgraph.graph.predecessors(n))
+    return {name: tuple(sorted(s)) for name, s in found.items()}
+
+
+def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dict, first_sample: int) -> None:
+    """Neuron updates as SANA-FE counts them (``LoihiLifModel::update``), per core, for samples
+    ``first_sample ...``: a neuron counts when its membrane is not 0 before the step, it has a constant
+    input (a bias), at least one event reached it (even with weights summing to 0) or it fires. The
+    others keep a zero state and are only visited.
+
+    ``values``: every node's output; ``reached[node]``: bool ``[T, S', *shape]``, the elements of a
+    projection target that at least one event reached (each engine finds them its own way)."""
+    T, layers = counts.timesteps, {layer.name for layer in net.layers}
+    for i, layer in enumerate(net.layers):
+        out = on_steps(values[layer.name], T)
+        active = _driven(qgraph, layer.name, layers, reached, out) | _state_before(qgraph, layer, values, T)
+        if layer.kind != "readout":
+            active |= out != 0
+        n = out.shape[1]
+        per = active.reshape(T, n, -1).cpu().numpy()
+        rows = slice(first_sample, first_sample + n)
+        for core in np.unique(layer.owner):
+            counts["active_updates"][i, rows, :, core] += per[:, :, layer.owner == core].sum(-1).T
+
+
+def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tensor) -> torch.Tensor:
+    """Elements of ``node`` with input in the step: reached by an event or given a bias, here or in the
+    ops before it on the receiving core (a conv, linear or attention node takes only events)."""
+    op = qgraph.qop(node)
+    shape = (like.shape[0], like.shape[1], *qgraph.graph.nodes[node][SHAPE])
+    hit = reached.get(node, torch.zeros(shape, dtype=torch.bool, device=like.device)) | _biased(op, shape, like)
+    if isinstance(op, (QConv2d, QLinear, QAttention)):
+        return hit
+    for port, src in inputs_by_port(qgraph.graph, node).items():
+        arrives = src in layers or isinstance(qgraph.qop(src), QInput) or (
+            isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs")
+        if not arrives:
+            hit = hit | _carry(op, _driven(qgraph, src, layers, reached, like), shape)
+    return hit
+
+
+def _biased(op, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Where a conv's (per channel) or a linear's (per output) bias is not 0; False for other ops."""
+    if isinstance(op, QConv2d):
+        return torch.from_numpy(op.bias != 0).to(like.device)[:, None, None].expand(shape)
+    if isinstance(op, QLinear):
+        return torch.from_numpy(op.bias != 0).to(like.device).expand(shape)
+    return torch.zeros((), dtype=torch.bool, device=like.device)
+
+
+def _carry(op, hit: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """An op's output elements that read at least one element of ``hit`` (its input indicator)."""
+    if isinstance(op, (QMaxPool2d, QFlatten)):  # max of 0/1 is "any"; a flatten only moves elements
+        return EXECUTORS[type(op)](op, {"x": hit.to(torch.int64)}, None, None, "reach") != 0
+    if isinstance(op, QMean):
+        if op.axes:
+            hit = hit.flatten(2 + op.axes[0], 2 + op.axes[-1]).any(2 + op.axes[0])
+        if op.time:
+            hit = on_steps(hit.any(0, keepdim=True), shape[0])
+        return hit
+    return hit.expand(shape)  # elementwise (LIF, ReLU, sums, products), or broadcast
+
+
+def _state_before(qgraph, layer, values: dict, T: int) -> torch.Tensor:
+    """Where the layer's state is not 0 before each step: a LIF's membrane, a readout's running sum
+    (a non-firing accumulator on the chip); other layers keep no state."""
+    out = values[layer.name]
+    op = qgraph.qop(layer.name)
+    if isinstance(op, QLIF):
+        x = values[next(iter(qgraph.graph.predecessors(layer.name)))]
+        state = _membranes(x, out, op, qgraph.state_bits)
+    elif layer.kind == "readout":
+        state = out.cumsum(0)
+    else:
+        return torch.zeros_like(on_steps(out, T), dtype=torch.bool)
+    before = torch.zeros_like(state, dtype=torch.bool)
+    before[1:] = state[:-1] != 0
+    return on_steps(before, T)
+
+
+def _membranes(x: torch.Tensor, spikes: torch.Tensor, op: QLIF, bits: int) -> torch.Tensor:
+    """The LIF's membrane after each step (`statten_hw.quant.execute.lif_integer` keeps it internal):
+    ``v = 0`` where it spiked, else ``decay(v) + x`` saturated to ``bits`` (the reference clips)."""
+    cap = limit(bits)
+    v, out = torch.zeros_like(x[0]), torch.empty_like(x)
+    for t in range(x.shape[0]):
+        h = (decay(v, op.dv) + x[t]).clamp_(-cap, cap)
+        v = out[t] = h.masked_fill_(spikes[t] != 0, 0)
+    return out

@@ -23,7 +23,7 @@ from statten_hw.ir.graph import inputs_by_port, topological_order
 from statten_hw.quant.execute import EXECUTORS, _Ctx
 from statten_hw.quant.quantize import QOP, QConv2d, QLinear
 
-from .counts import Counts, count_layer_outputs
+from .counts import Counts, count_active_updates, count_layer_outputs, layer_sources
 from .network import EventNetwork, Projection
 from .owners import HOST
 from .synapses import AttentionSynapses
@@ -81,7 +81,7 @@ class DetailedEngine:
                     hops = 0 if origin == HOST else int(self.net.hops[origin, core])
                     queue.push(t, hops, (p, li, t_src, t, origin, core, int(e), int(flat[e]), idx, w))
 
-    def _deliver(self, queue: _Queue, acc: dict, buffers: dict, c: Counts, s: int) -> None:
+    def _deliver(self, queue: _Queue, acc: dict, buffers: dict, hit: np.ndarray, c: Counts, s: int) -> None:
         for _, hops, _, (p, li, t_src, t, origin, core, e, value, idx, w) in queue.drain():
             if origin == HOST:
                 c["host_packets"][li, s, t] += 1
@@ -91,6 +91,7 @@ class DetailedEngine:
                 c["max_hops"][li, s, t] = max(c["max_hops"][li, s, t], hops)
             c["packets_in"][li, s, t, core] += 1
             c["sops" if p.spiking else "macs"][li, s, t, core] += len(idx)
+            hit[t, idx] = True  # these targets received an event this step
             if isinstance(p.synapses, AttentionSynapses):
                 c["buffer_events"][li, s, t, core] += 1
             if p.port == "x" and not isinstance(p.synapses, AttentionSynapses):
@@ -98,7 +99,7 @@ class DetailedEngine:
             else:
                 buffers[p.port][t_src].reshape(-1)[e] = value  # buffered as delivered
 
-    def _node(self, name, op, values, x, ctx, c: Counts, s: int, T: int) -> torch.Tensor:
+    def _node(self, name, op, values, x, ctx, c: Counts, s: int, T: int, reached: dict) -> torch.Tensor:
         ins = {port: values[src] for port, src in inputs_by_port(self.qgraph.graph, name).items()}
         projections = self.into.get(name, [])
         if not projections:
@@ -110,7 +111,9 @@ class DetailedEngine:
         steps = ins["x"].shape[0] if "x" in ins else T
         acc = np.zeros((steps, int(np.prod(out_shape))), np.int64)
         buffers = {p.port: np.zeros_like(ins[p.port][:, 0].numpy()) for p in projections}
-        self._deliver(queue, acc, buffers, c, s)
+        hit = np.zeros((T, int(np.prod(out_shape))), bool)
+        self._deliver(queue, acc, buffers, hit, c, s)
+        reached[name] = torch.from_numpy(hit).reshape(T, 1, *out_shape)
         if isinstance(op, (QConv2d, QLinear)):
             bias = op.bias.reshape(-1, *([1] * (len(out_shape) - 1))) if isinstance(op, QConv2d) else op.bias
             total = torch.from_numpy(acc.reshape(steps, 1, *out_shape) + bias)
@@ -121,14 +124,18 @@ class DetailedEngine:
     def run(self, x: torch.Tensor, progress=None):
         """(logits_int, spikes {layer: [T, S, ...]}, Counts) for the batch ``x``, on the CPU."""
         g, S, T = self.qgraph.graph, x.shape[0], self.net.timesteps
-        counts = Counts(tuple(layer.name for layer in self.net.layers), S, T, self.net.n_cores)
+        counts = Counts(tuple(layer.name for layer in self.net.layers), S, T, self.net.n_cores,
+                        sources=layer_sources(self.qgraph, self.net))
         logits, spikes = [], defaultdict(list)
         for s in range(S):
             ctx = _Ctx(self.qgraph.state_bits, False)
             values: dict[str, torch.Tensor] = {}
+            reached: dict[str, torch.Tensor] = {}
             for name in topological_order(g):
-                values[name] = self._node(name, g.nodes[name][QOP], values, x[s:s + 1].cpu(), ctx, counts, s, T)
+                values[name] = self._node(name, g.nodes[name][QOP], values, x[s:s + 1].cpu(), ctx, counts, s, T,
+                                          reached)
             count_layer_outputs(counts, self.net, {n: values[n] for n in counts.layers}, s)
+            count_active_updates(counts, self.net, self.qgraph, values, reached, s)
             logits.append(values[self.qgraph.output_node])
             for layer in counts.layers:
                 spikes[layer].append(values[layer])

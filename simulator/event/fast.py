@@ -14,8 +14,8 @@ import torch
 
 from statten_hw.quant.execute import run_integer
 
-from .counts import Counts, count_layer_outputs
-from .network import EventNetwork, Projection
+from .counts import Counts, count_active_updates, count_layer_outputs, layer_sources, on_steps
+from .network import CoreElements, EventNetwork, Projection
 from .owners import HOST
 from .synapses import AttentionSynapses
 
@@ -25,51 +25,52 @@ def _count_dtype(device) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "cpu" else torch.float64
 
 
-def _by_core(per_element: torch.Tensor, owner: torch.Tensor, cores: int) -> torch.Tensor:
-    """``[R, elements] -> [R, cores]``: sum each element into its owner's column."""
+def _by_core(per_element: torch.Tensor, groups: CoreElements, cores: int) -> torch.Tensor:
+    """``[R, elements] -> [R, cores]``: each core's column sums the elements it holds."""
     out = torch.zeros(per_element.shape[0], cores, dtype=per_element.dtype, device=per_element.device)
-    return out.index_add_(1, owner, per_element)
+    for core, elements in groups:
+        out[:, core] = per_element[:, _on(elements, out.device)].sum(1)
+    return out
 
 
-def _steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
-    """``[T', S, ...] -> [T, S, ...]``: a value that exists once (after a time mean) lands on the last step."""
-    if values.shape[0] == timesteps:
-        return values
-    full = torch.zeros((timesteps, *values.shape[1:]), dtype=values.dtype, device=values.device)
-    full[-1] = values[-1]
-    return full
+def _on(elements: slice | np.ndarray, device) -> slice | torch.Tensor:
+    """A core's elements as an index usable on ``device`` (a slice stays a view)."""
+    return elements if isinstance(elements, slice) else torch.from_numpy(elements).to(device)
 
 
 def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T: int, S: int,
-                      acc: dict[str, np.ndarray], layer: int) -> None:
+                      acc: dict[str, np.ndarray], layer: int, reached: dict) -> None:
     dev = values.device
     ft = _count_dtype(dev)
-    E = (_steps(values, T) != 0).to(ft).reshape(T * S, -1)
+    E = (on_steps(values, T) != 0).to(ft).reshape(T * S, -1)
     K = net.n_cores
     counted = p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)).reshape(T * S, -1)
-    ops = _by_core(counted, torch.from_numpy(p.owner).to(dev), K)
+    hit = (counted > 0).reshape(T, S, *p.synapses.out_shape)
+    reached[p.target] = reached.get(p.target, False) | hit  # the targets at least one event reached
+    ops = _by_core(counted, p.receivers, K)
     acc["sops" if p.spiking else "macs"][layer] += _np(ops, T, S)
     cover = p.coverage.to(device=dev, dtype=ft)
     dst = torch.from_numpy(p.dst_cores).to(dev)
     received = torch.zeros(T * S, K, dtype=ft, device=dev)
-    received[:, dst] = E @ cover
-    acc["packets_in"][layer] += _np(received, T, S)
-    if isinstance(p.synapses, AttentionSynapses):
-        acc["buffer_events"][layer] += _np(received, T, S)
     hops = torch.from_numpy(net.hops).to(device=dev, dtype=ft)
-    for o in np.unique(p.origin):
-        rows = torch.from_numpy(np.flatnonzero(p.origin == o)).to(dev)
-        per_dst = E[:, rows] @ cover[rows]  # [T*S, n_dst] packets from core o
+    for o, rows in p.senders:
+        rows = _on(rows, dev)
+        sending = E[:, rows]
+        per_dst = sending @ cover[rows]  # [T*S, n_dst] packets from core o
+        received[:, dst] += per_dst
         sent = per_dst.sum(1)
         if o == HOST:
             acc["host_packets"][layer] += _np(sent, T, S)
             continue
         acc["packets_out"][layer][:, :, o] += _np(sent, T, S)
-        acc["events"][layer][:, :, o] += _np(E[:, rows].sum(1), T, S)
+        acc["events"][layer][:, :, o] += _np(sending.sum(1), T, S)
         route = hops[o, dst]
         acc["hops_out"][layer][:, :, o] += _np(per_dst @ route, T, S)
         longest = ((per_dst > 0) * route).amax(1)
         acc["max_hops"][layer] = np.maximum(acc["max_hops"][layer], _np(longest, T, S))
+    acc["packets_in"][layer] += _np(received, T, S)
+    if isinstance(p.synapses, AttentionSynapses):
+        acc["buffer_events"][layer] += _np(received, T, S)
 
 
 def _np(x: torch.Tensor, T: int, S: int) -> np.ndarray:
@@ -82,9 +83,11 @@ def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu"):
     """(IntegerRun on ``device``, Counts) for the batch ``x``."""
     run = run_integer(qgraph, x, device=device)
     T, S = net.timesteps, x.shape[0]
-    counts = Counts(tuple(layer.name for layer in net.layers), S, T, net.n_cores)
+    counts = Counts(tuple(layer.name for layer in net.layers), S, T, net.n_cores, sources=layer_sources(qgraph, net))
     index = {layer.name: i for i, layer in enumerate(net.layers)}
     count_layer_outputs(counts, net, {layer.name: run.values[layer.name] for layer in net.layers}, 0)
+    reached: dict[str, torch.Tensor] = {}
     for p in net.projections:
-        _count_projection(p, run.values[p.source], net, T, S, counts.arrays, index[p.layer])
+        _count_projection(p, run.values[p.source], net, T, S, counts.arrays, index[p.layer], reached)
+    count_active_updates(counts, net, qgraph, run.values, reached, 0)
     return run, counts

@@ -21,7 +21,7 @@ from statten_hw.ir.graph import PORT, SHAPE, topological_order
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMul, QOP, QOutput
 
 from .owners import HOST, layer_owners, pull_back, push_forward
-from .synapses import (F64, AttentionSynapses, ConvSynapses, ElementwiseSynapses, LinearSynapses, Synapses,
+from .synapses import (AttentionSynapses, ConvSynapses, ElementwiseSynapses, LinearSynapses, Synapses,
                        fan_out)
 
 _SPIKE_PRESERVING = (QMaxPool2d, QFlatten)
@@ -40,7 +40,25 @@ class Projection:
     owner: np.ndarray  # [out elements] core per target element
     spiking: bool  # binary/ternary events (accumulates) or graded ones (multiply-accumulates)
     dst_cores: np.ndarray  # the cores holding targets, one coverage column each
-    coverage: torch.Tensor  # [in elements, len(dst_cores)] float64 1/0: the event goes to that core
+    coverage: torch.Tensor  # [in elements, len(dst_cores)] float32 1/0: the event goes to that core
+    senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
+    receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
+
+
+#: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
+#: (the mapper hands out consecutive neurons, so almost always), else their flat indices.
+CoreElements = tuple[tuple[int, slice | np.ndarray], ...]
+
+
+def group_by_core(cores: np.ndarray) -> CoreElements:
+    """The elements of each core in the flat array ``cores``, found in linear time (runs of equal ids):
+    engines then sum over views, where an index per element would cost a gather or a sort."""
+    starts = np.concatenate(([0], np.flatnonzero(cores[1:] != cores[:-1]) + 1))
+    ids = cores[starts]
+    if len(np.unique(ids)) == len(ids):  # one run per core
+        stops = np.append(starts[1:], len(cores))
+        return tuple(sorted((int(c), slice(int(a), int(b))) for c, a, b in zip(ids, starts, stops)))
+    return tuple((int(c), np.flatnonzero(cores == c)) for c in np.unique(ids))
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,7 @@ class _Builder:
         self.owner = dict(layer_owners(mapping.pieces, self.shapes))
         self.is_layer = set(self.rows)
         self.dendrite_edges: list[tuple[str, str, str, str]] = []  # (layer, source, target, port)
+        self.groups: dict[str, CoreElements] = {}
 
     def op(self, n):
         return self.g.nodes[n][QOP]
@@ -130,12 +149,23 @@ class _Builder:
 
     def projection(self, layer, source, target, port) -> Projection:
         syn = _synapses(self.op(target), self.shapes[source], self.shapes[target], port)
-        owner = self.owner[target].reshape(-1)
-        dst = np.unique(owner)
-        indicators = torch.from_numpy(owner[None, :] == dst[:, None]).to(F64).reshape(len(dst), *syn.out_shape)
-        coverage = (syn.reach(indicators).reshape(len(dst), -1) > 0).to(F64).T.contiguous()
-        return Projection(layer, source, target, port, syn, self.owner[source].reshape(-1), owner,
-                          self.spiking(source), dst, coverage)
+        owner, origin = self.owner[target].reshape(-1), self.owner[source].reshape(-1)
+        receivers = self.grouped(target)
+        dst = np.array([core for core, _ in receivers], np.int64)
+        indicators = torch.zeros(len(dst), owner.size, dtype=torch.float32)
+        for row, (_, elements) in enumerate(receivers):
+            indicators[row, elements] = 1
+        # float32 suffices: only "reached at all" (> 0) is kept, and sums of non-negative terms stay > 0
+        reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1)
+        coverage = (reach > 0).to(torch.float32).T.contiguous()
+        return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, coverage,
+                          self.grouped(source), receivers)
+
+    def grouped(self, node: str) -> CoreElements:
+        """`group_by_core` of a node's owners, once per node (q, k and v read the same spikes)."""
+        if node not in self.groups:
+            self.groups[node] = group_by_core(self.owner[node].reshape(-1))
+        return self.groups[node]
 
 
 def _hops_matrix(mapping) -> np.ndarray:
@@ -162,4 +192,4 @@ def build_network(qgraph, mapping) -> EventNetwork:
     return EventNetwork(layers, projections, len(mapping.cores), _hops_matrix(mapping), timesteps)
 
 
-__all__ = ["EventNetwork", "LayerInfo", "Projection", "build_network", "fan_out"]
+__all__ = ["CoreElements", "EventNetwork", "LayerInfo", "Projection", "build_network", "fan_out", "group_by_core"]

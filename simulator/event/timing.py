@@ -1,18 +1,26 @@
 """The cycle and energy model: counts of one run -> busy cycles per core, latency, energy, buffer use.
 
 Busy cycles of a core in one time slot = ``sop_cycles·(sops + macs) + neuron_update_cycles·updates +
-spike_packet_cycles·(packets in + packets out)``. A slot lasts as long as its busiest core, plus the
-longest route taken in it (``hop_cycles`` per hop), plus the barrier (``step`` targets).
+spike_packet_cycles·(packets in + packets out)``, plus the costs a target may split out SANA-FE's way
+(each 0 unless stated): ``neuron_access_cycles`` per neuron visited, ``spike_cycles`` per output spike,
+``packet_receive_cycles`` per packet received (then ``spike_packet_cycles`` is the sending side only).
+A slot lasts as long as its busiest core, plus the longest route taken in it (``hop_cycles`` per hop),
+plus the barrier (``step`` targets).
 
 * ``step`` targets: slot = global step. Layer i's logical step t runs at global step
   ``t + start_step_i`` (its neurons update and fire then); its incoming events arrive ``delay_i``
-  steps earlier (an attention layer collects its block's q, k, v before it can fire).
+  steps earlier (an attention layer collects its block's q, k, v before it can fire). Every neuron is
+  visited in every slot.
 * ``layer`` targets: slot = stage (block b, layer i): the layer's B steps of block b, one layer at a
-  time, no barrier.
+  time, no barrier. A stage visits its layer's neurons once per step.
+* SANA-FE targets (`sanafe_timeline`): SANA-FE's own step composition, its ``simple`` timing model.
 
 Energy = ``sop_pj·sops + mac_pj·macs + neuron_update_pj·updates + noc_hop_pj·hops`` + SRAM traffic of
 the attention block buffers (each q/k/v event written once, one bit, and read once at the block's end;
-``layer`` targets also write and read every layer's output block as a bitmap) + static power × time.
+``layer`` targets also write and read every layer's output block as a bitmap) + ``spike_pj`` per output
+spike + ``packet_pj`` per packet (charged where it is received, host-injected packets included) +
+``neuron_access_pj`` per neuron visit + static power × time. A target with a per-visit cost (SANA-FE's
+split) charges ``neuron_update`` only for the neurons whose state can change (``active_updates``).
 Buffer occupancy (bits) at a global step: q/k/v events received in the current block so far.
 """
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from statten_hw.targets.sanafe import FORMAT as SANAFE_FORMAT, read_architecture
 from statten_hw.targets.schema import ExecutionStyle
 
 from .counts import Counts
@@ -28,41 +37,58 @@ from .network import EventNetwork
 
 PJ = 1e-12
 ARRIVAL_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "buffer_events", "events")
+FIRE_FIELDS = ("updates", "active_updates", "spikes_out")
 
 
 @dataclass(frozen=True)
 class Timeline:
-    """Per-sample slot cycles and per-core busy cycles ``[S, slots, K]``; buffer bits ``[S, slots, K]``."""
+    """Per-sample slot cycles and per-core busy cycles ``[S, slots, K]``; buffer bits ``[S, slots, K]``;
+    ``visits [L, slots, K]``: neurons of each layer visited per slot and core (every sample alike)."""
 
     slot_cycles: np.ndarray  # [S, slots]
     busy: np.ndarray  # [S, slots, K]
     buffer_bits: np.ndarray  # [S, slots, K]
     slot_names: tuple[str, ...]
+    visits: np.ndarray  # [L, slots, K]
 
     @property
     def cycles(self) -> np.ndarray:
         return self.slot_cycles.sum(1)
 
 
-def _busy(c: dict, timing) -> np.ndarray:
-    return (timing.sop_cycles * (c["sops"] + c["macs"]) + timing.neuron_update_cycles * c["updates"]
-            + timing.spike_packet_cycles * (c["packets_in"] + c["packets_out"]))
+def charged_updates(c: dict, per_visit_cost: float) -> np.ndarray:
+    """The neuron updates a cost model charges: with a per-visit cost (every neuron visited each step, as
+    SANA-FE splits it) only the neurons whose state can change, else every neuron every step."""
+    return c["active_updates"] if per_visit_cost else c["updates"]
 
 
-def _step_slots(counts: Counts, net: EventNetwork, latency_steps: int) -> dict[str, np.ndarray]:
-    """Counts moved onto global steps: ``[S, G, K]`` per field, ``max_hops [S, G]``."""
+def _busy(c: dict, timing, visits: np.ndarray) -> np.ndarray:
+    if timing.packet_receive_cycles:  # the target splits a packet into its sending and receiving ends
+        packets = timing.spike_packet_cycles * c["packets_out"] + timing.packet_receive_cycles * c["packets_in"]
+    else:
+        packets = timing.spike_packet_cycles * (c["packets_in"] + c["packets_out"])
+    return (timing.sop_cycles * (c["sops"] + c["macs"])
+            + timing.neuron_update_cycles * charged_updates(c, timing.neuron_access_cycles) + packets
+            + timing.neuron_access_cycles * visits + timing.spike_cycles * c["spikes_out"])
+
+
+def _step_slots(counts: Counts, net: EventNetwork, slots: int, first_fire: list[int],
+                gap: int) -> dict[str, np.ndarray]:
+    """Counts moved onto global steps: layer i fires its step t at ``first_fire[i] + t`` and its events
+    arrive ``gap + delay_i`` steps before. ``[S, G, K]`` per field, ``max_hops``/``host_packets [S, G]``."""
     L, S, T, K = counts["sops"].shape
-    out = {f: np.zeros((S, latency_steps, K), np.int64) for f in (*ARRIVAL_FIELDS, "updates", "spikes_out")}
-    hops = np.zeros((S, latency_steps), np.int64)
+    out = {f: np.zeros((S, slots, K), np.int64) for f in (*ARRIVAL_FIELDS, *FIRE_FIELDS)}
+    hops, host = np.zeros((S, slots), np.int64), np.zeros((S, slots), np.int64)
     for i, layer in enumerate(net.layers):
-        fire = np.arange(T) + layer.start_step
-        arrive = fire - layer.delay_steps
+        fire = np.arange(T) + first_fire[i]
+        arrive = fire - gap - layer.delay_steps
         for f in ARRIVAL_FIELDS:
             out[f][:, arrive] += counts[f][i]
-        for f in ("updates", "spikes_out"):
+        for f in FIRE_FIELDS:
             out[f][:, fire] += counts[f][i]
         hops[:, arrive] = np.maximum(hops[:, arrive], counts["max_hops"][i])
-    out["max_hops"] = hops
+        host[:, arrive] += counts["host_packets"][i]
+    out["max_hops"], out["host_packets"] = hops, host
     return out
 
 
@@ -71,12 +97,17 @@ def _layer_slots(counts: Counts, net: EventNetwork, block: int) -> tuple[dict[st
     L, S, T, K = counts["sops"].shape
     blocks = T // block
     out, names = {}, []
-    for f in (*ARRIVAL_FIELDS, "updates", "spikes_out"):
+    for f in (*ARRIVAL_FIELDS, *FIRE_FIELDS):
         per = counts[f].reshape(L, S, blocks, block, K).sum(3)  # [L, S, blocks, K]
         out[f] = per.transpose(1, 2, 0, 3).reshape(S, blocks * L, K)
     out["max_hops"] = counts["max_hops"].reshape(L, S, blocks, block).max(3).transpose(1, 2, 0).reshape(S, blocks * L)
     names = [f"block {b} / {layer.name}" for b in range(blocks) for layer in net.layers]
     return out, names
+
+
+def _neurons(net: EventNetwork) -> np.ndarray:
+    """``[L, K]``: neurons of each layer on each core."""
+    return np.stack([np.bincount(layer.owner, minlength=net.n_cores) for layer in net.layers])
 
 
 def _buffer_bits(slots: dict, block_of_slot: np.ndarray) -> np.ndarray:
@@ -92,24 +123,100 @@ def _buffer_bits(slots: dict, block_of_slot: np.ndarray) -> np.ndarray:
 def timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timeline, dict[str, np.ndarray]]:
     """Slot cycles, busy cycles and buffer occupancy, plus the per-slot counts they came from."""
     target, sched = mapping.target, mapping.schedule
+    if is_sanafe(target):
+        return sanafe_timeline(counts, net, mapping)
     t = target.timing
+    neurons = _neurons(net)
     if target.execution == ExecutionStyle.STEP:
-        slots = _step_slots(counts, net, sched.latency_steps)
+        slots = _step_slots(counts, net, sched.latency_steps, [layer.start_step for layer in net.layers], 0)
         names = tuple(f"step {g}" for g in range(sched.latency_steps))
         block_of_slot = np.minimum(np.arange(sched.latency_steps), sched.timesteps - 1) // sched.block_size
         barrier = t.barrier_cycles
+        visits = np.repeat(neurons[:, None], sched.latency_steps, 1)
     else:
         slots, names = _layer_slots(counts, net, sched.block_size)
         block_of_slot = np.arange(len(names))  # a stage holds its whole block
         barrier = 0.0
-    busy = _busy(slots, t)
+        L = len(net.layers)
+        visits = np.zeros((L, len(names), net.n_cores), np.int64)
+        for i in range(L):
+            visits[i, i::L] = neurons[i] * sched.block_size
+    busy = _busy(slots, t, visits.sum(0))
     slot_cycles = busy.max(2) + t.hop_cycles * slots["max_hops"] + barrier
-    return Timeline(slot_cycles, busy, _buffer_bits(slots, block_of_slot), tuple(names)), slots
+    return Timeline(slot_cycles, busy, _buffer_bits(slots, block_of_slot), tuple(names), visits), slots
+
+
+def is_sanafe(target) -> bool:
+    """A target read from a SANA-FE architecture file (`statten_hw.targets.sanafe`)."""
+    return target.provenance is not None and target.provenance.format == SANAFE_FORMAT
+
+
+def pipeline_lags(counts: Counts, net: EventNetwork) -> dict[str, int]:
+    """SANA-FE's step lag of every layer: a spike reaches the next layer's somas one step after it is
+    sent, so a layer computes its step t at (1-based) step ``t + lag``, ``lag`` = 1 + its attention block
+    delay + the largest lag among the layers it receives from (`Counts.sources`); the input is sent at 1."""
+    layers = {layer.name: layer for layer in net.layers}
+    lags: dict[str, int] = {}
+
+    def lag(name: str) -> int:
+        if name not in layers:
+            return 1  # the network input
+        if name not in lags:
+            lags[name] = 1 + layers[name].delay_steps + max(map(lag, counts.sources[name]), default=1)
+        return lags[name]
+    return {name: lag(name) for name in layers}
+
+
+def sanafe_timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timeline, dict[str, np.ndarray]]:
+    """SANA-FE's step composition and its ``simple`` timing model (``schedule_messages_timestep_simple``).
+
+    Layer i computes step t at slot ``t + lag_i - 1`` (`pipeline_lags`); the packets it receives for that
+    step are sent and processed one slot earlier, with the sender's spikes. A core's time in a slot is
+    ``max(send, receive)``: ``send`` = a visit of each of its neurons + an update of each active one + each
+    spike + each packet sent; ``receive`` = each packet received + each synaptic event. The input's
+    packets are sent by one more sender (SANA-FE's input neurons, on a core of their own). A slot lasts
+    its busiest sender or receiver, plus the synchronization SANA-FE looks up for the tiles in use; the
+    NoC adds no time in this model."""
+    t, sched = mapping.target.timing, mapping.schedule
+    lags = pipeline_lags(counts, net)
+    T = counts.timesteps
+    n_slots = max(T, *(lags[layer.name] + T - 1 for layer in net.layers))
+    slots = _step_slots(counts, net, n_slots, [lags[layer.name] - 1 for layer in net.layers], 1)
+    visits = np.repeat(_neurons(net)[:, None], n_slots, 1)
+    send = (t.neuron_access_cycles * visits.sum(0) + t.neuron_update_cycles * slots["active_updates"]
+            + t.spike_cycles * slots["spikes_out"] + t.spike_packet_cycles * slots["packets_out"])
+    receive = t.packet_receive_cycles * slots["packets_in"] + t.sop_cycles * (slots["sops"] + slots["macs"])
+    busy = np.maximum(send, receive)
+    slot_cycles = np.maximum(busy.max(2), t.spike_packet_cycles * slots["host_packets"]) + _sync_cycles(mapping)
+    block_of_slot = np.minimum(np.arange(n_slots), T - 1) // sched.block_size
+    names = tuple(f"SANA-FE step {g + 1}" for g in range(n_slots))
+    return Timeline(slot_cycles, busy, _buffer_bits(slots, block_of_slot), names, visits), slots
+
+
+def _sync_cycles(mapping) -> float:
+    """SANA-FE's end-of-step synchronization, looked up with the number of tiles the mapping uses."""
+    arch = read_architecture(mapping.target.provenance.source)
+    tiles = len({(c.chip, c.x, c.y) for c in mapping.cores})
+    return arch.sync_seconds(tiles) * mapping.target.timing.clock_hz
+
+
+def energy_parts_pj(c: dict, target, block_bitmap_bits: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+    """Dynamic energy (pJ) of counts ``c`` (any common shape) by part, SRAM traffic of the buffers
+    included; neuron visits are charged from the timeline (`visit_energy_pj`)."""
+    e = target.energy
+    buffer_bytes = (c["buffer_events"] + block_bitmap_bits) / 8
+    return {"sop": e.sop_pj * c["sops"], "mac": e.mac_pj * c["macs"],
+            "neuron_update": e.neuron_update_pj * charged_updates(c, e.neuron_access_pj),
+            "noc": e.noc_hop_pj * c["hops_out"],
+            "sram_buffers": (e.sram_write_byte_pj + e.sram_read_byte_pj) * buffer_bytes,
+            "spike_out": e.spike_pj * c["spikes_out"], "packets": e.packet_pj * c["packets_in"]}
 
 
 def energy_pj(c: dict, target, block_bitmap_bits: np.ndarray | float = 0.0) -> np.ndarray:
-    """Dynamic energy (pJ) of counts ``c`` (any common shape), SRAM traffic of the buffers included."""
-    e = target.energy
-    buffer_bytes = (c["buffer_events"] + block_bitmap_bits) / 8
-    return (e.sop_pj * c["sops"] + e.mac_pj * c["macs"] + e.neuron_update_pj * c["updates"]
-            + e.noc_hop_pj * c["hops_out"] + (e.sram_write_byte_pj + e.sram_read_byte_pj) * buffer_bytes)
+    """Dynamic energy (pJ) of counts ``c`` (any common shape): the sum of `energy_parts_pj`."""
+    return sum(energy_parts_pj(c, target, block_bitmap_bits).values())
+
+
+def visit_energy_pj(tl: Timeline, target) -> np.ndarray:
+    """Energy (pJ) of the neuron visits, ``[L, slots, K]`` per sample (``neuron_access_pj`` each)."""
+    return target.energy.neuron_access_pj * tl.visits

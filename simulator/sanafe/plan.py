@@ -136,7 +136,8 @@ READOUT_ATTRIBUTES = {"threshold": NEVER, "leak_decay": 1.0, "reset": 0.0, "rese
 
 def place_groups(plans: list[LayerPlan], mapping, arch) -> list[GroupPlan]:
     """A group per layer piece on the SANA-FE core at the piece's mapped position, and the replayed
-    input on free cores (module docstring of `statten_hw.targets.sanafe` for the tile layout)."""
+    input on free cores (module docstring of `statten_hw.targets.sanafe` for the tile layout): first
+    those of tiles the mapping uses, so that the input adds no tile to SANA-FE's synchronization."""
     on_chip = {p.name: p for p in plans if p.on_chip}
     cores = sanafe_cores(mapping, arch)
     groups, start = [], {}
@@ -145,7 +146,9 @@ def place_groups(plans: list[LayerPlan], mapping, arch) -> list[GroupPlan]:
             groups.append(GroupPlan(f"{layer}#{k}", layer, start.get(layer, 0), n, cores[core_id], core_id))
         start[layer] = start.get(layer, 0) + n
     used = set(cores.values())
-    free = [c for c in range(arch.tiles * arch.cores_per_tile) if c not in used]
+    used_tiles = {c // arch.cores_per_tile for c in used}
+    free = sorted((c for c in range(arch.tiles * arch.cores_per_tile) if c not in used),
+                  key=lambda c: (c // arch.cores_per_tile not in used_tiles, c))
     per_core = min(arch.neurons_per_core, arch.input_units)
     for plan in (p for p in plans if p.kind == INPUT):
         slices = range(0, plan.neurons, per_core or plan.neurons)

@@ -107,7 +107,8 @@ def _summary(sample: tuple[StepCounts, ...]) -> dict:
 
 def _step(s: StepCounts) -> dict:
     return {"step": s.step, "spikes": s.spikes, "packets": s.packets, "hops": s.hops, "sops": s.synaptic_events,
-            "neuron_updates": s.neuron_updates, "sim_time_s": s.sim_time_s, "energy_j": s.energy_j["total"]}
+            "neuron_updates": s.neuron_updates, "sim_time_s": s.sim_time_s, "energy_j": s.energy_j["total"],
+            "input_packets": s.input_packets, "input_hops": s.input_hops}
 
 
 __all__ = ["sanafe_report"]

@@ -25,8 +25,8 @@ from statten_hw.targets.sanafe import FORMAT, SanafeArchitecture, read_architect
 
 from ._sdk import quiet, sanafe
 from .build import BuiltNetwork, build_network, load_hardware
-from .plan import (GRID, INJECTED, READOUT, REPLAYED, SYNAPSES, GroupPlan, LayerPlan, place_groups, plan_layers,
-                   sanafe_cores)
+from .plan import (GRID, INJECTED, INPUT, READOUT, REPLAYED, SYNAPSES, GroupPlan, LayerPlan, place_groups,
+                   plan_layers, sanafe_cores)
 
 TIMING_MODELS = ("simple", "detailed")
 
@@ -37,7 +37,8 @@ class StepCounts:
 
     ``spikes``: neurons that fired (input neurons included); ``synaptic_events``: synapses looked up
     (SANA-FE's own "spikes"); ``packets``: one per firing neuron per destination core; ``hops``: tile
-    hops of those packets; ``neuron_updates``: somas that updated or fired; energies in J, time in s.
+    hops of those packets; ``neuron_updates``: somas that updated or fired; energies in J, time in s;
+    ``input_packets``/``input_hops``: the part of ``packets``/``hops`` sent by the replayed network input.
     """
 
     step: int
@@ -48,6 +49,8 @@ class StepCounts:
     neuron_updates: int
     energy_j: dict
     sim_time_s: float
+    input_packets: int
+    input_hops: int
 
 
 @dataclass(frozen=True)
@@ -207,15 +210,18 @@ class _Sample:
             self.cores[group.core] += CoreCounts(spikes=1)
             if 0 <= t < self.plans[group.layer].steps:
                 self.spikes[group.layer][t].view(-1)[group.start + address.neuron_offset] = 1
+        input_packets = input_hops = 0
         for message in result["message_trace"][0]:
             if not message["placeholder"]:
                 self.cores[message["src_core_id"]] += CoreCounts(packets_out=1, hops_out=message["hops"])
                 self.cores[message["dest_core_id"]] += CoreCounts(packets_in=1, synaptic_events=message["spikes"])
+                if self.plans[self.groups[message["src_neuron_group_id"]].layer].kind == INPUT:
+                    input_packets, input_hops = input_packets + 1, input_hops + message["hops"]
         if self.readout_order:
             self._readout(step, result["potential_trace"][0])
         self.steps.append(StepCounts(step, result["neurons_fired"], result["packets_sent"],
                                      int(result["perf_trace"]["hops"][0]), result["spikes"], result["neurons_updated"],
-                                     dict(result["energy"]), result["sim_time"]))
+                                     dict(result["energy"]), result["sim_time"], input_packets, input_hops))
 
     def _readout(self, step: int, potentials: list[float]) -> None:
         """A readout accumulates ``Σ_t (W·s_t + b)``; the difference of consecutive potentials is step t's value."""

@@ -9,6 +9,7 @@ rule raises :class:`UnsupportedLayer` — never skipped.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,7 +22,7 @@ from statten_hw.ir.graph import inputs_by_port, topological_order
 from statten_hw.models.attention import BLOCKWISE_PRODUCTS
 
 from . import quantize as Q
-from .fixed_point import decay, limit, requant, saturate
+from .fixed_point import DECAY_BITS, limit, requant, saturate
 
 I64 = torch.int64
 NEG = -(1 << 62)  # max-pool padding: below every saturated value
@@ -54,9 +55,20 @@ class _Ctx:
         self.bits, self.strict, self.overflows = state_bits, strict, {}
 
     def sat(self, name: str, v: torch.Tensor, quantity: str) -> torch.Tensor:
+        """`saturate` and count, after a one-pass range check: values almost always fit, and then
+        the four full passes of clip-and-mask are skipped (this sits on every LIF step)."""
+        self.overflows.setdefault(name, 0)
+        if v.numel() == 0 or _peak(v) <= limit(self.bits):
+            return v
         v, mask = saturate(v, self.bits, self.strict, layer=name, quantity=quantity)
-        self.overflows[name] = self.overflows.get(name, 0) + int(mask.sum())
+        self.overflows[name] += int(mask.sum())
         return v
+
+
+def _peak(z: torch.Tensor) -> float:
+    """``max |z|`` in one pass over ``z`` (``aminmax``), without the temporary ``z.abs()``."""
+    low, high = torch.aminmax(z)
+    return max(-float(low), float(high))
 
 
 def _per_step(fn, x):
@@ -94,13 +106,29 @@ def _conv_int(z: torch.Tensor, op: Q.QConv2d, name: str = "?") -> torch.Tensor:
     """Integer conv2d through a float ``conv2d``: exact while every partial sum stays below the float
     type's integer range (checked from the input's largest magnitude and the weights' absolute row
     sums; TF32 off), and fast on CPU (oneDNN) and CUDA alike, where torch has no int64 convolution."""
-    w = torch.from_numpy(op.weight.copy()).to(z.device)
-    bound = float(z.abs().max()) * float(w.abs().flatten(1).sum(1).max()) + float(np.abs(op.bias).max(initial=0))
-    dtype = _exact_dtype(name, bound, z.device)
+    row, bias = _weight_bounds(op)
+    dtype = _exact_dtype(name, _peak(z) * row + bias, z.device)
     with _no_tf32():
-        out = F.conv2d(z.to(dtype), w.to(dtype), torch.from_numpy(op.bias.copy()).to(z.device, dtype),
-                       stride=op.stride, padding=op.padding, groups=op.groups)
-    return out.round().to(I64)
+        out = F.conv2d(z.to(dtype), *_float_params(op, z.device, dtype), stride=op.stride, padding=op.padding,
+                       groups=op.groups)
+    return out.round_().to(I64)
+
+
+_BOUNDS: "weakref.WeakKeyDictionary[object, tuple[float, float]]" = weakref.WeakKeyDictionary()
+
+
+def _weight_bounds(op) -> tuple[float, float]:
+    """``(max_o Σ|W[o]|, max|b|)`` of a conv/linear op: with inputs up to ``p`` in magnitude no partial
+    sum exceeds ``p·row + bias``. Kept per op (its weights are frozen): the weights are large."""
+    if op not in _BOUNDS:
+        rows = np.abs(op.weight).reshape(op.weight.shape[0], -1).sum(1)
+        _BOUNDS[op] = float(rows.max(initial=0)), float(np.abs(op.bias).max(initial=0))
+    return _BOUNDS[op]
+
+
+def _float_params(op, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op's integer weight and bias as ``dtype`` tensors on ``device``, converted in one pass."""
+    return (torch.tensor(op.weight, dtype=dtype, device=device), torch.tensor(op.bias, dtype=dtype, device=device))
 
 
 class _no_tf32:
@@ -119,27 +147,39 @@ def _conv(op, ins, x, ctx, name):
 
 
 def _linear(op: Q.QLinear, ins, x, ctx, name):
-    x, w = ins["x"], torch.from_numpy(op.weight.copy()).to(ins["x"].device)
-    bound = float(x.abs().max()) * float(w.abs().sum(1).max()) + float(np.abs(op.bias).max(initial=0))
-    dtype = _exact_dtype(name, bound, x.device)
+    x = ins["x"]
+    row, bias = _weight_bounds(op)
+    dtype = _exact_dtype(name, _peak(x) * row + bias, x.device)
+    w, b = _float_params(op, x.device, dtype)
     with _no_tf32():
-        acc = torch.matmul(x.to(dtype), w.T.to(dtype)) + torch.from_numpy(op.bias.copy()).to(x.device, dtype)
-    acc = acc.round().to(I64)
-    return ctx.sat(name, acc, "accumulator")
+        acc = torch.matmul(x.to(dtype), w.T).add_(b)
+    return ctx.sat(name, acc.round_().to(I64), "accumulator")
 
 
 def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str) -> torch.Tensor:
-    """Lava's bit-accurate LIF over ``[T, ...]`` int64 currents (du = 4096: no current memory)."""
+    """Lava's bit-accurate LIF over ``[T, ...]`` int64 currents (du = 4096: no current memory).
+
+    Memory-bound on large layers, so the state is updated in place and spikes are written into
+    one preallocated ``[T, ...]`` output: each step reads and writes the state a few times only."""
+    out = torch.empty_like(X)
     v = torch.zeros_like(X[0])
-    out = []
-    for x_t in X:
-        h = ctx.sat(name, decay(v, op.dv) + x_t, "membrane")
-        s = (h >= op.threshold).to(I64)
+    for t, x_t in enumerate(X):
+        h = ctx.sat(name, leak_(v, op.dv).add_(x_t), "membrane")
+        fired = h >= op.threshold
         if op.ternary:
-            s = s - (h <= -op.threshold).to(I64)
-        v = torch.where(s != 0, torch.zeros_like(h), h)
-        out.append(s)
-    return torch.stack(out)
+            torch.sub(fired.to(I64), (h <= -op.threshold).to(I64), out=out[t])
+            fired = out[t] != 0
+        else:
+            out[t].copy_(fired)
+        v = h.masked_fill_(fired, 0)  # hard reset, in place: h is the state itself (or its clipped copy)
+    return out
+
+
+def leak_(v: torch.Tensor, dv: int) -> torch.Tensor:
+    """`fixed_point.decay` of int64 ``v``, in place and in two passes instead of five: Lava's
+    ``sign(p)·(|p| >> 12)`` of ``p = v·(4096-dv)`` is ``p / 4096`` truncated toward zero, which torch's
+    integer division computes exactly."""
+    return v.mul_((1 << DECAY_BITS) - dv).div_(1 << DECAY_BITS, rounding_mode="trunc")
 
 
 def _lif(op, ins, x, ctx, name):
@@ -154,6 +194,8 @@ def _maxpool(op: Q.QMaxPool2d, ins, x, ctx, name):
     (kh, kw), (sh, sw), (ph, pw) = op.kernel, op.stride, op.padding
 
     def pool(z):
+        if z.device.type == "cpu":  # torch has an int64 max_pool2d on the CPU only
+            return F.max_pool2d(z, op.kernel, op.stride, op.padding)
         z = F.pad(z, (pw, pw, ph, ph), value=NEG)
         return z.unfold(2, kh, sh).unfold(3, kw, sw).amax((-1, -2))
     return _per_step(pool, ins["x"])

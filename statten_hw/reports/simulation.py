@@ -2,7 +2,9 @@
 
 Counts are sums over all simulated samples (integers); ``latency_s`` and ``cycles`` are those of the
 samples run one after another; ``per_inference`` gives the means per sample. Energy includes static
-power over the run's duration when the target states one.
+power over the run's duration when the target states one, and the neuron visits of every time slot.
+``neuron_updates`` counts every neuron every step; ``active_updates`` only those whose state can change
+(SANA-FE's count, `statten_hw.simulator.event.counts.count_active_updates`).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from statten_hw.simulator.event.timing import PJ, energy_pj
+from statten_hw.simulator.event.timing import PJ, energy_parts_pj, visit_energy_pj
 
 from .files import atomic_write_text, write_csv, write_json
 from .html import figure_png, html_page, pyplot
@@ -34,33 +36,37 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
     doc.update(command="simulate", backend="event")
     c = counts.arrays
     layer_style = target.execution.value == "layer"
-    dyn_pj = energy_pj(c, target, _bitmap_bits(net, counts, layer_style))  # [L, S, T, K]
+    parts = energy_parts_pj(c, target, _bitmap_bits(net, counts, layer_style))  # [L, S, T, K] each
+    dyn_pj = sum(parts.values())
+    S, T = counts.samples, counts.timesteps
+    visit_pj = visit_energy_pj(tl, target) * S  # [L, slots, K], all samples
     seconds = tl.cycles / target.timing.clock_hz  # per sample
     static_j = target.energy.static_power_mw * 1e-3 * seconds.sum() * mapping.totals.chips
-    S, T = counts.samples, counts.timesteps
     for i, row in enumerate(doc["layers"]):
         spikes = _int(c["spikes_out"][i])
         row.update(spikes=spikes, sops=_int(c["sops"][i]) + _int(c["macs"][i]), macs=_int(c["macs"][i]),
-                   firing_rate=spikes / (row["neurons"] * T * S), energy_j=float(dyn_pj[i].sum()) * PJ,
-                   packets=_int(c["packets_in"][i]), neuron_updates=_int(c["updates"][i]))
+                   firing_rate=spikes / (row["neurons"] * T * S),
+                   energy_j=(float(dyn_pj[i].sum()) + float(visit_pj[i].sum())) * PJ,
+                   packets=_int(c["packets_in"][i]), neuron_updates=_int(c["updates"][i]),
+                   active_updates=_int(c["active_updates"][i]))
     busy = tl.busy.sum((0, 1))
     for k, row in enumerate(doc["cores"]):
         row.update(spikes_in=_int(c["packets_in"][..., k]), spikes_out=_int(c["spikes_out"][..., k]),
                    sops=_int(c["sops"][..., k]) + _int(c["macs"][..., k]), neuron_updates=_int(c["updates"][..., k]),
+                   active_updates=_int(c["active_updates"][..., k]),
                    cycles_busy=float(busy[k]), noc_packets=_int(c["packets_out"][..., k]),
-                   noc_hops=_int(c["hops_out"][..., k]), energy_j=float(dyn_pj[..., k].sum()) * PJ,
+                   noc_hops=_int(c["hops_out"][..., k]),
+                   energy_j=(float(dyn_pj[..., k].sum()) + float(visit_pj[..., k].sum())) * PJ,
                    buffer_peak_bytes=int(np.ceil(tl.buffer_bits[..., k].max(initial=0) / 8)))
-    dyn_j = float(dyn_pj.sum()) * PJ
+    dyn_j = (float(dyn_pj.sum()) + float(visit_pj.sum())) * PJ
     doc["totals"].update(spikes=_int(c["spikes_out"]), sops=_int(c["sops"]) + _int(c["macs"]),
                          neuron_updates=_int(c["updates"]), cycles=float(tl.cycles.sum()),
                          latency_s=float(seconds.sum()), energy_j=dyn_j + static_j)
     doc["totals"].update(macs=_int(c["macs"]), noc_packets=_int(c["packets_out"]) + _int(c["host_packets"]),
                          input_packets=_int(c["host_packets"]), noc_hops=_int(c["hops_out"]),
+                         active_updates=_int(c["active_updates"]),
                          buffer_peak_bytes=max((r["buffer_peak_bytes"] for r in doc["cores"]), default=0))
-    breakdown = {"sop": target.energy.sop_pj * _int(c["sops"]), "mac": target.energy.mac_pj * _int(c["macs"]),
-                 "neuron_update": target.energy.neuron_update_pj * _int(c["updates"]),
-                 "noc": target.energy.noc_hop_pj * _int(c["hops_out"])}
-    breakdown["sram_buffers"] = float(dyn_pj.sum()) - sum(breakdown.values())
+    breakdown = {part: float(pj.sum()) for part, pj in parts.items()} | {"neuron_access": float(visit_pj.sum())}
     doc["simulation"] = {
         "engine": engine, "device": device, "samples": S, "timesteps": T,
         "slots": list(tl.slot_names), "slot_cycles_mean": (tl.slot_cycles.mean(0)).tolist(),
@@ -84,7 +90,8 @@ def _markdown(doc: dict) -> str:
              f"- per inference: {pi['cycles']:,.0f} cycles, latency {pi['latency_s'] * 1e6:,.2f} µs, "
              f"energy {pi['energy_j'] * 1e6:,.3f} µJ",
              f"- totals: spikes {t['spikes']:,}, synaptic ops {t['sops']:,} (of which graded MACs {t['macs']:,}), "
-             f"neuron updates {t['neuron_updates']:,}, NoC packets {t['noc_packets']:,}, hops {t['noc_hops']:,}",
+             f"neuron updates {t['neuron_updates']:,} (active {t['active_updates']:,}), NoC packets "
+             f"{t['noc_packets']:,}, hops {t['noc_hops']:,}",
              f"- cores {t['cores']} on {t['chips']} chip(s); peak buffer use {t['buffer_peak_bytes']:,} B of "
              f"{t['buffer_bytes']:,} B allocated", "",
              "| energy part | J |", "|---|---|"]
