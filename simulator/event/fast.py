@@ -4,8 +4,9 @@ Values come from the integer reference kernels (`statten_hw.quant.run_integer`, 
 projection's events ``E`` (nonzero source values, one row per step and sample) are then counted in
 bulk: synaptic ops per target core ``count(E)`` summed by owner, packets ``E @ coverage``, hops per
 sending core from the hop matrix. The detailed engine counts the same things one packet at a time.
-Event indicators and counts are small integers, exact in float32 (< 2^24) on the CPU; on CUDA the
-counts run in float64, since cuDNN may pick Winograd or FFT convolutions for float32, which round.
+Event indicators and per-element counts are small integers, exact in float32 (< 2^24) on the CPU; on
+CUDA they run in float64, since cuDNN may pick Winograd or FFT convolutions for float32, which round.
+Sums over many elements (per core, per route) always accumulate in float64.
 """
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ def _count_dtype(device) -> torch.dtype:
 
 
 def _by_core(per_element: torch.Tensor, groups: CoreElements, cores: int) -> torch.Tensor:
-    """``[R, elements] -> [R, cores]``: each core's column sums the elements it holds."""
-    out = torch.zeros(per_element.shape[0], cores, dtype=per_element.dtype, device=per_element.device)
+    """``[R, elements] -> [R, cores]``: each core's column sums the elements it holds (in float64:
+    a core's total easily passes float32's 2^24 exact integers on a large layer)."""
+    out = torch.zeros(per_element.shape[0], cores, dtype=torch.float64, device=per_element.device)
     for core, elements in groups:
-        out[:, core] = per_element[:, _on(elements, out.device)].sum(1)
+        out[:, core] = per_element[:, _on(elements, out.device)].sum(1, dtype=torch.float64)
     return out
 
 
@@ -58,14 +60,14 @@ def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T:
         sending = E[:, rows]
         per_dst = sending @ cover[rows]  # [T*S, n_dst] packets from core o
         received[:, dst] += per_dst
-        sent = per_dst.sum(1)
+        sent = per_dst.sum(1, dtype=torch.float64)
         if o == HOST:
             acc["host_packets"][layer] += _np(sent, T, S)
             continue
         acc["packets_out"][layer][:, :, o] += _np(sent, T, S)
-        acc["events"][layer][:, :, o] += _np(sending.sum(1), T, S)
+        acc["events"][layer][:, :, o] += _np(sending.sum(1, dtype=torch.float64), T, S)
         route = hops[o, dst]
-        acc["hops_out"][layer][:, :, o] += _np(per_dst @ route, T, S)
+        acc["hops_out"][layer][:, :, o] += _np(per_dst.double() @ route.double(), T, S)
         longest = ((per_dst > 0) * route).amax(1)
         acc["max_hops"][layer] = np.maximum(acc["max_hops"][layer], _np(longest, T, S))
     acc["packets_in"][layer] += _np(received, T, S)
