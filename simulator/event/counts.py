@@ -71,9 +71,17 @@ def count_layer_outputs(counts: Counts, net, values: dict, first_sample: int) ->
         counts["updates"][i, rows] += np.bincount(layer.owner, minlength=net.n_cores)
         if layer.kind == "readout":
             continue
-        fired = (v != 0).reshape(T, n, -1).cpu().numpy()
-        for core in np.unique(layer.owner):
-            counts["spikes_out"][i, rows, :, core] += fired[:, :, layer.owner == core].sum(-1).T
+        counts["spikes_out"][i, rows] += per_core(v != 0, layer.owner, net.n_cores)
+
+
+def per_core(mask: torch.Tensor, owner: np.ndarray, cores: int) -> np.ndarray:
+    """``[T, S', *shape]`` booleans -> int64 ``[S', T, cores]``: how many are set on each core, summed
+    where the tensor lives (CPU or GPU) in float64, exact for any count below 2^53."""
+    T, n = mask.shape[:2]
+    flat = mask.reshape(T * n, -1).to(torch.float64)
+    idx = torch.from_numpy(owner).to(mask.device)
+    out = torch.zeros(T * n, cores, dtype=torch.float64, device=mask.device).index_add_(1, idx, flat)
+    return out.reshape(T, n, cores).transpose(0, 1).round().to(torch.int64).cpu().numpy()
 
 
 def on_steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
@@ -116,10 +124,7 @@ def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dic
         if layer.kind != "readout":
             active |= out != 0
         n = out.shape[1]
-        per = active.reshape(T, n, -1).cpu().numpy()
-        rows = slice(first_sample, first_sample + n)
-        for core in np.unique(layer.owner):
-            counts["active_updates"][i, rows, :, core] += per[:, :, layer.owner == core].sum(-1).T
+        counts["active_updates"][i, first_sample:first_sample + n] += per_core(active, layer.owner, net.n_cores)
 
 
 def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tensor) -> torch.Tensor:
