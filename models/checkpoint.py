@@ -5,11 +5,17 @@ Accepted layouts: timm ``CheckpointSaver`` dicts (``state_dict``, optional ``sta
 without a DDP ``module.`` prefix. Files are read with ``torch.load(weights_only=True)`` and only
 ``argparse.Namespace`` is allowed through the unpickler: any other pickled object is refused before
 anything from the file runs.
+
+Nothing in a file is trusted before it is checked: the training options are type-checked, the
+shapes are compared with a model built on the ``meta`` device (no memory) before the real one is
+built, and T and the image size are bounded, so a hostile file gets a :class:`CheckpointError`
+instead of code execution, a memory blow-up or a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -24,6 +30,11 @@ from .spikformer import Spikformer
 SAFE_GLOBALS = [argparse.Namespace]
 #: Present in official state_dicts but unused by the forward pass.
 IGNORED_SUFFIXES = ("num_batches_tracked",)
+#: Largest T and image side accepted from a checkpoint's ``args`` or an override. Every command
+#: that runs the model holds T image-sized activation maps; official models use T <= 16 and
+#: 224 px, so a larger value is a corrupt or hostile file, refused before memory runs out.
+MAX_TIMESTEPS = 1024
+MAX_IMG_SIZE = 1024
 
 
 def read_checkpoint(path) -> dict:
@@ -32,16 +43,18 @@ def read_checkpoint(path) -> dict:
     if not path.is_file():
         raise CheckpointError(path, "no such file")
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
+        # torch warns about what a damaged pickle holds; the checks below say it in one line instead
+        with torch.serialization.safe_globals(SAFE_GLOBALS), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        refused = next((line for line in lines if "GLOBAL" in line or "global" in line), None)
-        if refused is None:
-            raise CheckpointError(path, f"not a readable torch checkpoint (corrupt pickle: {lines[0][:120] if lines else err})") from None
+        detail = _unpickler_detail(str(err))
+        if "global" not in detail.lower():
+            raise CheckpointError(path, f"not a readable torch checkpoint (corrupt pickle: {detail[:120]})") from None
+        # torch's next sentence advises allow-listing the object: not advice for a file from elsewhere
         raise CheckpointError(path, "refused: the file holds a pickled object outside the allow-list "
-                                    f"(argparse.Namespace only): {refused[:200]}") from None
-    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError, AttributeError,
+                                    f"(argparse.Namespace only): {detail.split('. ')[0][:200]}") from None
+    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError, AttributeError, AssertionError,
             ImportError, TypeError, IndexError, KeyError, MemoryError, OverflowError) as err:
         raise CheckpointError(path, f"not a readable torch checkpoint ({type(err).__name__}: "
                                     f"{str(err).splitlines()[0][:160] if str(err) else 'truncated or corrupt'})") from None
@@ -52,33 +65,119 @@ def read_checkpoint(path) -> dict:
     return obj
 
 
+def _unpickler_detail(message: str) -> str:
+    """The specific part of torch's weights-only refusal; its first lines are generic advice."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
+    return lines[0] if lines else "empty message"
+
+
 def extract_state_dict(ckpt: dict, path, use_ema: bool = False) -> tuple[dict, dict]:
     """Return ``(state_dict, args)``: the weights (prefix-stripped) and the training options."""
-    args = ckpt.get("args")
-    args = vars(args) if isinstance(args, argparse.Namespace) else (args if isinstance(args, dict) else {})
-    if use_ema and "state_dict_ema" not in ckpt:
-        raise CheckpointError(path, "--ema asked for but the checkpoint has no 'state_dict_ema'")
+    args = _training_args(ckpt.get("args"), path)
+    if use_ema and not isinstance(ckpt.get("state_dict_ema"), dict):
+        raise CheckpointError(path, "--ema asked for but the checkpoint has no 'state_dict_ema' dict")
     for key in (["state_dict_ema"] if use_ema else []) + ["state_dict", "model"]:
         if isinstance(ckpt.get(key), dict):
             state = ckpt[key]
             break
     else:
         state = ckpt
+    not_text = [k for k in state if not isinstance(k, str)]
+    if not_text:
+        raise CheckpointError(path, f"state_dict keys must be strings, got {_brief(not_text[0])}")
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(path, f"no tensors found; top-level keys seen: {sorted(map(str, ckpt))[:12]}")
     if len(tensors) != len(state):
         bad = sorted(str(k) for k, v in state.items() if not isinstance(v, torch.Tensor))[:5]
         raise CheckpointError(path, f"state_dict entries that are not tensors: {bad}")
+    sparse = sorted(k for k, v in tensors.items() if v.layout != torch.strided or v.is_nested)
+    if sparse:
+        raise CheckpointError(path, f"tensor {sparse[0]!r} is {tensors[sparse[0]].layout}, expected a dense tensor")
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors, args
+
+
+def _training_args(args, path) -> dict:
+    """The ``args`` entry as a dict: absent is empty, anything but a Namespace or dict is refused."""
+    if args is None:
+        return {}
+    if isinstance(args, argparse.Namespace):
+        return vars(args)
+    if isinstance(args, dict):
+        return args
+    raise CheckpointError(path, f"'args' is a {type(args).__name__}, expected argparse.Namespace or dict")
+
+
+def _brief(value) -> str:
+    """Type and (shortened) repr of a value from the file, for a one-line message."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _arg_int(args: dict, key: str, default: int, path) -> int:
+    value = args.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(path, f"args.{key} must be an integer, got {_brief(value)}")
+    return value
+
+
+def _arg_flag(args: dict, key: str, path) -> bool:
+    """argparse flags: True/False (or 1/0); absent or None is off. ``bool('no')`` would be on."""
+    value = args.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, int) or value not in (0, 1):
+        raise CheckpointError(path, f"args.{key} must be true or false, got {_brief(value)}")
+    return bool(value)
+
+
+def _arg_str(args: dict, key: str, default: str, path) -> str:
+    value = args.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise CheckpointError(path, f"args.{key} must be a string, got {_brief(value)}")
+    return value
 
 
 def _shape(state: dict, key: str, path) -> tuple[int, ...]:
     if key not in state:
         raise CheckpointError(path, f"missing key {key!r}")
     return tuple(state[key].shape)
+
+
+def _size(state: dict, key: str, axis: int, path) -> int:
+    """Length of ``state[key]`` along ``axis``, which must exist and be non-empty."""
+    shape = _shape(state, key, path)
+    if len(shape) <= axis:
+        raise CheckpointError(path, f"{key!r} has shape {shape}, expected at least {axis + 1} dimensions")
+    if shape[axis] < 1:
+        raise CheckpointError(path, f"{key!r} has shape {shape}: dimension {axis} is empty")
+    return shape[axis]
+
+
+def _depth(state: dict, path) -> int:
+    """Number of blocks; their indices must run 0..depth-1, so depth never exceeds the key count."""
+    indices = set()
+    for key in state:
+        if key.startswith("block."):
+            index = key.split(".")[1]
+            if not (index.isascii() and index.isdigit()):
+                raise CheckpointError(path, f"key {key!r}: block index {index!r} is not a number")
+            indices.add(int(index))
+    if indices != set(range(len(indices))):
+        gap = min(set(range(len(indices) + 1)) - indices)
+        raise CheckpointError(path, f"block indices must run 0..{len(indices) - 1}: block {gap} is missing "
+                                    f"(largest index {max(indices)})")
+    return len(indices)
 
 
 def detect_family(state: dict, path) -> str:
@@ -91,12 +190,12 @@ def detect_family(state: dict, path) -> str:
                                 f"Spikformer ('block.0.attn.q_linear.weight') keys; keys seen: {seen} ... ({len(state)} keys)")
 
 
-def _attention(args: dict) -> str:
+def _attention(args: dict, path) -> str:
     """STAtten vs SDT v1 by provenance: only the STAtten repo writes ``chunk_size``/``attention_mode``,
     and its model always runs STAtten (``attention_mode`` never reaches ``create_model``).
     statten-hw's own checkpoints name their mode in ``statten_hw_attention``."""
     if "statten_hw_attention" in args:
-        return args["statten_hw_attention"]
+        return _arg_str(args, "statten_hw_attention", "STAtten", path)
     if "chunk_size" in args or "attention_mode" in args:
         return "STAtten"
     return "SDSA"
@@ -104,32 +203,38 @@ def _attention(args: dict) -> str:
 
 def infer_config(state: dict, args: dict, path) -> ModelConfig:
     family = detect_family(state, path)
-    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("block."))
-    head = _shape(state, "head.weight", path)
-    conv0 = _shape(state, "patch_embed.proj_conv.weight", path)
-    dim = _shape(state, "patch_embed.proj_conv3.weight", path)[0]
-    common = dict(depth=depth, dim=dim, num_classes=head[0], in_channels=conv0[1],
-                  img_size=int(args.get("img_size") or 32))
+    dim = _size(state, "patch_embed.proj_conv3.weight", 0, path)
+    common = dict(depth=_depth(state, path), dim=dim, num_classes=_size(state, "head.weight", 0, path),
+                  in_channels=_size(state, "patch_embed.proj_conv.weight", 1, path),
+                  img_size=_arg_int(args, "img_size", 32, path))
     if family == "spikformer":
-        return ModelConfig(family="spikformer", attention="SSA", heads=int(args.get("num_heads") or 8),
-                           timesteps=int(args.get("time_step") or 4), block_size=1,
-                           mlp_ratio=int(args.get("mlp_ratio") or 4), **common)
-    attention = _attention(args)
-    hidden = _shape(state, "block.0.mlp.fc1_conv.weight", path)[0]
+        return ModelConfig(family="spikformer", attention="SSA", heads=_arg_int(args, "num_heads", 8, path),
+                           timesteps=_arg_int(args, "time_step", 4, path), block_size=1,
+                           mlp_ratio=_arg_int(args, "mlp_ratio", 4, path), **common)
+    attention = _attention(args, path)
+    hidden = _size(state, "block.0.mlp.fc1_conv.weight", 0, path)
     return ModelConfig(
         family="statten" if attention != "SDSA" else "sdt", attention=attention,
-        heads=_shape(state, "block.0.attn.talking_heads.weight", path)[0],
-        timesteps=int(args.get("time_steps") or 4),
-        block_size=int(args.get("chunk_size") or 2) if attention != "SDSA" else 1,
-        pooling_stat=str(args.get("pooling_stat") or "0011"), mlp_ratio=hidden // dim,
-        dvs=bool(args.get("dvs_mode", False)), tet=bool(args.get("TET", False)), **common)
+        heads=_size(state, "block.0.attn.talking_heads.weight", 0, path),
+        timesteps=_arg_int(args, "time_steps", 4, path),
+        block_size=_arg_int(args, "chunk_size", 2, path) if attention != "SDSA" else 1,
+        pooling_stat=_arg_str(args, "pooling_stat", "0011", path), mlp_ratio=hidden // dim,
+        dvs=_arg_flag(args, "dvs_mode", path), tet=_arg_flag(args, "TET", path), **common)
+
+
+def _check_bounds(cfg: ModelConfig, path) -> None:
+    if cfg.timesteps > MAX_TIMESTEPS:
+        raise CheckpointError(path, f"T = {cfg.timesteps} time steps exceeds the limit of {MAX_TIMESTEPS}")
+    if cfg.img_size > MAX_IMG_SIZE:
+        raise CheckpointError(path, f"image size {cfg.img_size} px exceeds the limit of {MAX_IMG_SIZE}")
 
 
 def build_model(cfg: ModelConfig) -> torch.nn.Module:
     return Spikformer(cfg) if cfg.family == "spikformer" else SpikeDrivenTransformer(cfg)
 
 
-def _load_strict(model: torch.nn.Module, state: dict, path) -> None:
+def _check_state(model: torch.nn.Module, state: dict, path) -> None:
+    """Keys, shapes, dtypes and finiteness of ``state`` against ``model`` (which may live on ``meta``)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -148,7 +253,6 @@ def _load_strict(model: torch.nn.Module, state: dict, path) -> None:
             raise CheckpointError(path, f"non-finite values (NaN/Inf) in {key!r}")
         if got.is_floating_point() != ref.is_floating_point():
             raise CheckpointError(path, f"wrong dtype at {key!r}: {got.dtype}, expected {ref.dtype}")
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
 
 
 def load_checkpoint(path, use_ema: bool = False, **overrides) -> torch.nn.Module:
@@ -163,6 +267,10 @@ def load_checkpoint(path, use_ema: bool = False, **overrides) -> torch.nn.Module
         cfg = infer_config(state, args, path).with_overrides(**overrides)
     except ConfigError as err:
         raise CheckpointError(path, str(err)) from None
+    _check_bounds(cfg, path)
+    with torch.device("meta"):  # shapes only: a file declaring huge layers is refused before allocation
+        _check_state(build_model(cfg), state, path)
     model = build_model(cfg)
-    _load_strict(model, state, path)
+    dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+    model.load_state_dict({k: v.to(dtypes[k]) for k, v in state.items()}, strict=True)
     return model.eval()

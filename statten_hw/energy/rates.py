@@ -273,14 +273,14 @@ def load_rate_profile(path, model: nn.Module) -> LayerRates:
         data = json.loads(path.read_text())
     except OSError as err:
         raise InputError(f"{path}: cannot read rate profile ({err.strerror or err})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not valid JSON ({err})".replace("\n", " ")) from None
+    except (ValueError, RecursionError) as err:  # bad JSON or text, an over-long integer, deep nesting
+        raise InputError(f"{path}: not valid JSON ({str(err)[:160]})".replace("\n", " ")) from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a rate profile is a JSON object {{layer name: [rate per time step]}}, got {type(data).__name__}")
     expected = rate_keys(model)
     unknown = sorted(set(data) - set(expected))
     if unknown:
-        raise InputError(f"{path}: unknown layer {unknown[0]!r} (the model's rate keys are {sorted(expected)})")
+        raise InputError(f"{path}: unknown layer {unknown[0]!r:.80} (the model's rate keys are {sorted(expected)})")
     rates = {}
     for key, steps in expected.items():
         if key not in data:
@@ -291,9 +291,9 @@ def load_rate_profile(path, model: nn.Module) -> LayerRates:
         if len(values) != steps:
             raise InputError(f"{path}: layer {key!r}: expected {steps} rates (one per time step), got {len(values)}")
         for t, v in enumerate(values):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise InputError(f"{path}: layer {key!r}: rate at step {t} is not a number: {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
+                raise InputError(f"{path}: layer {key!r}: rate at step {t} is not a number: {v!r:.60}")
             if not 0.0 <= v <= 1.0:
-                raise InputError(f"{path}: layer {key!r}: rate at step {t} is {v}, outside [0, 1]")
+                raise InputError(f"{path}: layer {key!r}: rate at step {t} is {v!r:.40}, outside [0, 1]")
         rates[key] = tuple(float(v) for v in values)
     return LayerRates(model.config.timesteps, rates, str(path))

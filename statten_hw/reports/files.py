@@ -5,23 +5,30 @@ import csv
 import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``."""
+    """Write to a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``.
+
+    The temporary name is chosen before the file exists, so an exception at any point (Ctrl-C
+    included) finds it and removes it: an interrupted write leaves the previous file and no stray
+    temporary. The file is created with mode 0o666 less the umask, as ``open`` would
+    (``tempfile.mkstemp`` would make every report 0o600, unreadable to the user's group).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import tomllib
 import typing
 from dataclasses import fields
@@ -22,6 +23,9 @@ from statten_hw.targets.schema import SECTIONS, TOP_LEVEL, ExecutionStyle, Targe
 #: Targets shipped in ``statten_hw/targets/builtin/<name>.toml``, listed here rather than found by
 #: scanning the folder, so a missing file is an error and not a silently shorter list.
 BUILTIN_TARGETS: tuple[str, ...] = ("loihi2", "layerwise", "paper45nm")
+
+#: Integers are used as numpy int64 counts downstream; TOML allows any size.
+INT64_MAX = 2 ** 63 - 1
 
 _Problem = tuple[str, str]  # (dotted field, what is wrong)
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -69,7 +73,7 @@ def parse_target(data: Mapping[str, Any], source: str) -> Target:
     allowed = (*TOP_LEVEL, *SECTIONS)
     for key in data:
         if key not in allowed:
-            problems.append((str(key), f"unknown key or section (expected one of {', '.join(allowed)})"))
+            problems.append((_shown(key), f"unknown key or section (expected one of {', '.join(allowed)})"))
 
     top = _parse_fields(Target, data, "", problems, only=TOP_LEVEL)
     if "execution" in top:
@@ -91,7 +95,7 @@ def parse_target(data: Mapping[str, Any], source: str) -> Target:
         names = {f.name for f in fields(cls)}
         for key in table:
             if key not in names:
-                problems.append((f"{section}.{key}", f"unknown key ([{section}] takes {', '.join(sorted(names))})"))
+                problems.append((f"{section}.{_shown(key)}", f"unknown key ([{section}] takes {', '.join(sorted(names))})"))
         values = _parse_fields(cls, table, f"{section}.", problems)
         if len(values) == len(names):
             sections[section] = cls(**values)
@@ -110,6 +114,8 @@ def _load_bytes(raw: bytes, source: str) -> Target:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise TargetError(source, "(syntax)", f"not UTF-8 text (byte {exc.start})") from exc
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise TargetError(source, "(syntax)", "invalid TOML: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         where = _TOML_POSITION.search(message)
@@ -151,11 +157,13 @@ def _check_value(hint: type, meta: Mapping[str, Any], value: Any) -> tuple[Any, 
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             return None, f"must be an integer{kind}, got {_describe(value)}"
+        if abs(value) > INT64_MAX:
+            return None, f"must be at most 2**63 - 1 in magnitude, got {_describe(value)}"
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, f"must be a number{kind}, got {_describe(value)}"
-        if not math.isfinite(value):
-            return None, f"must be finite, got {value!r}"
+        if abs(value) > sys.float_info.max or not math.isfinite(value):  # the first test keeps huge ints off float()
+            return None, f"must be finite, got {_describe(value)}"
         value = float(value)
     else:  # str, and the execution style, which is read as a string first
         if not isinstance(value, str):
@@ -172,8 +180,14 @@ def _check_value(hint: type, meta: Mapping[str, Any], value: Any) -> tuple[Any, 
     return value, None
 
 
+def _shown(key: str) -> str:
+    """A key from the file as it goes into the one-line message: quoted TOML keys may hold newlines."""
+    return key if key.isprintable() and len(key) <= 60 else repr(key[:60])
+
+
 def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def target_error(source: str, problems: list[_Problem]) -> TargetError:
