@@ -238,8 +238,15 @@ def _simulate_sanafe(deployment, x, args) -> dict:
     return sanafe_report(deployment, run_sanafe(deployment, x, timing_model=args.sanafe_timing))
 
 
+def _simulate_lava(deployment, x, args) -> dict:
+    from statten_hw.simulator.lava.report import lava_report
+    from statten_hw.simulator.lava.run import run_lava
+
+    return lava_report(deployment, run_lava(deployment.qgraph, x))
+
+
 #: Backends other than the event simulator: each returns a report.json dict (unmeasured fields null).
-BACKENDS = {"event": None, "sanafe": _simulate_sanafe}
+BACKENDS = {"event": None, "sanafe": _simulate_sanafe, "lava": _simulate_lava}
 
 
 def cmd_simulate(args) -> None:
@@ -320,8 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(sm)
     sm.add_argument("--target", default="loihi2",
                     help="loihi2 | layerwise | paper45nm | PATH.toml | sanafe:loihi | sanafe:truenorth | PATH.yaml")
-    sm.add_argument("--backend", default="event", help="event (the cycle-level simulator) | sanafe (SANA-FE, "
-                    "with --target sanafe:loihi or a SANA-FE .yaml)")
+    sm.add_argument("--backend", default="event", help="event (the cycle-level simulator) | lava (Lava processes, Loihi2SimCfg "
+                    "fixed_pt) | sanafe (SANA-FE, with --target sanafe:loihi or a SANA-FE .yaml)")
     sm.add_argument("--sanafe-timing", default="detailed", choices=["simple", "detailed"],
                     help="SANA-FE's timing model (--backend sanafe)")
     sm.add_argument("--engine", default="fast", help="fast (tensors, CPU/CUDA) | detailed (one packet at a time)")
@@ -331,9 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
     sm.add_argument("-o", "--output", default="out/simulate", help="report folder (default out/simulate)")
     sm.set_defaults(func=cmd_simulate)
+    from statten_hw.reports.diff import add_diff_parser
     from statten_hw.sweep import add_sweep_parser
 
     add_sweep_parser(sub)
+    add_diff_parser(sub)
     tg = sub.add_parser("targets", help="list the built-in hardware targets (or pass --target FILE.toml elsewhere)")
     tg.set_defaults(func=cmd_targets)
     return parser
@@ -346,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        args.func(args)
+        status = args.func(args)  # a handler may return its own exit code (diff: 1 = reports differ)
     except StattenError as err:
         if args.debug:
             raise
@@ -355,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("statten-hw: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -82,3 +82,20 @@ def test_sweep_is_wired_and_rejects_an_unknown_target_in_one_line(capsys):
     assert main(["sweep", "--targets", "loihi9", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "loihi9" in err[0]
+
+
+def test_event_and_lava_reports_agree_where_both_measured(tmp_path):
+    """`statten-hw diff --values-only` of an event and a Lava run of the same samples: no difference
+    (spikes per layer and core equal), exit 0; a doctored copy differs, exit 1."""
+    import json
+
+    from statten_hw.cli import main
+
+    assert main(["simulate", "--samples", "2", "-o", str(tmp_path / "event")]) == 0
+    assert main(["simulate", "--backend", "lava", "--samples", "2", "-o", str(tmp_path / "lava")]) == 0
+    event, lava = tmp_path / "event" / "report.json", tmp_path / "lava" / "report.json"
+    assert main(["diff", "--values-only", str(event), str(lava)]) == 0
+    doc = json.loads(lava.read_text())
+    doc["layers"][0]["spikes"] += 1
+    (tmp_path / "doctored.json").write_text(json.dumps(doc))
+    assert main(["diff", "--values-only", str(event), str(tmp_path / "doctored.json")]) == 1

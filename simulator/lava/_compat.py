@@ -129,23 +129,68 @@ def install_dataclass_shim() -> bool:
 def _import_core() -> types.SimpleNamespace:
     install_dataclass_shim()
     # Imports are deliberately local: this is the only place Lava is imported.
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import InPort, OutPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.process.variable import Var
+    from lava.magma.core.resources import CPU
     from lava.magma.core.run_conditions import RunContinuous, RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+    from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE, enum_equal
+    from lava.proc.conv import utils as conv_utils
+    from lava.proc.conv.models import PyConvModelFixed
+    from lava.proc.conv.process import Conv
     from lava.proc.dense.process import Dense
+    from lava.proc.io.injector import Injector, PyLoihiInjectorModel
     from lava.proc.io.sink import RingBuffer as SinkRingBuffer
     from lava.proc.io.source import RingBuffer as SourceRingBuffer
-    from lava.proc.lif.process import LIF
+    from lava.proc.lif.models import PyLifModelBitAcc, PyLifResetModelBitAcc, PyTernLifModelFixed
+    from lava.proc.lif.process import LIF, LIFReset, TernaryLIF
     from lava.proc.monitor.process import Monitor
+    from lava.utils.weightutils import SignMode
 
     return types.SimpleNamespace(
         LIF=LIF,
+        LIFReset=LIFReset,
+        TernaryLIF=TernaryLIF,
         Dense=Dense,
+        Conv=Conv,
         SourceRingBuffer=SourceRingBuffer,
         SinkRingBuffer=SinkRingBuffer,
+        Injector=Injector,
+        PyLoihiInjectorModel=PyLoihiInjectorModel,
         Monitor=Monitor,
         Loihi2SimCfg=Loihi2SimCfg,
         RunSteps=RunSteps,
         RunContinuous=RunContinuous,
+        MGMT_RESPONSE=MGMT_RESPONSE,
+        enum_equal=enum_equal,
+        SignMode=SignMode,
+        # what a custom Process and its ProcessModel are made of
+        AbstractProcess=AbstractProcess,
+        InPort=InPort,
+        OutPort=OutPort,
+        Var=Var,
+        PyLoihiProcessModel=PyLoihiProcessModel,
+        PyInPort=PyInPort,
+        PyOutPort=PyOutPort,
+        LavaPyType=LavaPyType,
+        LoihiProtocol=LoihiProtocol,
+        CPU=CPU,
+        implements=implements,
+        requires=requires,
+        tag=tag,
+        # Lava's bit-accurate LIF models, which statten_hw.simulator.lava.neurons refines
+        PyLifModelBitAcc=PyLifModelBitAcc,
+        PyLifResetModelBitAcc=PyLifResetModelBitAcc,
+        PyTernLifModelFixed=PyTernLifModelFixed,
+        # Lava's fixed-point Conv model and its convolution, which statten_hw.simulator.lava.synapses speeds up
+        PyConvModelFixed=PyConvModelFixed,
+        conv_utils=conv_utils,
     )
 
 
@@ -174,11 +219,18 @@ def require_lava() -> None:
 
 
 def import_lava() -> types.SimpleNamespace:
-    """Namespace with what a LIF+Dense run needs.
+    """Namespace with the Lava classes statten-hw uses.
 
-    Attributes: ``LIF``, ``Dense``, ``SourceRingBuffer`` (lava.proc.io.source),
-    ``SinkRingBuffer`` (lava.proc.io.sink), ``Monitor``, ``Loihi2SimCfg``,
-    ``RunSteps``, ``RunContinuous``.
+    Processes: ``LIF``, ``LIFReset``, ``TernaryLIF``, ``Dense``, ``Conv``, ``SourceRingBuffer``
+    (lava.proc.io.source), ``SinkRingBuffer`` (lava.proc.io.sink), ``Injector`` (lava.proc.io.injector)
+    and its (untagged) ``PyLoihiInjectorModel``, ``Monitor``; running:
+    ``Loihi2SimCfg``, ``RunSteps``, ``RunContinuous``, ``MGMT_RESPONSE``, ``enum_equal`` (the
+    runtime's status tokens); ``SignMode`` (weight sign modes); the parts
+    of custom processes: ``AbstractProcess``, ``InPort``, ``OutPort``, ``Var``, ``PyLoihiProcessModel``,
+    ``PyInPort``, ``PyOutPort``, ``LavaPyType``, ``LoihiProtocol``, ``CPU``, ``implements``,
+    ``requires``, ``tag``; Lava's LIF models ``PyLifModelBitAcc``, ``PyLifResetModelBitAcc``,
+    ``PyTernLifModelFixed``; its Conv model ``PyConvModelFixed`` and ``conv_utils``
+    (``lava.proc.conv.utils``).
     """
     require_lava()
     assert _LAVA is not None

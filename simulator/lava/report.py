@@ -1,0 +1,165 @@
+"""The report of a Lava run: what Lava measured, and which Lava process runs on which mapped core.
+
+Filled from the run: every neuron layer's ``spikes`` (nonzero outputs over all samples and steps,
+as the event simulator counts them) and ``firing_rate``; ``totals.spikes``; each core's
+``spikes_out`` (the spikes of the neurons the mapping placed on it, `simulator.event.owners`); and
+the ``lava`` section: steps, window, latencies, wall time and every process with its node, mapped
+layers, cores and (for a process that emits a layer's output) its spikes. The placement itself
+(layer and core identities, positions, neurons) is the deployment's mapping. Nothing else is
+measured by Lava (SOPs, cycles, energy, NoC traffic, memory): those fields stay null.
+
+A process belongs to the neuron layers its output reaches without crossing a synapse (a conv feeds
+the LIF after it, a pool or residual sum the layer whose dendrite computes it); a process that
+reaches none (a spike sum read by synapses, a readout's time mean) belongs to the layers it reads.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from statten_hw.ir.graph import PORT, SHAPE, topological_order
+from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QLinear
+from statten_hw.reports.files import atomic_write_text, write_csv, write_json
+from statten_hw.reports.html import figure_png, html_page, pyplot
+from statten_hw.reports.schema import empty_report
+from statten_hw.simulator.event.owners import layer_owners
+
+from .neurons import LAVA_ALIGN_BITS
+
+
+def _receives(op, port: str) -> bool:
+    """The edge into ``op`` on ``port`` delivers events from elsewhere (it is not computed here)."""
+    return isinstance(op, (QConv2d, QLinear, QAttention)) or (isinstance(op, QAdd) and op.kind == "membrane"
+                                                              and port == "rhs")
+
+
+def node_layers(qgraph, layers: set[str]) -> dict[str, set[str]]:
+    """Mapped layers each node's process belongs to (module docstring)."""
+    g = qgraph.graph
+    order = topological_order(g)
+    owned: dict[str, set[str]] = {}
+    for n in reversed(order):
+        if n in layers:
+            owned[n] = {n}
+            continue
+        owned[n] = set()
+        for _, succ, data in g.out_edges(n, data=True):
+            if succ in layers or not _receives(qgraph.qop(succ), data[PORT]):
+                owned[n] |= owned[succ]
+    for n in order:
+        if not owned[n]:
+            owned[n] = set().union(*(owned[p] for p in g.predecessors(n)))
+    return owned
+
+
+def _layer_spikes(run, rows) -> dict[str, np.ndarray]:
+    """Spike count per neuron (flattened layer order) of every recorded layer."""
+    return {r.name: (run.spikes[r.name] != 0).sum((0, 1)).reshape(-1) for r in rows if r.name in run.spikes}
+
+
+def lava_report(deployment, run) -> dict:
+    """report.json (schema version 1, command ``simulate``, backend ``lava``) of ``run`` on ``deployment``."""
+    mapping, qgraph = deployment.mapping, deployment.qgraph
+    doc = empty_report("simulate", deployment.model, target=mapping.target.name, block_size=mapping.block_size,
+                       backend="lava")
+    per_neuron = _layer_spikes(run, mapping.layers)
+    samples, steps = run.samples, run.timesteps
+    cores_of = {r.name: list(r.cores) for r in mapping.layers}
+    doc["layers"] = [{"name": r.name, "kind": r.kind, "neurons": r.neurons, "cores": cores_of[r.name],
+                      "spikes": int(per_neuron[r.name].sum()) if r.name in per_neuron else None,
+                      "sops": None,
+                      "firing_rate": float(per_neuron[r.name].sum() / (r.neurons * steps * samples))
+                      if r.name in per_neuron else None,
+                      "energy_j": None} for r in mapping.layers]
+    doc["cores"] = _cores(mapping, qgraph, per_neuron)
+    doc["totals"]["spikes"] = int(sum(int(c.sum()) for c in per_neuron.values()))
+    owners = node_layers(qgraph, set(cores_of))
+    doc["lava"] = {
+        "run_config": "Loihi2SimCfg(select_tag='fixed_pt')",
+        "neuron_model": f"lava.proc.lif LIFReset/TernaryLIF with Lava's fixed-point LIF arithmetic on an integer "
+                        f"membrane (no {LAVA_ALIGN_BITS}-bit MSB alignment): statten_hw.simulator.lava.neurons",
+        "samples": samples, "timesteps": steps, "window_steps": run.window, "steps": run.steps,
+        "wall_s": run.wall_s, "step_s": run.step_s, "latency_steps": dict(run.latency),
+        "processes": [_process_row(p, owners, cores_of, run) for p in run.processes],
+    }
+    return doc
+
+
+def _process_row(p, owners, cores_of, run) -> dict:
+    layers = sorted(owners.get(p.node, set()))
+    cores = sorted({c for layer in layers for c in cores_of[layer]})
+    spikes = int((run.spikes[p.node] != 0).sum()) if p.emits and p.node in run.spikes else None
+    return {"name": p.name, "lava_class": p.lava_class, "node": p.node, "layers": layers,
+            "cores": cores if layers else None, "spikes": spikes}
+
+
+def _cores(mapping, qgraph, per_neuron) -> list[dict]:
+    """Mapped cores with the spikes their neurons sent (null where a spiking layer on it went unrecorded)."""
+    shapes = {r.name: tuple(qgraph.graph.nodes[r.name][SHAPE]) for r in mapping.layers}
+    owner = layer_owners(mapping.pieces, shapes)
+    spikes = np.zeros(len(mapping.cores), np.int64)
+    unmeasured: set[int] = set()
+    for r in mapping.layers:
+        ids = owner[r.name].reshape(-1)
+        if r.name in per_neuron:
+            np.add.at(spikes, ids, per_neuron[r.name])
+        elif r.kind != "readout":  # a readout emits no spikes
+            unmeasured |= set(ids.tolist())
+    return [{"id": c.id, "chip": c.chip, "x": c.x, "y": c.y, "layers": list(c.layers), "neurons": c.neurons,
+             "synapse_bytes": None, "state_bytes": None, "buffer_bytes": None, "spikes_in": None,
+             "spikes_out": None if c.id in unmeasured else int(spikes[c.id]), "sops": None, "neuron_updates": None,
+             "cycles_busy": None, "noc_packets": None, "noc_hops": None, "energy_j": None}
+            for c in mapping.cores]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _markdown(doc: dict) -> str:
+    lv = doc["lava"]
+    lines = [f"# Lava run on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
+             f"T = {lv['timesteps']}, B = {doc['block_size']})", "",
+             f"- {lv['run_config']}; neurons: {lv['neuron_model']}",
+             f"- samples {lv['samples']}, Lava steps {lv['steps']:,} ({lv['window_steps']} per sample), "
+             f"wall {lv['wall_s']:.2f} s (stepping {lv['step_s']:.2f} s), {len(lv['processes'])} processes",
+             f"- spikes {doc['totals']['spikes']:,}; Lava measures no SOPs, cycles, energy or traffic (null)", "",
+             "## Layers", "", "| layer | kind | neurons | cores | spikes | rate |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {_cell(r['cores'])} | {_cell(r['spikes'])} | "
+              f"{_cell(r['firing_rate'])} |" for r in doc["layers"]]
+    lines += ["", "## Lava processes", "", "| process | Lava class | node | layers | cores | spikes |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {p['name']} | {p['lava_class']} | {p['node']} | {_cell(p['layers'])} | {_cell(p['cores'])} | "
+              f"{_cell(p['spikes'])} |" for p in lv["processes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(doc: dict) -> list[tuple[str, str]]:
+    plt = pyplot()
+    rows = [r for r in doc["layers"] if r["spikes"] is not None]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(rows))))
+    ax.barh([r["name"] for r in rows][::-1], [r["spikes"] for r in rows][::-1])
+    ax.set_xlabel("spikes (all samples and steps)")
+    ax.tick_params(axis="y", labelsize=7)
+    return [("Spikes per layer", figure_png(fig))]
+
+
+def write_lava_report(out_dir, doc: dict) -> dict:
+    """Write report.json, report.md, report.html, layers.csv, cores.csv and processes.csv, each atomically."""
+    out = Path(out_dir)
+    write_csv(out / "layers.csv", [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]])
+    write_csv(out / "cores.csv", [{**c, "layers": ";".join(c["layers"])} for c in doc["cores"]])
+    write_csv(out / "processes.csv", [{**p, "layers": ";".join(p["layers"]),
+                                       "cores": ";".join(map(str, p["cores"] or []))} for p in doc["lava"]["processes"]])
+    md = _markdown(doc)
+    atomic_write_text(out / "report.md", md)
+    atomic_write_text(out / "report.html", html_page(f"statten-hw simulate (Lava): {doc['target']}", md, _plot(doc)))
+    write_json(out / "report.json", doc)
+    return doc

@@ -1,0 +1,105 @@
+"""The embedded model on Lava: bit-exact with the integer reference, and its report.json."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from statten_hw.quant import run_integer
+from statten_hw.reports.files import write_json
+from statten_hw.reports.schema import TOTAL_FIELDS
+from statten_hw.simulator.lava import _compat
+
+pytestmark = [pytest.mark.lava,
+              pytest.mark.skipif(not _compat.HAS_LAVA, reason=f"lava-nc not importable: {_compat.LAVA_IMPORT_ERROR!r}")]
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    """The embedded STAtten digits model on loihi2, two test samples, one sample per Lava run."""
+    from statten_hw.data import load_dataset
+    from statten_hw.pipeline import prepare
+    from statten_hw.simulator.lava.report import lava_report
+    from statten_hw.simulator.lava.run import run_lava
+
+    deployment = prepare(None, "loihi2")
+    x = load_dataset(deployment.dataset, split="test")[0][:2]
+    run = run_lava(deployment.qgraph, x, samples_per_run=1)
+    return deployment, x, run, run_integer(deployment.qgraph, x), lava_report(deployment, run)
+
+
+def test_embedded_model_is_bit_exact(embedded):
+    deployment, x, run, ref, _ = embedded
+    assert not any(ref.overflows.values())
+    assert set(run.spikes) == set(deployment.qgraph.lif_nodes)
+    for node in deployment.qgraph.lif_nodes:
+        np.testing.assert_array_equal(run.spikes[node], ref.values[node].numpy(), err_msg=node)
+    np.testing.assert_array_equal(run.logits_int, ref.logits_int.numpy())
+    assert all(ref.values[n].any() for n in deployment.qgraph.lif_nodes)
+    assert run.steps == 2 * run.window
+
+
+def test_report_fills_what_lava_measures_and_leaves_the_rest_null(embedded, tmp_path):
+    deployment, x, run, ref, doc = embedded
+    assert (doc["command"], doc["backend"], doc["target"]) == ("simulate", "lava", "loihi2")
+    assert set(doc["totals"]) == set(TOTAL_FIELDS)
+    assert {k for k, v in doc["totals"].items() if v is not None} == {"spikes"}
+    T, samples = deployment.model.config.timesteps, 2
+    for row in doc["layers"]:
+        assert row["sops"] is None and row["energy_j"] is None
+        if row["kind"] == "readout":
+            assert row["spikes"] is None
+            continue
+        spikes = int((ref.values[row["name"]] != 0).sum())  # counted from the integer reference
+        assert row["spikes"] == spikes
+        assert row["firing_rate"] == pytest.approx(spikes / (row["neurons"] * T * samples))
+    assert doc["totals"]["spikes"] == sum(r["spikes"] or 0 for r in doc["layers"])
+    assert sum(c["spikes_out"] for c in doc["cores"]) == doc["totals"]["spikes"]
+    assert all(c["sops"] is None and c["energy_j"] is None for c in doc["cores"])
+    write_json(tmp_path / "report.json", doc)  # plain JSON, no NaN
+    assert json.loads((tmp_path / "report.json").read_text())["lava"]["steps"] == run.steps
+
+
+def test_report_folder(embedded, tmp_path):
+    from statten_hw.simulator.lava.report import write_lava_report
+
+    doc = embedded[4]
+    write_lava_report(tmp_path / "out", doc)
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert files == {"report.json", "report.md", "report.html", "layers.csv", "cores.csv", "processes.csv"}
+    assert json.loads((tmp_path / "out" / "report.json").read_text()) == json.loads(json.dumps(doc))
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| block.0.attn.q_conv | Conv | block.0.attn.q_conv | block.0.attn.q_lif |" in md
+    assert "data:image/png;base64," in (tmp_path / "out" / "report.html").read_text()
+    rows = (tmp_path / "out" / "processes.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(doc["lava"]["processes"])
+
+
+def test_every_lava_process_is_placed_on_its_layers_cores(embedded):
+    deployment, _, run, _, doc = embedded
+    cores = {r.name: set(r.cores) for r in deployment.mapping.layers}
+    rows = {p["name"]: p for p in doc["lava"]["processes"]}
+    assert len(rows) == len(run.processes)
+    lif = rows["block.0.attn.q_lif"]
+    assert (lif["lava_class"], lif["layers"], set(lif["cores"])) == ("LIFReset", ["block.0.attn.q_lif"],
+                                                                     cores["block.0.attn.q_lif"])
+    assert lif["spikes"] == next(r["spikes"] for r in doc["layers"] if r["name"] == "block.0.attn.q_lif")
+    conv = rows["block.0.attn.q_conv"]  # a synapse runs where the neurons it feeds are
+    assert (conv["lava_class"], conv["layers"], conv["spikes"]) == ("Conv", ["block.0.attn.q_lif"], None)
+    assert rows["block.0.attn.attention"]["layers"] == ["block.0.attn.attn_lif"]
+    assert rows["patch_embed.maxpool3"]["layers"] == ["patch_embed.proj_lif3"]
+    assert rows["head.time_mean"]["layers"] == ["head"]
+    assert rows["input"]["cores"] is None  # the host
+    assert all(set(p["cores"] or ()) <= {c.id for c in deployment.mapping.cores} for p in rows.values())
+
+
+def test_lava_and_the_event_simulator_agree_on_every_field_both_measure(embedded):
+    from statten_hw.reports.diff import diff_reports
+    from statten_hw.simulator import simulate
+
+    deployment, x, _, _, doc = embedded
+    event = simulate(deployment, x, engine="fast").report
+    diffs = diff_reports(event, doc)
+    assert [d for d in diffs if d.kind not in ("null_in_b",)] == []
+    assert any(d.field == "energy_j" for d in diffs)  # what only the event simulator models
