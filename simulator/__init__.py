@@ -57,11 +57,12 @@ def neurobench_report(deployment, run) -> dict:
 
 
 def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str = "cpu",
-             labels: torch.Tensor | None = None) -> Simulation:
+             labels: torch.Tensor | None = None, progress: bool = False) -> Simulation:
     """Simulate ``deployment`` (`statten_hw.pipeline.prepare`) on the batch ``x`` with one engine.
 
     ``fast``: tensor engine, CPU or CUDA, for real model sizes. ``detailed``: one packet at a time
-    through an event queue (CPU), the readable definition; both give identical counts and spikes."""
+    through an event queue (CPU), the readable definition; both give identical counts and spikes.
+    ``progress``: show a progress bar (projections counted, or samples for the detailed engine)."""
     from statten_hw.evaluate import check_input_shape
     from statten_hw.reports.simulation import simulation_report
 
@@ -72,14 +73,14 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
     if engine == "fast":
         from .event.fast import run_fast
 
-        run, counts = run_fast(deployment.qgraph, net, x, device=check_device(device))
+        run, counts = run_fast(deployment.qgraph, net, x, device=check_device(device), progress=progress)
         logits, spikes = run.logits_int, {layer.name: run.values[layer.name] for layer in net.layers}
     else:
         from statten_hw.quant import run_integer
 
         from .event.detailed import DetailedEngine
 
-        logits, spikes, counts = DetailedEngine(deployment.qgraph, net).run(x)
+        logits, spikes, counts = DetailedEngine(deployment.qgraph, net).run(x, progress=progress)
         run = run_integer(deployment.qgraph, x)  # for the NeuroBench metrics only
     tl, slots = timeline(counts, net, deployment.mapping)
     report = simulation_report(deployment, net, counts, tl, slots, engine=engine, device=device)

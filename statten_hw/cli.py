@@ -250,8 +250,6 @@ BACKENDS = {"event": None, "sanafe": _simulate_sanafe, "lava": _simulate_lava}
 
 
 def cmd_simulate(args) -> None:
-    from rich.console import Console
-
     from statten_hw.errors import InputError
     from statten_hw.pipeline import prepare
     from statten_hw.reports.simulation import write_simulation_report
@@ -266,8 +264,7 @@ def cmd_simulate(args) -> None:
         doc = write_simulation_report(args.output, BACKENDS[args.backend](deployment, x, args))
         print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}; report in {args.output}/")
         return
-    with Console().status(f"simulating {len(x)} sample(s) with the {args.engine} engine on {args.device}"):
-        sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y)
+    sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y, progress=True)
     doc = write_simulation_report(args.output, sim.report)
     s, pi = doc["simulation"], doc["simulation"]["per_inference"]
     acc = f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""

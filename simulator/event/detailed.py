@@ -121,13 +121,15 @@ class DetailedEngine:
         ins.update({port: torch.from_numpy(b[:, None]) for port, b in buffers.items()})
         return EXECUTORS[type(op)](op, ins, x, ctx, name)
 
-    def run(self, x: torch.Tensor, progress=None):
+    def run(self, x: torch.Tensor, progress: bool = False):
         """(logits_int, spikes {layer: [T, S, ...]}, Counts) for the batch ``x``, on the CPU."""
         g, S, T = self.qgraph.graph, x.shape[0], self.net.timesteps
         counts = Counts(tuple(layer.name for layer in self.net.layers), S, T, self.net.n_cores,
                         sources=layer_sources(self.qgraph, self.net))
         logits, spikes = [], defaultdict(list)
-        for s in range(S):
+        from tqdm import tqdm
+
+        for s in tqdm(range(S), desc="simulating packets", unit="sample", disable=not progress):
             ctx = _Ctx(self.qgraph.state_bits, False)
             values: dict[str, torch.Tensor] = {}
             reached: dict[str, torch.Tensor] = {}
@@ -139,7 +141,5 @@ class DetailedEngine:
             logits.append(values[self.qgraph.output_node])
             for layer in counts.layers:
                 spikes[layer].append(values[layer])
-            if progress:
-                progress(s)
         batch_axis = logits[0].dim() - 2
         return torch.cat(logits, batch_axis), {k: torch.cat(v, 1) for k, v in spikes.items()}, counts

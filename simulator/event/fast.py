@@ -81,15 +81,17 @@ def _np(x: torch.Tensor, T: int, S: int) -> np.ndarray:
     return a.round().to(torch.int64).cpu().numpy()
 
 
-def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu"):
-    """(IntegerRun on ``device``, Counts) for the batch ``x``."""
+def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu", progress: bool = False):
+    """(IntegerRun on ``device``, Counts) for the batch ``x``; ``progress``: a bar over the projections."""
+    from tqdm import tqdm
+
     run = run_integer(qgraph, x, device=device)
     T, S = net.timesteps, x.shape[0]
     counts = Counts(tuple(layer.name for layer in net.layers), S, T, net.n_cores, sources=layer_sources(qgraph, net))
     index = {layer.name: i for i, layer in enumerate(net.layers)}
     count_layer_outputs(counts, net, {layer.name: run.values[layer.name] for layer in net.layers}, 0)
     reached: dict[str, torch.Tensor] = {}
-    for p in net.projections:
+    for p in tqdm(net.projections, desc="counting events", unit="projection", disable=not progress):
         _count_projection(p, run.values[p.source], net, T, S, counts.arrays, index[p.layer], reached)
     count_active_updates(counts, net, qgraph, run.values, reached, 0)
     return run, counts
