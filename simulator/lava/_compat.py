@@ -33,8 +33,10 @@ Install Lava with (it has to skip its Python version pin)::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import multiprocessing
 import re
 import sys
 import threading
@@ -126,8 +128,37 @@ def install_dataclass_shim() -> bool:
         return True
 
 
+@contextlib.contextmanager
+def _fork_start_method():
+    """Let Lava's import fix the multiprocessing start method although someone fixed it first.
+
+    ``lava.magma.runtime.message_infrastructure.multiprocessing`` calls
+    ``multiprocessing.set_start_method('fork')`` when imported, which raises "context has already
+    been set" once anything in the process fixed the start method (a ``tqdm`` lock, a ``Pool``, an
+    earlier event simulation with progress bars). Lava's actors need ``fork``: when it is already the
+    method, Lava's call is made a no-op for the import; any other method is an error.
+    """
+    current = multiprocessing.get_start_method(allow_none=True)
+    if current is None:
+        yield
+        return
+    if current != "fork":
+        raise RuntimeError(f"the multiprocessing start method is already {current!r}; Lava's actors need 'fork'")
+    original = multiprocessing.set_start_method
+    multiprocessing.set_start_method = lambda method, force=False: None
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method = original
+
+
 def _import_core() -> types.SimpleNamespace:
     install_dataclass_shim()
+    with _fork_start_method():
+        return _import_lava_classes()
+
+
+def _import_lava_classes() -> types.SimpleNamespace:
     # Imports are deliberately local: this is the only place Lava is imported.
     from lava.magma.core.decorator import implements, requires, tag
     from lava.magma.core.model.py.model import PyLoihiProcessModel

@@ -36,10 +36,12 @@ MESSAGE_BITS = 24
 
 
 def graded_in():
+    """The model-side type of a graded input port."""
     return lava.LavaPyType(lava.PyInPort.VEC_DENSE, np.int32, precision=MESSAGE_BITS)
 
 
 def graded_out():
+    """The model-side type of a graded output port."""
     return lava.LavaPyType(lava.PyOutPort.VEC_DENSE, np.int32, precision=MESSAGE_BITS)
 
 
@@ -61,7 +63,7 @@ class GradedProcess(lava.AbstractProcess):
 
 
 class PyGradedModel(lava.PyLoihiProcessModel):
-    """Base model: `read` the aligned, biased inputs as integer-layout tensors; `send` the output."""
+    """Base model: `read` the aligned, biased inputs as integer-layout arrays; `send` the output."""
 
     s_out = graded_out()
 

@@ -27,9 +27,8 @@ class Recorder(lava.AbstractProcess):
     """The host's view of the run: ``in_<i>`` receives node ``i``'s messages (plus ``bias[i]``, a
     readout synapse's bias) and every step the concatenation of all of them, flattened, goes to the
     host through ``host``, an external pipe of ``buffer`` messages (what ``lava.proc.io.extractor``
-    does for one port). One process for every recorded node, where Lava's ``RingBuffer`` sink and
-    ``Monitor`` take one process per port (``ConcatPort`` is not implemented in Lava 0.10), and one
-    message per step."""
+    does for one port). One process records every node, where Lava's ``RingBuffer`` sink and
+    ``Monitor`` take one process per port (``ConcatPort`` is not implemented in Lava 0.10)."""
 
     def __init__(self, *, shapes: list, bias: list, buffer: int, name: str | None = None):
         super().__init__(shapes=shapes, bias=bias, buffer=buffer, name=name)

@@ -1,4 +1,4 @@
-"""The report of a Lava run: what Lava measured, and which Lava process runs on which mapped core.
+"""report.json of a Lava run: what Lava measured, and which Lava process runs on which mapped core.
 
 Filled from the run: every neuron layer's ``spikes`` (nonzero outputs over all samples and steps,
 as the event simulator counts them) and ``firing_rate``; ``totals.spikes``; each core's
@@ -14,14 +14,10 @@ reaches none (a spike sum read by synapses, a readout's time mean) belongs to th
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from statten_hw.ir.graph import PORT, SHAPE, topological_order
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QLinear
-from statten_hw.reports.files import atomic_write_text, write_csv, write_json
-from statten_hw.reports.html import figure_png, html_page, pyplot
 from statten_hw.reports.schema import empty_report
 from statten_hw.simulator.event.owners import layer_owners
 
@@ -112,54 +108,3 @@ def _cores(mapping, qgraph, per_neuron) -> list[dict]:
              "cycles_busy": None, "noc_packets": None, "noc_hops": None, "energy_j": None}
             for c in mapping.cores]
 
-
-def _cell(value) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _markdown(doc: dict) -> str:
-    lv = doc["lava"]
-    lines = [f"# Lava run on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
-             f"T = {lv['timesteps']}, B = {doc['block_size']})", "",
-             f"- {lv['run_config']}; neurons: {lv['neuron_model']}",
-             f"- samples {lv['samples']}, Lava steps {lv['steps']:,} ({lv['window_steps']} per sample), "
-             f"wall {lv['wall_s']:.2f} s (stepping {lv['step_s']:.2f} s), {len(lv['processes'])} processes",
-             f"- spikes {doc['totals']['spikes']:,}; Lava measures no SOPs, cycles, energy or traffic (null)", "",
-             "## Layers", "", "| layer | kind | neurons | cores | spikes | rate |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {_cell(r['cores'])} | {_cell(r['spikes'])} | "
-              f"{_cell(r['firing_rate'])} |" for r in doc["layers"]]
-    lines += ["", "## Lava processes", "", "| process | Lava class | node | layers | cores | spikes |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {p['name']} | {p['lava_class']} | {p['node']} | {_cell(p['layers'])} | {_cell(p['cores'])} | "
-              f"{_cell(p['spikes'])} |" for p in lv["processes"]]
-    return "\n".join(lines) + "\n"
-
-
-def _plot(doc: dict) -> list[tuple[str, str]]:
-    plt = pyplot()
-    rows = [r for r in doc["layers"] if r["spikes"] is not None]
-    fig, ax = plt.subplots(figsize=(7, max(3, 0.28 * len(rows))))
-    ax.barh([r["name"] for r in rows][::-1], [r["spikes"] for r in rows][::-1])
-    ax.set_xlabel("spikes (all samples and steps)")
-    ax.tick_params(axis="y", labelsize=7)
-    return [("Spikes per layer", figure_png(fig))]
-
-
-def write_lava_report(out_dir, doc: dict) -> dict:
-    """Write report.json, report.md, report.html, layers.csv, cores.csv and processes.csv, each atomically."""
-    out = Path(out_dir)
-    write_csv(out / "layers.csv", [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]])
-    write_csv(out / "cores.csv", [{**c, "layers": ";".join(c["layers"])} for c in doc["cores"]])
-    write_csv(out / "processes.csv", [{**p, "layers": ";".join(p["layers"]),
-                                       "cores": ";".join(map(str, p["cores"] or []))} for p in doc["lava"]["processes"]])
-    md = _markdown(doc)
-    atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", html_page(f"statten-hw simulate (Lava): {doc['target']}", md, _plot(doc)))
-    write_json(out / "report.json", doc)
-    return doc

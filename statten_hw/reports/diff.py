@@ -97,8 +97,8 @@ def _section(where: str) -> str:
 
 
 def render_differences(diffs: list[Difference], a_label: str = "a", b_label: str = "b") -> str:
-    """Text for a terminal: the differing values one per line; fields measured by one report only
-    grouped per section and field, with how many entries they concern."""
+    """Text for a terminal: the differing values one per line; the fields measured by one report only,
+    one line per section, each with how many entries it concerns."""
     if not diffs:
         return f"no differences between {a_label} and {b_label}\n"
     by_kind: dict[str, list[Difference]] = defaultdict(list)
@@ -115,12 +115,13 @@ def render_differences(diffs: list[Difference], a_label: str = "a", b_label: str
             lines += [f"  {d.where}" for d in by_kind[kind]]
     for kind, label in (("null_in_a", a_label), ("null_in_b", b_label)):
         if by_kind[kind]:
-            groups: dict[tuple[str, str], int] = defaultdict(int)
+            groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             for d in by_kind[kind]:
-                groups[(_section(d.where), d.field)] += 1
+                groups[_section(d.where)][d.field] += 1
             lines += ["", f"measured only by {b_label if kind == 'null_in_a' else a_label} (null in {label}):"]
-            lines += [f"  {section}.{field}" + ("" if section == "totals" else f" ({n} entries)")
-                      for (section, field), n in groups.items()]
+            for section, fields in groups.items():
+                lines.append(f"  {section}: " + ", ".join(f if section == "totals" else f"{f} ({n})"
+                                                          for f, n in fields.items()))
     return "\n".join(lines) + "\n"
 
 

@@ -81,7 +81,7 @@ def test_render_lists_values_and_groups_one_sided_fields():
     text = render_differences(diff_reports(a, b), "event.json", "lava.json")
     assert "3 differences: 1 differs, 2 null in b" in text
     assert "  layers[q_lif].spikes: 10 -> 11" in text
-    assert "measured only by event.json (null in lava.json):\n  layers.sops (2 entries)" in text
+    assert "measured only by event.json (null in lava.json):\n  layers: sops (2)\n" in text
 
 
 def _args(tmp_path, a: dict, b: dict, *flags):

@@ -201,6 +201,20 @@ def test_lava_dl_netx_and_slayer_import():
     assert hasattr(dl.slayer, "neuron") and hasattr(dl.slayer.block, "cuba")
 
 
+@pytest.mark.lava
+@needs_lava
+def test_lava_imports_after_the_start_method_was_fixed():
+    """Lava's import sets the start method to fork; it must not fail when fork was already chosen
+    (tqdm and the event simulator's progress bars fix it first in the CLI)."""
+    import subprocess
+
+    code = ("import multiprocessing as mp; mp.set_start_method('fork'); "
+            "from statten_hw.simulator.lava import _compat; "
+            "assert _compat.HAS_LAVA, _compat.LAVA_IMPORT_ERROR")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_require_lava_matches_has_lava():
     if _compat.HAS_LAVA:
         _compat.require_lava()

@@ -61,21 +61,6 @@ def test_report_fills_what_lava_measures_and_leaves_the_rest_null(embedded, tmp_
     assert json.loads((tmp_path / "report.json").read_text())["lava"]["steps"] == run.steps
 
 
-def test_report_folder(embedded, tmp_path):
-    from statten_hw.simulator.lava.report import write_lava_report
-
-    doc = embedded[4]
-    write_lava_report(tmp_path / "out", doc)
-    files = {p.name for p in (tmp_path / "out").iterdir()}
-    assert files == {"report.json", "report.md", "report.html", "layers.csv", "cores.csv", "processes.csv"}
-    assert json.loads((tmp_path / "out" / "report.json").read_text()) == json.loads(json.dumps(doc))
-    md = (tmp_path / "out" / "report.md").read_text()
-    assert "| block.0.attn.q_conv | Conv | block.0.attn.q_conv | block.0.attn.q_lif |" in md
-    assert "data:image/png;base64," in (tmp_path / "out" / "report.html").read_text()
-    rows = (tmp_path / "out" / "processes.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(doc["lava"]["processes"])
-
-
 def test_every_lava_process_is_placed_on_its_layers_cores(embedded):
     deployment, _, run, _, doc = embedded
     cores = {r.name: set(r.cores) for r in deployment.mapping.layers}

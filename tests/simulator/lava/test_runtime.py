@@ -84,10 +84,11 @@ def test_ctrl_c_mid_run_stops_everything(monkeypatch):
     from statten_hw.simulator.lava import runtime
     from statten_hw.simulator.lava.run import run_lava
 
-    def interrupted(actors):  # called only in this process, while it waits for the run
+    def interrupted(session, steps):  # Ctrl-C arrives while the network runs
+        session.root.run(condition=runtime.lava.RunSteps(num_steps=steps, blocking=False))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runtime, "_failure", interrupted)
+    monkeypatch.setattr(runtime.LavaSession, "run", interrupted)
     qgraph, x = tiny_qgraph()
     before = _children()
     with pytest.raises(KeyboardInterrupt):
