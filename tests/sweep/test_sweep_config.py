@@ -10,6 +10,7 @@ from sweep_nets import save_tiny_checkpoint
 from statten_hw.defaults import SEQ_BLOCK_SIZES, seq_checkpoint
 from statten_hw.sweep import config as C
 from statten_hw.sweep.config import OWN_SERIES, plan
+from sweep_fixtures import tiny  # noqa: F401 (pytest fixtures)
 
 
 def _plan(tiny, block_sizes="1,2,4", targets=("loihi2",), bits=(8,), **kw):

@@ -9,6 +9,7 @@ from sweep_processes import free_port
 
 from statten_hw.errors import CheckpointError, InputError, TargetError
 from statten_hw.sweep import add_sweep_parser
+from sweep_fixtures import no_stray_processes, tiny  # noqa: F401 (pytest fixtures)
 
 
 def _args(tiny, out, *extra: str, workers: bool = True) -> argparse.Namespace:

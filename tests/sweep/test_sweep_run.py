@@ -12,6 +12,7 @@ from statten_hw.data import load_dataset
 from statten_hw.pipeline import prepare
 from statten_hw.quant import run_integer
 from statten_hw.sweep import ResultStore, add_sweep_parser, execute, plan
+from sweep_fixtures import no_stray_processes, tiny  # noqa: F401 (pytest fixtures)
 
 pytestmark = pytest.mark.slow
 

@@ -6,6 +6,7 @@ from sweep_processes import descendants, external_cluster, survivors
 from sweep_tasks import counting_prepare, executions
 
 from statten_hw.sweep import execute, plan
+from sweep_fixtures import tiny  # noqa: F401 (pytest fixtures)
 
 pytestmark = pytest.mark.slow
 

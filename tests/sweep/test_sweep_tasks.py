@@ -9,6 +9,7 @@ from statten_hw.simulator import simulate
 from statten_hw.sweep.config import plan
 from statten_hw.sweep.tasks import (SIMULATED_TOTALS, TaskError, combine, evaluate_shard, prepare_configuration,
                                     shard_ranges)
+from sweep_fixtures import tiny  # noqa: F401 (pytest fixtures)
 
 
 def test_shard_ranges_cover_every_sample_once():
