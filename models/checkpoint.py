@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from statten_hw.errors import CheckpointError, ConfigError
+from statten_hw.errors import CheckpointError, ConfigError, brief
 
 from .config import ModelConfig
 from .sdt import SpikeDrivenTransformer
@@ -56,8 +56,8 @@ def read_checkpoint(path) -> dict:
                                     f"(argparse.Namespace only): {detail.split('. ')[0][:200]}") from None
     except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError, AttributeError, AssertionError,
             ImportError, TypeError, IndexError, KeyError, MemoryError, OverflowError) as err:
-        raise CheckpointError(path, f"not a readable torch checkpoint ({type(err).__name__}: "
-                                    f"{str(err).splitlines()[0][:160] if str(err) else 'truncated or corrupt'})") from None
+        first = str(err).splitlines()[0].split(". ")[0][:160] if str(err).strip() else "truncated or corrupt"
+        raise CheckpointError(path, f"not a readable torch checkpoint ({type(err).__name__}: {first})") from None
     if isinstance(obj, torch.nn.Module):
         raise CheckpointError(path, "holds a whole pickled module; save its state_dict instead")
     if not isinstance(obj, dict):
@@ -88,7 +88,7 @@ def extract_state_dict(ckpt: dict, path, use_ema: bool = False) -> tuple[dict, d
         state = ckpt
     not_text = [k for k in state if not isinstance(k, str)]
     if not_text:
-        raise CheckpointError(path, f"state_dict keys must be strings, got {_brief(not_text[0])}")
+        raise CheckpointError(path, f"state_dict keys must be strings, got {brief(not_text[0])}")
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(path, f"no tensors found; top-level keys seen: {sorted(map(str, ckpt))[:12]}")
@@ -114,18 +114,12 @@ def _training_args(args, path) -> dict:
     raise CheckpointError(path, f"'args' is a {type(args).__name__}, expected argparse.Namespace or dict")
 
 
-def _brief(value) -> str:
-    """Type and (shortened) repr of a value from the file, for a one-line message."""
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
-
-
 def _arg_int(args: dict, key: str, default: int, path) -> int:
     value = args.get(key)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
-        raise CheckpointError(path, f"args.{key} must be an integer, got {_brief(value)}")
+        raise CheckpointError(path, f"args.{key} must be an integer, got {brief(value)}")
     return value
 
 
@@ -135,7 +129,7 @@ def _arg_flag(args: dict, key: str, path) -> bool:
     if value is None:
         return False
     if not isinstance(value, int) or value not in (0, 1):
-        raise CheckpointError(path, f"args.{key} must be true or false, got {_brief(value)}")
+        raise CheckpointError(path, f"args.{key} must be true or false, got {brief(value)}")
     return bool(value)
 
 
@@ -144,7 +138,7 @@ def _arg_str(args: dict, key: str, default: str, path) -> str:
     if value is None:
         return default
     if not isinstance(value, str):
-        raise CheckpointError(path, f"args.{key} must be a string, got {_brief(value)}")
+        raise CheckpointError(path, f"args.{key} must be a string, got {brief(value)}")
     return value
 
 
@@ -223,6 +217,8 @@ def infer_config(state: dict, args: dict, path) -> ModelConfig:
 
 
 def _check_bounds(cfg: ModelConfig, path) -> None:
+    if cfg.mlp_ratio < 1:  # from args, or a hidden width below dim: the MLP would have no channels
+        raise CheckpointError(path, f"MLP ratio {cfg.mlp_ratio} (hidden width / dim) must be >= 1")
     if cfg.timesteps > MAX_TIMESTEPS:
         raise CheckpointError(path, f"T = {cfg.timesteps} time steps exceeds the limit of {MAX_TIMESTEPS}")
     if cfg.img_size > MAX_IMG_SIZE:

@@ -6,6 +6,7 @@ Every handler only calls library functions and prints; ``main`` is the one place
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from statten_hw.errors import StattenError
@@ -345,7 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so every writer's cleanup (temporary files) runs."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -11,6 +11,13 @@ class StattenError(Exception):
     """Base of every error statten-hw reports to a user (one line, no traceback)."""
 
 
+def brief(value) -> str:
+    """Type and repr of a value read from a user's file, cut to 60 characters, for a message: a
+    hostile file's 1 MB string or 400-digit number must not become the error line."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
 class CheckpointError(StattenError):
     """A checkpoint file cannot be read, is unsafe, or does not describe a supported model."""
 

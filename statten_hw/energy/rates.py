@@ -36,8 +36,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from statten_hw.errors import InputError, UnsupportedLayer
-from statten_hw.models.lif import MultiStepLIF, MultiStepTernary
+from statten_hw.errors import InputError, UnsupportedLayer, brief
 from statten_hw.models.sdt import MS_SSA_Conv
 from statten_hw.models.spikformer import SSA
 
@@ -261,6 +260,14 @@ def measure_rates(model: nn.Module, x: torch.Tensor) -> LayerRates:
     return LayerRates(model.config.timesteps, rates, "measured")
 
 
+def _finite_number(v) -> bool:
+    """A JSON number that is finite: not a bool, NaN or Infinity. Integers stay ints, as ``float()``
+    of a 400-digit one would overflow."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return not isinstance(v, float) or math.isfinite(v)
+
+
 def load_rate_profile(path, model: nn.Module) -> LayerRates:
     """Read a user rate profile ``{key: [s_0, ..., s_{steps-1}]}`` (JSON) for ``model``.
 
@@ -291,8 +298,8 @@ def load_rate_profile(path, model: nn.Module) -> LayerRates:
         if len(values) != steps:
             raise InputError(f"{path}: layer {key!r}: expected {steps} rates (one per time step), got {len(values)}")
         for t, v in enumerate(values):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-                raise InputError(f"{path}: layer {key!r}: rate at step {t} is not a number: {v!r:.60}")
+            if not _finite_number(v):
+                raise InputError(f"{path}: layer {key!r}: rate at step {t} is not a number: {brief(v)}")
             if not 0.0 <= v <= 1.0:
                 raise InputError(f"{path}: layer {key!r}: rate at step {t} is {v!r:.40}, outside [0, 1]")
         rates[key] = tuple(float(v) for v in values)

@@ -95,7 +95,7 @@ def _from_json(v):
 
 def _int_array(a, what: str) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
-    if not (np.isfinite(a).all() and np.abs(a).max(initial=0) < 2 ** 53):  # float64 holds integers exactly below 2**53
+    if not (np.isfinite(a).all() and np.abs(a).max(initial=0) < 2 ** 53):  # float64 is exact below 2**53
         raise ValueError(f"{what}: NIR field holds values that are not exact integers")
     out = a.astype(np.int64)
     if not np.array_equal(out.astype(np.float64), a):
@@ -244,7 +244,8 @@ def _checked(op):
         value = getattr(op, f.name)
         if not any(_is(kind, value) for kind in typing.get_args(hints[f.name]) or (hints[f.name],)):
             raise ValueError(f"field {f.name!r} = {value!r:.60} is not of type {hints[f.name]}")
-    if isinstance(op, Q.QInput) and not (0 < op.timesteps <= MAX_TIMESTEPS and all(0 < d <= MAX_IMG_SIZE for d in op.shape)):
+    if isinstance(op, Q.QInput) and not (0 < op.timesteps <= MAX_TIMESTEPS
+                                         and all(0 < d <= MAX_IMG_SIZE for d in op.shape)):
         raise ValueError(f"input of {op.timesteps} steps of shape {op.shape} is outside 1..{MAX_TIMESTEPS} steps, "
                          f"1..{MAX_IMG_SIZE} per dimension")
     if isinstance(op, (Q.QConv2d, Q.QMaxPool2d)):

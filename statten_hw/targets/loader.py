@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from statten_hw.errors import TargetError
+from statten_hw.errors import TargetError, brief
 from statten_hw.targets.schema import SECTIONS, TOP_LEVEL, ExecutionStyle, Target, is_required
 
 #: Targets shipped in ``statten_hw/targets/builtin/<name>.toml``, listed here rather than found by
@@ -95,7 +95,8 @@ def parse_target(data: Mapping[str, Any], source: str) -> Target:
         names = {f.name for f in fields(cls)}
         for key in table:
             if key not in names:
-                problems.append((f"{section}.{_shown(key)}", f"unknown key ([{section}] takes {', '.join(sorted(names))})"))
+                problems.append((f"{section}.{_shown(key)}",
+                                 f"unknown key ([{section}] takes {', '.join(sorted(names))})"))
         values = _parse_fields(cls, table, f"{section}.", problems)
         if len(values) == len(names):
             sections[section] = cls(**values)
@@ -156,18 +157,18 @@ def _check_value(hint: type, meta: Mapping[str, Any], value: Any) -> tuple[Any, 
     kind = f" ({meta['unit']})" if meta["unit"] else ""
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            return None, f"must be an integer{kind}, got {_describe(value)}"
+            return None, f"must be an integer{kind}, got {brief(value)}"
         if abs(value) > INT64_MAX:
-            return None, f"must be at most 2**63 - 1 in magnitude, got {_describe(value)}"
+            return None, f"must be at most 2**63 - 1 in magnitude, got {brief(value)}"
     elif hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f"must be a number{kind}, got {_describe(value)}"
+            return None, f"must be a number{kind}, got {brief(value)}"
         if abs(value) > sys.float_info.max or not math.isfinite(value):  # the first test keeps huge ints off float()
-            return None, f"must be finite, got {_describe(value)}"
+            return None, f"must be finite, got {brief(value)}"
         value = float(value)
     else:  # str, and the execution style, which is read as a string first
         if not isinstance(value, str):
-            return None, f"must be a string, got {_describe(value)}"
+            return None, f"must be a string, got {brief(value)}"
         if not value.strip():
             return None, "must not be empty"
         return value, None
@@ -183,11 +184,6 @@ def _check_value(hint: type, meta: Mapping[str, Any], value: Any) -> tuple[Any, 
 def _shown(key: str) -> str:
     """A key from the file as it goes into the one-line message: quoted TOML keys may hold newlines."""
     return key if key.isprintable() and len(key) <= 60 else repr(key[:60])
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def target_error(source: str, problems: list[_Problem]) -> TargetError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import collections
 import io
-import os
 import pickle
 import re
 import subprocess
@@ -56,9 +55,10 @@ def official_dict() -> dict:
 
 
 def scratch_files(folder: Path) -> list[str]:
-    """Names in ``folder`` that a finished or interrupted write must not leave: temporaries."""
-    return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")) \
-        if folder.exists() else []
+    """What a finished or interrupted write must not leave in ``folder``: temporaries (hidden files)."""
+    if not folder.exists():
+        return []
+    return sorted(p.name for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp"))
 
 
 # ---------------------------------------------------------------- hostile pickles and zips
@@ -116,9 +116,3 @@ def raw_pickle_payload(path: Path, marker: Path) -> Path:
     """A plain pickle (no torch zip container) whose only object is :class:`FilePayload`."""
     path.write_bytes(pickle.dumps({"state_dict": FilePayload(marker)}, protocol=2))
     return path
-
-
-def env_without_hash_seed() -> dict:
-    env = dict(os.environ)
-    env.pop("PYTHONHASHSEED", None)
-    return env

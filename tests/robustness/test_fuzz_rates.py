@@ -120,9 +120,11 @@ def test_deep_nesting_and_long_numbers(scratch, depth, digits):
 
 HOSTILE_PROFILES = {
     "nested 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, r"not valid JSON"),
-    "5000-digit integer": (("{" + json.dumps(next(iter(KEYS))) + ": [" + "9" * 5000 + "]}").encode(), r"not valid JSON"),
+    "5000-digit integer": (("{" + json.dumps(next(iter(KEYS))) + ": [" + "9" * 5000 + "]}").encode(),
+                           r"not valid JSON"),
     "400-digit rate": (_dump({**VALID, "head": [10**400] * KEYS["head"]}).encode(), r"'head': rate at step 0 is 1000"),
-    "Infinity rate": (_dump({**VALID, "head": [math.inf] * KEYS["head"]}).encode(), r"'head': rate at step 0 is not a number"),
+    "Infinity rate": (_dump({**VALID, "head": [math.inf] * KEYS["head"]}).encode(),
+                      r"'head': rate at step 0 is not a number"),
     "layer name with a newline": (_dump({**VALID, "evil\nlayer": [0.5]}).encode(), r"unknown layer 'evil\\nlayer'"),
     "not UTF-8": (b'{"head": [0.5, \xff]}', r"not valid JSON"),
 }

@@ -135,8 +135,9 @@ HOSTILE_TARGETS = {
     "deeply nested array": (b"x = " + b"[" * 100_000 + b"]" * 100_000, r"nested too deeply"),
     "integer beyond 64 bits": (BUILTIN_TEXT["loihi2"].replace("fan_in = 4096", "fan_in = " + "9" * 40).encode(),
                                r"core\.fan_in.*at most 2\*\*63 - 1"),
-    "float field given a 400-digit integer": (BUILTIN_TEXT["loihi2"].replace("clock_hz = 1.0e9", "clock_hz = 1" + "0" * 400)
-                                              .encode(), r"timing\.clock_hz.*must be finite"),
+    "float field given a 400-digit integer": (
+        BUILTIN_TEXT["loihi2"].replace("clock_hz = 1.0e9", "clock_hz = 1" + "0" * 400).encode(),
+        r"timing\.clock_hz.*must be finite"),
     "binary garbage": (bytes(range(256)) * 8, r"not UTF-8 text"),
     "empty file": (b"", r"missing"),
 }

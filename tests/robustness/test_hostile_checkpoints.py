@@ -1,6 +1,6 @@
 """Hostile checkpoints through every command that reads one: one line, exit code 2, nothing written.
 
-29 hostile files x 6 commands (info, eval, export, map, energy, simulate) run in-process through
+30 hostile files x 6 commands (info, eval, export, map, energy, simulate) run in-process through
 ``statten_hw.cli.main``; 4 of them also through a real process (``python -m statten_hw.cli`` and
 the ``statten-hw`` script) to check the exit status and that no traceback reaches stderr; 3 with
 ``--debug``, which must show the traceback instead. The payload files prove that nothing from a
@@ -108,12 +108,15 @@ CASES = {
         lambda p: declared_storage_zip(p, 4, (10**6, 10**6), (10**6, 1)), r"not a readable torch checkpoint"),
     "10^12 classes from an empty tensor": (_set_tensor("head.weight", torch.empty(10**12, 0)),
                                            r"shape mismatch at 'head\.weight': checkpoint \(1000000000000, 0\)"),
+    "MLP narrower than dim": (_set_tensor("block.0.mlp.fc1_conv.weight", lambda w: w[:16]),
+                              r"MLP ratio 0 .* must be >= 1"),
     "10^11 blocks from one key": (_set_tensor("block.100000000000.attn.extra", torch.zeros(1)),
                                   r"block 1 is missing \(largest index 100000000000\)"),
     "image size 10^6 in args": (_set_arg(img_size=10**6), r"image size 1000000 px exceeds the limit"),
     "T = 10^7 in args": (_set_arg(time_steps=10**7, chunk_size=1), r"T = 10000000 time steps exceeds the limit"),
     # wrong types
-    "int32 weights": (_set_tensor("head.weight", lambda w: w.to(torch.int32)), r"wrong dtype at 'head\.weight': torch\.int32"),
+    "int32 weights": (_set_tensor("head.weight", lambda w: w.to(torch.int32)),
+                      r"wrong dtype at 'head\.weight': torch\.int32"),
     "complex weights": (_set_tensor("head.weight", lambda w: w.to(torch.complex64)), r"wrong dtype .*complex64"),
     "sparse weights": (_set_tensor("head.weight", lambda w: w.to_sparse()), r"'head\.weight' is torch\.sparse_coo"),
     "image size as text": (_set_arg(img_size="8"), r"args\.img_size must be an integer, got str '8'"),
