@@ -30,5 +30,8 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q
 
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -5,22 +5,21 @@ Weights are synthetic (the architecture decides mapping; values do not). Run: py
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
 
+from sdt_model import CONFIG
+
 from statten_hw.errors import MappingError
 from statten_hw.ir import lower
 from statten_hw.mapping import map_model
-from statten_hw.models import ModelConfig, build_model
+from statten_hw.models import build_model
 from statten_hw.reports.files import write_json
 
 RESULTS = Path(__file__).parent / "results" / "map_sdt_8_768.json"
-CONFIG = ModelConfig(family="statten", attention="STAtten", depth=8, dim=768, heads=8, timesteps=4, block_size=2,
-                     img_size=224, in_channels=3, num_classes=1000, pooling_stat="1111")
 
 
 def main() -> None:

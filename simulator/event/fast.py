@@ -10,6 +10,8 @@ Sums over many elements (per core, per route) always accumulate in float64.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -22,8 +24,11 @@ from .synapses import AttentionSynapses
 
 
 
-def _count_dtype(device) -> torch.dtype:
-    return torch.float32 if torch.device(device).type == "cpu" else torch.float64
+def _count_dtype(device, terms: int) -> torch.dtype:
+    """float32 on the CPU while sums of ``terms`` 0/1 indicators stay exact in it (< 2^24); float64
+    beyond that, and always on CUDA (module docstring)."""
+    exact = torch.device(device).type == "cpu" and terms < 1 << 24
+    return torch.float32 if exact else torch.float64
 
 
 def _by_core(per_element: torch.Tensor, groups: CoreElements, cores: int) -> torch.Tensor:
@@ -43,7 +48,7 @@ def _on(elements: slice | np.ndarray, device) -> slice | torch.Tensor:
 def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T: int, S: int,
                       acc: dict[str, np.ndarray], layer: int, reached: dict) -> None:
     dev = values.device
-    ft = _count_dtype(dev)
+    ft = _count_dtype(dev, math.prod(p.synapses.in_shape))  # each count below sums at most this many
     E = (on_steps(values, T) != 0).to(ft).reshape(T * S, -1)
     K = net.n_cores
     counted = p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)).reshape(T * S, -1)

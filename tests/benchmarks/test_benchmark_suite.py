@@ -1,0 +1,103 @@
+"""The benchmark suite's own machinery: memory measurement, targets, checkpoints, fits and the GPU script.
+
+No timings are asserted (they depend on the machine); what is checked is that each tool measures the
+thing it claims to, against values known independently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import harness  # noqa: E402
+from sdt_model import images, save_checkpoint, sdt_8_768  # noqa: E402
+
+from statten_hw.models import ModelConfig, load_checkpoint  # noqa: E402
+from statten_hw.targets import load_target  # noqa: E402
+
+TINY = ModelConfig(family="statten", attention="STAtten", depth=1, dim=16, heads=2, timesteps=4, block_size=2,
+                   img_size=8, in_channels=3, num_classes=5, pooling_stat="0001")
+ALLOCATE = ("import sys; sys.path.insert(0, sys.argv[2]); import harness; b = bytearray(int(sys.argv[1]) << 20); "
+            "b[::4096] = b'x' * len(b[::4096]); print(harness.peak_rss_bytes())")
+
+
+def test_a_childs_peak_memory_is_its_own_not_its_parents():
+    """Two children started from this (large) test process, one allocating 300 MiB more than the
+    other: their reported peaks must differ by about that, so neither carries the parent's memory
+    (``ru_maxrss`` would: it counts the parent's pages at fork)."""
+    peaks = [int(harness.run_child(["-c", ALLOCATE, str(mib), str(BENCH)])["stdout"]) for mib in (320, 20)]
+    assert (300 << 20) * 0.9 <= peaks[0] - peaks[1] <= (300 << 20) * 1.2
+    assert peaks[1] < harness.peak_rss_bytes() + (100 << 20)
+
+
+def test_a_child_past_its_timeout_is_stopped():
+    out = harness.run_child(["-c", "import time; print('started', flush=True); time.sleep(60)"], timeout_s=3)
+    assert out["timed_out"] and out["returncode"] is None and out["wall_s"] < 30
+
+
+def test_peak_memory_sees_a_temporary_allocation():
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("no /proc/self/clear_refs (not Linux)")
+    with harness.PeakMemory() as mem:
+        t = torch.ones(50 << 20, dtype=torch.int16)  # 100 MiB, touched
+        del t
+    assert (100 << 20) * 0.9 <= mem.extra < (100 << 20) * 2
+
+
+def test_paired_interleaves_and_ratio_is_per_repeat():
+    calls = []
+    timings = harness.paired({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert all(len(t["wall_s"]) == 3 for t in timings.values())
+    fake = {"a": {"wall_s": [2.0, 6.0, 3.0], "median_cpu_s": 1.0}, "b": {"wall_s": [1.0, 2.0, 3.0], "median_cpu_s": 4.0}}
+    r = harness.ratio(fake, "a", "b")
+    assert r["per_repeat"] == [2.0, 3.0, 1.0] and r["median"] == 2.0 and r["cpu_ratio_of_medians"] == 0.25
+
+
+def test_axons_target_is_loihi2_with_only_fan_in_and_fan_out_raised():
+    builtin, bench = load_target("loihi2"), load_target(BENCH / "loihi2_axons8k.toml")
+    # SDT-8-768 needs 6912 (proj_lif2: 768 x 3 x 3 targets) and 6913 (shortcut LIF: 768 x 3 x 3 + 1 sources)
+    assert bench.core.fan_out == bench.core.fan_in == 8192 > 6913 > builtin.core.fan_out == builtin.core.fan_in
+    same_core = dataclasses.replace(bench.core, fan_out=builtin.core.fan_out, fan_in=builtin.core.fan_in)
+    assert dataclasses.replace(bench, core=same_core, name=builtin.name, description=builtin.description) == builtin
+
+
+def test_saved_checkpoint_loads_back_as_the_same_model(tmp_path):
+    model = sdt_8_768(TINY, calibration_images=2)
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "tiny.pth"))
+    assert loaded.config == TINY
+    x = images(2, TINY, seed=5)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_linear_fit_recovers_a_known_line():
+    from scaling import fit
+
+    x = [0.0, 10.0, 20.0, 40.0]
+    f = fit(x, [0.5 + 0.25 * v for v in x])
+    assert f["intercept_s"] == pytest.approx(0.5) and f["slope_s_per_event"] == pytest.approx(0.25)
+    assert f["r2"] == pytest.approx(1.0)
+    assert fit(x, [1.0, 3.0, 0.0, 2.0])["r2"] < 0.5  # no line through scattered points
+
+
+def test_gpu_script_runs_on_the_cpu_with_the_small_network(tmp_path):
+    """The GPU benchmark's code path, on the CPU: both sides must agree bit for bit."""
+    from gpu_sdt import main
+
+    out = tmp_path / "gpu.json"
+    assert main(["--device", "cpu", "--small", "--batch", "2", "--repeats", "1", "--cpu-repeats", "1",
+                 "--threads", "1", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["agreement"] == {"spikes_equal": True, "logits_equal": True, "count_fields_differing": []}
+    assert doc["device_batch_n"]["batch"] == 2 and doc["cpu"]["images_per_s"] > 0
+    assert doc["model"]["dim"] == 32 and doc["machine"]["torch"] == torch.__version__
+    assert np.isfinite(doc["speedup_images_per_s"])
