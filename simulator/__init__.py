@@ -19,7 +19,7 @@ from statten_hw.errors import InputError
 
 from .event.counts import Counts
 from .event.network import EventNetwork, build_network
-from .event.timing import PJ, Timeline, energy_pj, timeline
+from .event.timing import Timeline, timeline
 
 ENGINES = ("fast", "detailed")
 
@@ -91,4 +91,4 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
     return sim
 
 
-__all__ = ["ENGINES", "Simulation", "simulate", "energy_pj", "PJ"]
+__all__ = ["ENGINES", "Simulation", "simulate"]

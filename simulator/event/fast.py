@@ -23,7 +23,6 @@ from .owners import HOST
 from .synapses import AttentionSynapses
 
 
-
 def _count_dtype(device, terms: int) -> torch.dtype:
     """float32 on the CPU while sums of ``terms`` 0/1 indicators stay exact in it (< 2^24); float64
     beyond that, and always on CUDA (module docstring)."""

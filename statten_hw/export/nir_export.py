@@ -260,7 +260,10 @@ def _problem(err: Exception) -> str:
     return f"{type(err).__name__}: {text[:160]}"
 
 
-def _read(path: Path) -> nir.NIRGraph:
+def read_nir(path) -> nir.NIRGraph:
+    """``nir.read`` of ``path`` with every failure (missing, damaged, mistyped) as one `InputError`
+    line, its first line only (a foreign error can be pages long)."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
@@ -328,7 +331,7 @@ def import_nir(path) -> "Q.QuantizedGraph":
     port that does not match, a graph that does not run) raises one :class:`InputError`.
     """
     path = Path(path)
-    graph = _read(path)
+    graph = read_nir(path)
     meta = graph.metadata
     if as_text(meta.get("format", "")) != FORMAT:
         raise InputError(f"{path}: not a {FORMAT} file; a NIR graph of another framework is read by "

@@ -46,7 +46,6 @@ the threshold :func:`for_float_consumer` writes.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import networkx as nx
 import nir
@@ -58,7 +57,7 @@ from statten_hw.ir.graph import add_op, new_graph
 from statten_hw.ir.passes import run_pipeline
 from statten_hw.quant.fixed_point import DECAY_BITS
 
-from .nir_export import FORMAT, as_text
+from .nir_export import FORMAT, as_text, read_nir
 
 SNNTORCH_DT = 1e-4  # snnTorch's export_to_nir / import_from_nir discretize every LIF with this step
 _F32 = np.float32
@@ -151,15 +150,7 @@ _LOWER = {nir.Conv2d: _conv, nir.Affine: _affine, nir.Linear: _linear, nir.LIF: 
 
 
 def _read(source) -> nir.NIRGraph:
-    if isinstance(source, nir.NIRGraph):
-        return source
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        return nir.read(path)
-    except Exception as err:  # h5py, KeyError or a type error: all mean "not a NIR file we can read"
-        raise InputError(f"{path}: not a readable NIR file ({type(err).__name__}: {err})") from None
+    return source if isinstance(source, nir.NIRGraph) else read_nir(source)
 
 
 def _order(graph: nir.NIRGraph) -> list[str]:

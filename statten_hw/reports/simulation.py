@@ -23,7 +23,7 @@ def _int(a) -> int:
     return int(np.asarray(a).sum())
 
 
-def _bitmap_bits(net, counts, layer_style: bool) -> np.ndarray:
+def _bitmap_bits(counts, layer_style: bool) -> np.ndarray:
     """``layer`` targets write and read every layer's output block as a bitmap: neurons bits per step."""
     if not layer_style:
         return np.zeros_like(counts["updates"], dtype=np.float64)
@@ -36,7 +36,7 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
     doc.update(command="simulate", backend="event")
     c = counts.arrays
     layer_style = target.execution.value == "layer"
-    parts = energy_parts_pj(c, target, _bitmap_bits(net, counts, layer_style))  # [L, S, T, K] each
+    parts = energy_parts_pj(c, target, _bitmap_bits(counts, layer_style))  # [L, S, T, K] each
     dyn_pj = sum(parts.values())
     S, T = counts.samples, counts.timesteps
     visit_pj = visit_energy_pj(tl, target) * S  # [L, slots, K], all samples
