@@ -169,11 +169,12 @@ class Partition:
     layer_cores: dict[str, tuple[int, ...]]
 
 
-def _fits(base: list[int], piece: Piece, target: Target) -> bool:
+def _fits(base: list[int], usage: tuple[int, int, int], neurons: int, target: Target) -> bool:
+    """Whether a slice of ``neurons`` using ``usage`` (synapse, state, buffer bytes) fits beside ``base``."""
     c = target.core
-    return (base[0] + piece.neurons <= c.neurons_per_core
-            and base[1] + piece.synapse_bytes <= c.synapse_bytes_per_core
-            and base[2] + piece.state_bytes + piece.buffer_bytes <= c.buffer_bytes_per_core)
+    syn, state, buf = usage
+    return (base[0] + neurons <= c.neurons_per_core and base[1] + syn <= c.synapse_bytes_per_core
+            and base[2] + state + buf <= c.buffer_bytes_per_core)
 
 
 def _largest(d: LayerDemand, base: list[int], open_n: int, open_u: int, remaining: int, target: Target) -> int:
@@ -182,7 +183,7 @@ def _largest(d: LayerDemand, base: list[int], open_n: int, open_u: int, remainin
     lo = 0
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _fits(base, make_piece(d, open_n + mid, open_u), target):
+        if _fits(base, d.usage(open_n + mid, open_u), open_n + mid, target):
             lo = mid
         else:
             hi = mid - 1

@@ -169,11 +169,10 @@ class _Builder:
 
 
 def _hops_matrix(mapping) -> np.ndarray:
-    from statten_hw.mapping.placement import hops
+    from statten_hw.mapping.placement import hop_matrix
 
-    pos = {c.id: (c.chip, c.x, c.y) for c in mapping.cores}
-    n = len(mapping.cores)
-    return np.array([[hops(pos[a], pos[b], mapping.target) for b in range(n)] for a in range(n)], np.int64)
+    cores = sorted(mapping.cores, key=lambda c: c.id)
+    return hop_matrix([(c.chip, c.x, c.y) for c in cores], mapping.target)
 
 
 def build_network(qgraph, mapping) -> EventNetwork:

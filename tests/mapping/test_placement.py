@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapping_helpers import small_target
-from statten_hw.mapping.placement import (CHIP_CROSSING_HOPS, InOrderPlacement, TrafficAwarePlacement, hops,
+from statten_hw.mapping.placement import (CHIP_CROSSING_HOPS, InOrderPlacement, TrafficAwarePlacement, hop_matrix, hops,
                                           placement_cost, slot_position)
 
 MESH = {"mesh_x": 4, "mesh_y": 3, "chips_x": 2, "chips_y": 1, "max_chips": 2}
@@ -45,3 +45,10 @@ def test_traffic_aware_pulls_a_chatty_pair_together():
     smart = TrafficAwarePlacement().place(12, traffic, t)
     assert placement_cost(smart, traffic, t) < placement_cost(naive, traffic, t)
     assert hops(smart[0], smart[11], t) == 1
+
+
+def test_hop_matrix_is_hops_for_every_pair():
+    t = small_target(mesh=MESH)
+    positions = [slot_position(s, t) for s in range(2 * t.cores_per_chip)]
+    matrix = hop_matrix(positions, t)
+    assert matrix.tolist() == [[hops(a, b, t) for b in positions] for a in positions]
