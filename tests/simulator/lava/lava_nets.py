@@ -25,6 +25,8 @@ from statten_hw.ir.passes.infer_shapes import infer_shapes  # noqa: E402
 from statten_hw.quant import quantize  # noqa: E402
 
 MODES = ("statten", "t_statten", "n_statten", "a2os2a", "sdsa", "ssa")
+#: The DVS nets: event-count input (2 polarity channels), STAtten with TET (per-step logits) and SDSA.
+DVS = ("statten_dvs_tet", "sdsa_dvs")
 GAIN = 4.0
 
 

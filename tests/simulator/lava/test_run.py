@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_nets import MODES, active_qgraph, sample, tiny_qgraph
+from lava_nets import DVS, MODES, active_qgraph, sample, tiny_qgraph
 from statten_hw.errors import UnsupportedLayer
 from statten_hw.quant import run_integer
 from statten_hw.quant.quantize import QAdd, QAttention, QMaxPool2d, QMean
@@ -30,9 +30,10 @@ def _assert_equal_to_reference(qgraph, x, run):
     return ref
 
 
-@pytest.mark.parametrize("key", MODES)
+@pytest.mark.parametrize("key", MODES + DVS)
 def test_every_attention_mode_is_bit_exact_with_the_integer_reference(key):
-    """One sample per mode (a Lava start costs seconds; several samples are covered below)."""
+    """One sample per mode, and the DVS nets (event input, TET) (a Lava start costs seconds; several
+    samples are covered below)."""
     from statten_hw.simulator.lava.run import run_lava
 
     qgraph = active_qgraph(key)
