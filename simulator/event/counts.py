@@ -32,6 +32,8 @@ from statten_hw.quant.execute import EXECUTORS
 from statten_hw.quant.fixed_point import decay, limit
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMean
 
+from .network import group_by_core
+
 CORE_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "events", "buffer_events", "updates",
                "active_updates", "spikes_out")
 STEP_FIELDS = ("host_packets", "max_hops")
@@ -76,12 +78,15 @@ def count_layer_outputs(counts: Counts, net, values: dict, first_sample: int) ->
 
 def per_core(mask: torch.Tensor, owner: np.ndarray, cores: int) -> np.ndarray:
     """``[T, S', *shape]`` booleans -> int64 ``[S', T, cores]``: how many are set on each core, summed
-    where the tensor lives (CPU or GPU) in float64, exact for any count below 2^53."""
+    where the tensor lives (CPU or GPU) in int64, one reduction per core over its elements (a view
+    where they are consecutive), so the mask is read once and never widened."""
     T, n = mask.shape[:2]
-    flat = mask.reshape(T * n, -1).to(torch.float64)
-    idx = torch.from_numpy(owner).to(mask.device)
-    out = torch.zeros(T * n, cores, dtype=torch.float64, device=mask.device).index_add_(1, idx, flat)
-    return out.reshape(T, n, cores).transpose(0, 1).round().to(torch.int64).cpu().numpy()
+    flat = mask.reshape(T * n, -1)
+    out = torch.zeros(T * n, cores, dtype=torch.int64, device=mask.device)
+    for core, elements in group_by_core(owner):
+        index = elements if isinstance(elements, slice) else torch.from_numpy(elements).to(mask.device)
+        out[:, core] = flat[:, index].sum(1, dtype=torch.int64)
+    return out.reshape(T, n, cores).transpose(0, 1).cpu().numpy()
 
 
 def on_steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
