@@ -6,10 +6,10 @@ Every handler only calls library functions and prints; ``main`` is the one place
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from statten_hw.errors import StattenError
+from statten_hw.interrupts import signal_handling
 
 EXIT_USER_ERROR = 2
 
@@ -50,10 +50,11 @@ def cmd_info(args) -> None:
 
 def cmd_eval(args) -> None:
     from statten_hw.data import load_dataset
-    from statten_hw.evaluate import accuracy
+    from statten_hw.evaluate import accuracy, check_input_shape
 
     _, model = _load(args)
     x, y = load_dataset(args.dataset)
+    check_input_shape(model, x, args.dataset)
     acc = accuracy(model, x, y, progress=True)
     print(f"{args.dataset}: {len(y)} samples, top-1 accuracy {100 * acc:.2f} %")
 
@@ -85,7 +86,7 @@ def cmd_energy(args) -> None:
     if args.rates == "measured":
         x, _ = load_dataset(args.dataset)
         x = x[: args.samples]
-        check_input_shape(model, x)
+        check_input_shape(model, x, args.dataset)
         rates = measure_rates(model, x)
     else:
         rates = load_rate_profile(args.rates, model)
@@ -95,7 +96,7 @@ def cmd_energy(args) -> None:
           f"report in {args.output}/")
 
 
-EXPORT_FORMATS = ("ir", "onnx", "onnx-float", "nir")
+EXPORT_FORMATS = ("ir", "onnx", "onnx-float", "nir", "netx")
 
 
 def cmd_export(args) -> None:
@@ -106,14 +107,16 @@ def cmd_export(args) -> None:
     from statten_hw.export.nir_export import export_nir
     from statten_hw.export.onnx_integer import export_integer_onnx
     from statten_hw.ir import lower, save_graph
+    from statten_hw.sweep.config import check_bits
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
         raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
+    check_bits(args.bits)
     path, model = _load(args)
     # Everything that can fail on bad input happens before the first file is written.
-    calib_x = _calibration_data(model, args) if {"onnx", "nir"} & set(formats) else None
+    calib_x = _calibration_data(model, args) if {"onnx", "nir", "netx"} & set(formats) else None
     # Sequence data ([N, T, C, H, W]) arrives event-encoded; single frames are repeated T times.
     graph = lower(model, encoding="events" if calib_x is not None and calib_x.dim() == 5 else None)
     qgraph = _quantize_for_export(model, graph, calib_x, args) if calib_x is not None else None
@@ -127,9 +130,29 @@ def cmd_export(args) -> None:
         written.append(str(export_integer_onnx(qgraph, stem.with_suffix(".int.onnx"), batch_size=args.batch)))
     if "nir" in formats:
         written.append(str(export_nir(qgraph, stem.with_suffix(".nir"))))
+    if "netx" in formats:
+        written += _export_netx(qgraph, stem)
     params = sum(p.numel() for p in model.parameters())
     print(f"{model.config.family}/{model.config.attention}: {params:,} parameters, deployment graph of "
           f"{graph.number_of_nodes()} nodes; wrote " + ", ".join(written))
+
+
+def _export_netx(qgraph, stem) -> list[str]:
+    """The lava-dl netx HDF5 of the chain netx can carry, and beside it ``<stem>.netx.json`` listing
+    every node it cannot carry with the reason (attention, residual sums, pooling, ...)."""
+    from statten_hw.reports.files import write_json
+    from statten_hw.simulator.lava.netx import export_netx
+
+    export = export_netx(qgraph, stem.with_suffix(".net"))
+    sidecar = stem.with_suffix(".netx.json")
+    write_json(sidecar, {"file": export.path.name, "blocks": [list(b) for b in export.blocks],
+                         "input_shape": list(export.input_shape), "input_bits": export.input_bits,
+                         "not_carried": [{"node": n, "reason": r} for n, r in export.not_carried]})
+    stop = next(((n, r) for n, r in export.not_carried if not r.startswith("not on the netx chain")), None)
+    print(f"netx carries {len(export.blocks)} block(s) ({', '.join(lif for _, lif in export.blocks)}); "
+          f"{len(export.not_carried)} node(s) it cannot carry are listed in {sidecar.name}"
+          + (f"; the chain stops at {stop[0]}: {stop[1]}" if stop else ""))
+    return [str(export.path), str(sidecar)]
 
 
 def _calibration_data(model, args):
@@ -137,7 +160,7 @@ def _calibration_data(model, args):
     from statten_hw.evaluate import check_input_shape
 
     calib_x, _ = load_dataset(args.calibration, split="train")
-    check_input_shape(model, calib_x)
+    check_input_shape(model, calib_x, args.calibration)
     return calib_x
 
 
@@ -220,17 +243,23 @@ def cmd_map(args) -> None:
     print(f"reports in {args.output}/")
 
 
-def _simulation_inputs(deployment, args):
-    """Inputs (and labels) to simulate: ``--input`` data set (default: the deployment's embedded one)."""
-    from statten_hw.data import load_dataset
-    from statten_hw.errors import InputError
+def _simulation_inputs(args):
+    """``(source, x, y)``: the ``--input`` data set (default: the checkpoint's embedded one), read
+    before the slow preparation of the network, so that a bad file is refused at once."""
+    from pathlib import Path
 
-    x, y = load_dataset(args.input or deployment.dataset, split="test")
+    from statten_hw.data import load_dataset
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.errors import InputError
+    from statten_hw.pipeline import dataset_for
+
+    source = args.input or dataset_for(Path(args.checkpoint) if args.checkpoint else default_checkpoint())
+    x, y = load_dataset(source, split="test")
     if args.samples is not None:
         if args.samples < 1:
             raise InputError(f"--samples must be at least 1, got {args.samples}")
         x, y = x[: args.samples], y[: args.samples]
-    return x, y
+    return source, x, y
 
 
 def _simulate_sanafe(deployment, x, args) -> dict:
@@ -252,15 +281,23 @@ BACKENDS = {"event": None, "sanafe": _simulate_sanafe, "lava": _simulate_lava}
 
 def cmd_simulate(args) -> None:
     from statten_hw.errors import InputError
+    from statten_hw.evaluate import check_input_shape
     from statten_hw.pipeline import prepare
     from statten_hw.reports.simulation import write_simulation_report
+    from statten_hw.resources import check_memory, parse_size, simulation_bytes
     from statten_hw.simulator import simulate
+    from statten_hw.sweep.config import check_bits
 
     if args.backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    check_bits(args.bits)
+    limit = parse_size(args.max_memory) if args.max_memory is not None else None
+    source, x, y = _simulation_inputs(args)
     deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
                          use_ema=args.ema)
-    x, y = _simulation_inputs(deployment, args)
+    check_input_shape(deployment.model, x, source)
+    # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
+    check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine), limit)
     if args.backend != "event":
         doc = write_simulation_report(args.output, BACKENDS[args.backend](deployment, x, args))
         print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}; report in {args.output}/")
@@ -282,6 +319,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from statten_hw.resources import SAFETY_FRACTION
+
     parser = argparse.ArgumentParser(prog="statten-hw", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -296,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(ex)
     ex.add_argument("-o", "--output", default="out/export", help="output folder (default out/export)")
     ex.add_argument("--format", default="ir,onnx,onnx-float,nir",
-                    help="comma-separated: ir (deployment graph), onnx (integer network), onnx-float, nir")
+                    help="comma-separated: ir (deployment graph), onnx (integer network), onnx-float, nir, "
+                         "netx (lava-dl HDF5 of the part netx carries; not in the default)")
     ex.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (1-16, default 8)")
     ex.add_argument("--calibration", default="digits",
                     help="data for calibration (train split) and the float-vs-integer check (test split)")
@@ -334,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--input", help="digits | digits-seq | PATH.npz (default: the model's embedded data set)")
     sm.add_argument("--samples", type=int, help="number of inputs (default: the whole test split)")
     sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
+    sm.add_argument("--max-memory", help=f"refuse a run whose estimated peak memory exceeds this, e.g. 2GiB, 512M or "
+                    f"bytes (default: {round(SAFETY_FRACTION * 100)} %% of the available memory)")
     sm.add_argument("-o", "--output", default="out/simulate", help="report folder (default out/simulate)")
     sm.set_defaults(func=cmd_simulate)
     from statten_hw.reports.diff import add_diff_parser
@@ -346,13 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum, frame):
-    """SIGTERM unwinds like Ctrl-C, so every writer's cleanup (temporary files) runs."""
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
+    with signal_handling():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -70,3 +70,7 @@ class MappingError(StattenError):
 
 class InputError(StattenError):
     """A data file or option given on the command line is invalid."""
+
+
+class ResourceError(StattenError):
+    """A run would need more memory than it may use (``--max-memory``, or the machine's available memory)."""

@@ -7,13 +7,15 @@ from tqdm import tqdm
 from statten_hw.errors import InputError
 
 
-def check_input_shape(model: torch.nn.Module, x: torch.Tensor) -> None:
-    """Refuse data whose sample shape the model cannot take, naming both shapes."""
+def check_input_shape(model: torch.nn.Module, x: torch.Tensor, source: str | None = None) -> None:
+    """Refuse data whose sample shape the model cannot take, naming both shapes (and ``source``,
+    the data set's name or file, when given)."""
     cfg = model.config
     frame = (cfg.in_channels, cfg.img_size, cfg.img_size)
     sample = tuple(x.shape[1:])
     if sample not in (frame, (cfg.timesteps, *frame)):
-        raise InputError(f"data samples have shape {list(sample)}; the model takes {list(frame)} "
+        where = f"{source}: " if source else ""
+        raise InputError(f"{where}data samples have shape {list(sample)}; the model takes {list(frame)} "
                          f"(static) or {[cfg.timesteps, *frame]} (a sequence of T frames)")
 
 

@@ -57,7 +57,7 @@ def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None
     model = load_checkpoint(path, use_ema=use_ema, timesteps=timesteps, block_size=block_size)
     dataset = dataset or dataset_for(path)
     calib_x, _ = load_dataset(dataset, split="train")
-    check_input_shape(model, calib_x)
+    check_input_shape(model, calib_x, dataset)
     graph = lower(model, encoding="events" if calib_x.dim() == 5 else None)
     qgraph = quantize(graph, calib_x[:calibration_samples], weight_bits=bits)
     target = target if isinstance(target, Target) else load_target(target)

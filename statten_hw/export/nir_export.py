@@ -1,10 +1,11 @@
 """Export the *integer* network (``quant.QuantizedGraph``) to NIR, and import it back bit-exactly.
 
 ``export_nir(qgraph, path)`` writes one ``nir.NIRGraph`` (HDF5, ``nir.write`` to a temporary file in
-the target folder, then ``os.replace``: a failed export leaves no file). ``import_nir(path)`` reads it
-with plain ``nir.read`` and rebuilds a :class:`~statten_hw.quant.quantize.QuantizedGraph` whose nodes
-hold the same integer ops (``Q*`` objects rebuilt from the stored fields); ``run_nir_integer(path, x)``
-runs that graph with the reference executor ``quant.run_integer`` (same spikes, same logits).
+the target folder, then ``os.replace`` by `reports.files.replacing`: a failed export leaves no file,
+and the file gets the mode ``open`` would give). ``import_nir(path)`` reads it with plain ``nir.read``
+and rebuilds a :class:`~statten_hw.quant.quantize.QuantizedGraph` whose nodes hold the same integer
+ops (``Q*`` objects rebuilt from the stored fields); ``run_nir_integer(path, x)`` runs that graph
+with the reference executor ``quant.run_integer`` (same spikes, same logits).
 
 **Discrete-time convention.** One NIR time step is one model time step, ``dt = 1``. Tensors are
 time-major ``[T, batch, *shape]`` as in ``quant.execute``; the NIR ``Input``/``Output`` types are the
@@ -49,8 +50,6 @@ import dataclasses
 import importlib
 import json
 import math
-import os
-import tempfile
 import typing
 from pathlib import Path
 
@@ -65,6 +64,7 @@ from statten_hw.ir.serialize import jsonable
 from statten_hw.models.checkpoint import MAX_IMG_SIZE, MAX_TIMESTEPS
 from statten_hw.quant.execute import IntegerRun, run_integer
 from statten_hw.quant.fixed_point import DECAY_BITS, quantize_symmetric
+from statten_hw.reports.files import replacing
 
 Q = importlib.import_module("statten_hw.quant.quantize")
 
@@ -192,18 +192,10 @@ def build_nir(qgraph: "Q.QuantizedGraph") -> nir.NIRGraph:
 
 def export_nir(qgraph: "Q.QuantizedGraph", path) -> Path:
     """Write ``qgraph`` as a NIR file (module docstring: the mapping); atomic; returns ``path``."""
-    path = Path(path)
     graph = build_nir(qgraph)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with replacing(path) as tmp:
+        nir.write(tmp, graph)  # h5py creates the file: mode 0o666 less the umask, like every other output
+    return Path(path)
 
 
 def as_text(v) -> str:

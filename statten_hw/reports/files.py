@@ -6,31 +6,41 @@ import io
 import json
 import os
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``.
+@contextmanager
+def replacing(path) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder for the caller to write; ``os.replace`` onto ``path``
+    when the block ends, removed instead when it raises.
 
     The temporary name is chosen before the file exists, so an exception at any point (Ctrl-C
     included) finds it and removes it: an interrupted write leaves the previous file and no stray
-    temporary. The file is created with mode 0o666 less the umask, as ``open`` would
-    (``tempfile.mkstemp`` would make every report 0o600, unreadable to the user's group).
+    temporary. The caller creates the file, with mode 0o666 less the umask as ``open`` does
+    (``tempfile.mkstemp`` would make every output 0o600, unreadable to the user's group).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file in the same folder, fsync, then replace ``path`` (`replacing`)."""
+    with replacing(path) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def atomic_write_text(path, text: str) -> Path:

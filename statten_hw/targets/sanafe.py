@@ -335,11 +335,22 @@ class _Reader:
         return self.number(node, energy, where), self.number(node, latency, where)
 
 
+#: Limits of `_prescan`; SANA-FE's own files are a few kB, nest 9 deep and hold a few hundred nodes.
+MAX_YAML_BYTES = 16 << 20
+MAX_YAML_DEPTH = 100
+MAX_YAML_NODES = 1_000_000
+
+
 def _load_yaml(path: Path) -> Mapping:
     if not path.is_file():
         raise TargetError(str(path), "(file)", "no such file")
     try:
-        data = yaml.load(path.read_bytes().decode("utf-8"), Loader=SAFE_LOADER)
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise TargetError(str(path), "(file)", f"{path.stat().st_size:,} bytes; an architecture file is "
+                                                   f"at most {MAX_YAML_BYTES:,}")
+        text = path.read_bytes().decode("utf-8")
+        _prescan(text, str(path))
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except OSError as exc:
         raise TargetError(str(path), "(file)", f"cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -352,6 +363,33 @@ def _load_yaml(path: Path) -> Mapping:
     if not isinstance(data, Mapping):
         raise TargetError(str(path), "architecture", f"not a SANA-FE architecture (top level is {_kind(data)})")
     return data
+
+
+def _prescan(text: str, source: str) -> None:
+    """Refuse YAML that would crash or exhaust the loader, judged from libyaml's event stream (a flat
+    loop: its parser keeps explicit stacks). PyYAML's C composer recurses once per nesting level and
+    overflows the C stack, a segfault, on ``[`` or ``- `` repeated 10^5 times; aliases can make a
+    file of a few hundred bytes stand for 10^9 nodes ("billion laughs") or for itself."""
+    nodes = 0
+    opened: list[tuple[str | None, int]] = []  # per open collection: its anchor, the node count before it
+    sizes: dict[str | None, int] = {}  # nodes each anchor stands for
+    for event in yaml.parse(text, Loader=SAFE_LOADER):
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, before = opened.pop()
+            sizes[anchor] = nodes - before
+        elif isinstance(event, yaml.AliasEvent):
+            if any(anchor == event.anchor for anchor, _ in opened):
+                raise TargetError(source, "(syntax)", f"alias *{event.anchor} refers to a collection containing it")
+            nodes += sizes.get(event.anchor, 1)  # an undefined alias: the loader reports it
+        elif isinstance(event, yaml.NodeEvent):  # a scalar or the start of a collection
+            if isinstance(event, yaml.CollectionStartEvent):
+                opened.append((event.anchor, nodes))
+                if len(opened) > MAX_YAML_DEPTH:
+                    raise TargetError(source, "(syntax)", f"nested more than {MAX_YAML_DEPTH} levels deep")
+            nodes += 1
+            sizes[event.anchor] = 1
+        if nodes > MAX_YAML_NODES:
+            raise TargetError(source, "(syntax)", f"more than {MAX_YAML_NODES:,} nodes (aliases expanded)")
 
 
 def _sync_table(reader: _Reader, attrs: Mapping) -> tuple[tuple[int, float], ...]:

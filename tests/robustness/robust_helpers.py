@@ -1,5 +1,6 @@
 """Shared pieces of the robustness suite: the commands that read a checkpoint, the one-line-error
-check, the command line run as a real process, and hostile files built by hand."""
+check, the command line run as a real process, damaged copies of a file for hypothesis, and
+hostile files built by hand."""
 from __future__ import annotations
 
 import argparse
@@ -7,12 +8,14 @@ import collections
 import io
 import pickle
 import re
+import struct
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import torch
+from hypothesis import strategies as st
 
 from statten_hw.defaults import default_checkpoint
 
@@ -26,6 +29,9 @@ COMMANDS = {
     "simulate": lambda ckpt, out: ["simulate", str(ckpt), "-o", str(out), "--samples", "1"],
 }
 CONSOLE_SCRIPT = Path(sys.executable).with_name("statten-hw")
+#: The three ways to start the command line: the module, the package (``__main__``) and the script.
+ENTRY_POINTS = {"module": [sys.executable, "-m", "statten_hw.cli"], "package": [sys.executable, "-m", "statten_hw"],
+                "script": [str(CONSOLE_SCRIPT)]}
 
 
 def assert_one_line_error(rc: int, err: str, pattern: str) -> None:
@@ -37,15 +43,16 @@ def assert_one_line_error(rc: int, err: str, pattern: str) -> None:
     assert re.search(pattern, lines[0]), f"{pattern!r} not in {lines[0]!r}"
 
 
-def run_cli(*args: str, script: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The command line in a fresh process: ``python -m statten_hw.cli`` or the installed script."""
-    argv = [str(CONSOLE_SCRIPT)] if script else [sys.executable, "-m", "statten_hw.cli"]
-    return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(*args: str, entry: str = "module", timeout: float = 300) -> subprocess.CompletedProcess:
+    """The command line in a fresh process, started through ``entry`` (`ENTRY_POINTS`)."""
+    return subprocess.run([*ENTRY_POINTS[entry], *args], capture_output=True, text=True, timeout=timeout)
 
 
-def popen_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "statten_hw.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def popen_cli(*args: str, **options) -> subprocess.Popen:
+    """The command line as a running process (``python -m statten_hw.cli``), its output piped as text
+    unless ``options`` (for ``subprocess.Popen``) say otherwise."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **options}
+    return subprocess.Popen([*ENTRY_POINTS["module"], *args], **options)
 
 
 def official_dict() -> dict:
@@ -59,6 +66,45 @@ def scratch_files(folder: Path) -> list[str]:
     if not folder.exists():
         return []
     return sorted(p.name for p in folder.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp"))
+
+
+# ---------------------------------------------------------------- mutated files (hypothesis)
+
+def member_span(base: bytes, name_suffix: str) -> tuple[int, int]:
+    """Byte range of a zip member's data: after its local header (30 bytes + name + extra field)."""
+    with zipfile.ZipFile(io.BytesIO(base)) as z:
+        info = next(i for i in z.infolist() if i.filename.endswith(name_suffix))
+    name_len, extra_len = struct.unpack("<HH", base[info.header_offset + 26: info.header_offset + 30])
+    begin = info.header_offset + 30 + name_len + extra_len
+    return begin, begin + info.compress_size
+
+
+def directory_span(base: bytes) -> tuple[int, int]:
+    """Byte range of a zip's central directory (to its end)."""
+    with zipfile.ZipFile(io.BytesIO(base)) as z:
+        return z.start_dir, len(base)
+
+
+@st.composite
+def mutations(draw, base: bytes, regions: dict[str, tuple[int, int]]) -> bytes:
+    """``base`` damaged within one of ``regions`` (name -> byte range): bytes set, the file cut
+    short, a run deleted, or random bytes inserted."""
+    data = bytearray(base)
+    low, high = regions[draw(st.sampled_from(sorted(regions)))]
+    position = st.integers(low, high - 1)
+    kind = draw(st.sampled_from(["set", "truncate", "delete", "insert"]))
+    if kind == "set":
+        for pos, value in draw(st.lists(st.tuples(position, st.integers(0, 255)), min_size=1, max_size=8)):
+            data[pos] = value
+    elif kind == "truncate":
+        del data[draw(position):]
+    elif kind == "delete":
+        start = draw(position)
+        del data[start: start + draw(st.integers(1, 64))]
+    else:
+        start = draw(position)
+        data[start:start] = draw(st.binary(min_size=1, max_size=64))
+    return bytes(data)
 
 
 # ---------------------------------------------------------------- hostile pickles and zips

@@ -1,27 +1,41 @@
 """Outputs are written atomically: an interrupted write or run leaves every previous file whole.
 
 * ``atomic_write_bytes`` interrupted (KeyboardInterrupt) at each of its steps (3 cases): the
-  previous file is unchanged and no temporary remains; files get the mode ``open`` would give
-  under the same umask (2 umasks).
+  previous file is unchanged and no temporary remains; files written by it and by ``export_nir``
+  (h5py creates that file) get the mode ``open`` would give under the same umask (2 umasks).
 * ``statten-hw export`` and ``statten-hw map`` run as real processes over a folder holding a
   previous run's outputs, interrupted by SIGINT or SIGTERM as soon as they start writing (a
   temporary file appears or an output is replaced): the process ends without a traceback, no
   temporary file is left, and every file is byte for byte either the previous run's or the
   complete new one (the new ones come from an uninterrupted run of the same command). After
   SIGINT, running the command again gives exactly the uninterrupted outputs.
+* ``statten-hw simulate`` (the embedded model; the event backend's detailed engine on 100
+  samples, and Lava on 48) as a real process over a previous run's reports, interrupted while it
+  simulates (the engine's progress bar is up; all Lava worker processes are up): SIGINT to the process group, as
+  a terminal's Ctrl-C, and SIGTERM to the process alone, as ``kill``. It exits with 130 and
+  ``statten-hw: interrupted``, with no traceback (Lava's workers included), the previous reports
+  byte-identical, no temporary file, and no child process left running. An interrupt raised
+  where Python ignores exceptions (an at-fork handler, a ``__del__``) is raised again.
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from robust_helpers import popen_cli, scratch_files
 from statten_hw.cli import main
+from statten_hw.export.nir_export import export_nir
 from statten_hw.reports.files import atomic_write_bytes
 
 
@@ -41,16 +55,38 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch, step):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o077])
-def test_written_files_get_the_mode_open_gives(tmp_path, umask):
+@functools.cache
+def _small_qgraph():
+    import sys
+
+    from statten_hw.ir import lower
+    from statten_hw.quant import quantize
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
+    from ir_nets import small_input, small_model
+
+    model = small_model("statten")
+    return quantize(lower(model), small_input(model))
+
+
+WRITERS = {  # every way an output file is created: bytes (reports, ONNX, IR) and NIR (h5py creates the file)
+    "atomic_write_bytes": lambda path: atomic_write_bytes(path, b"x"),
+    "export_nir": lambda path: export_nir(_small_qgraph(), path),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=lambda mask: f"umask{mask:03o}")
+def test_written_files_get_the_mode_open_gives(tmp_path, umask, writer):
     old = os.umask(umask)
     try:
         with open(tmp_path / "reference", "w"):
             pass
-        atomic_write_bytes(tmp_path / "atomic", b"x")
+        WRITERS[writer](tmp_path / "written")
     finally:
         os.umask(old)
-    assert (tmp_path / "atomic").stat().st_mode == (tmp_path / "reference").stat().st_mode
+    assert (tmp_path / "written").stat().st_mode == (tmp_path / "reference").stat().st_mode
+    assert scratch_files(tmp_path) == []
 
 
 # ------------------------------------------------------------------ interrupted real runs
@@ -155,3 +191,121 @@ def test_sigterm_leaves_whole_files_and_no_temporary(outputs, tmp_path, command)
                                      temps_only=command == "export")
     assert rc > 0, f"killed by signal {-rc}, not a clean exit"
     _check_whole(out, _files(previous_folder), new, err)
+
+
+# -------------------------------------------------------------- interrupted simulations
+
+def _drain(stream, into: bytearray) -> None:
+    """Read a pipe as it fills (tqdm writes its bars without newlines) until EOF."""
+    while chunk := os.read(stream.fileno(), 4096):
+        into += chunk
+
+
+def _descendants(pid: int) -> list:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def interrupt_while_simulating(args: list[str], sig: int, ready):
+    """Run ``statten-hw *args`` in a process group of its own; as soon as ``ready(stderr so far,
+    descendants)``, send ``sig``: SIGINT to the whole group, as a terminal's Ctrl-C does, SIGTERM to
+    the process alone, as ``kill`` does. Returns the exit code, stderr and every descendant seen."""
+    proc = popen_cli(*args, stdout=subprocess.DEVNULL, text=False, start_new_session=True)
+    err = bytearray()
+    reader = threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)
+    reader.start()
+    seen = {}
+    try:
+        while proc.poll() is None:
+            children = _descendants(proc.pid)
+            seen.update((p.pid, p) for p in children)
+            if ready(err.decode(errors="replace"), children):
+                break
+            time.sleep(0.01)
+        sent = proc.poll() is None
+        if sent:
+            os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    reader.join(timeout=60)
+    assert sent, "the simulation finished before the signal could be sent"
+    return proc.returncode, err.decode(errors="replace"), list(seen.values())
+
+
+class _Steady:
+    """``ready`` for Lava: its worker processes are all up (none added for ``seconds``), so it steps."""
+
+    def __init__(self, seconds: float = 1.0):
+        self.seconds, self.count, self.since = seconds, 0, time.monotonic()
+
+    def __call__(self, err: str, children: list) -> bool:
+        if len(children) != self.count:
+            self.count, self.since = len(children), time.monotonic()
+        return self.count > 1 and time.monotonic() - self.since > self.seconds
+
+
+def _simulating_packets(err: str, children: list) -> bool:
+    return "simulating packets" in err  # the detailed engine's progress bar over the samples
+
+
+SIMULATIONS = {  # backend -> (arguments, a fresh ``ready`` for each run: `_Steady` keeps state)
+    # the detailed engine: some 0.25 s per sample here, where the fast one does 450 samples in 1.5 s
+    "event": (["simulate", "--engine", "detailed", "--samples", "100"], lambda: _simulating_packets),
+    "lava": (["simulate", "--backend", "lava", "--samples", "48"], _Steady),
+}
+needs_lava = pytest.mark.skipif(not importlib.util.find_spec("lava"), reason="lava-nc is not installed")
+
+
+@pytest.fixture(scope="module")
+def previous_simulation(tmp_path_factory):
+    """A previous run's report folder (2 samples, event backend)."""
+    folder = tmp_path_factory.mktemp("simulate_previous")
+    assert main(["simulate", "--samples", "2", "-o", str(folder)]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("backend", ["event", pytest.param("lava", marks=[pytest.mark.lava, needs_lava])])
+def test_interrupted_simulation_keeps_previous_reports(previous_simulation, tmp_path, backend, sig):
+    out = tmp_path / "out"
+    shutil.copytree(previous_simulation, out)
+    args, ready = SIMULATIONS[backend]
+    rc, err, children = interrupt_while_simulating([*args, "-o", str(out)], sig, ready())
+    assert rc == 130 and err.rstrip().endswith("statten-hw: interrupted"), (rc, err[-3000:])
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-3000:]
+    assert scratch_files(out) == [], f"left behind: {scratch_files(out)}"
+    assert _files(out) == _files(previous_simulation)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    orphans = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not orphans, f"child processes outlived the command: {orphans}"
+
+
+LOST_INTERRUPT = """
+import sys, time
+from statten_hw import cli
+
+class Ignored:
+    def __del__(self):  # Python prints an exception raised here and carries on ("Exception ignored in")
+        raise KeyboardInterrupt
+
+def command(args):
+    Ignored()
+    time.sleep(30)
+    print("the command went on")
+
+cli.cmd_info = command
+sys.exit(cli.main(["info"]))
+"""
+
+
+def test_interrupt_lost_where_python_ignores_exceptions_is_raised_again():
+    """What happens to a Ctrl-C or SIGTERM that arrives while Lava forks (at-fork handlers ignore
+    exceptions too), here made deterministic with a ``__del__``."""
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr == "statten-hw: interrupted\n", (done.returncode, done.stderr)
+    assert "went on" not in done.stdout and time.monotonic() - began < 25

@@ -13,19 +13,16 @@ Base file: the embedded STAtten checkpoint (``digits_statten.pth``, a torch zip 
 """
 from __future__ import annotations
 
-import io
 import math
 import os
-import struct
 import time
-import zipfile
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from robust_helpers import official_dict
+from robust_helpers import directory_span, member_span, mutations, official_dict
 from statten_hw.defaults import default_checkpoint
 from statten_hw.errors import CheckpointError
 from statten_hw.models import load_checkpoint
@@ -33,43 +30,11 @@ from statten_hw.models.checkpoint import MAX_IMG_SIZE, MAX_TIMESTEPS
 
 BASE = default_checkpoint().read_bytes()
 FUZZ_SECONDS = float(os.environ.get("STATTEN_FUZZ_SECONDS", "30"))
+REGIONS = {"anywhere": (0, len(BASE)), "pickle": member_span(BASE, "data.pkl"), "zip directory": directory_span(BASE)}
 
 
-def _member_span(name_suffix: str) -> tuple[int, int]:
-    """Byte range of a zip member's data: after its local header (30 bytes + name + extra field)."""
-    with zipfile.ZipFile(io.BytesIO(BASE)) as z:
-        info = next(i for i in z.infolist() if i.filename.endswith(name_suffix))
-    name_len, extra_len = struct.unpack("<HH", BASE[info.header_offset + 26: info.header_offset + 30])
-    begin = info.header_offset + 30 + name_len + extra_len
-    return begin, begin + info.compress_size
-
-
-def _directory_span() -> tuple[int, int]:
-    with zipfile.ZipFile(io.BytesIO(BASE)) as z:
-        return z.start_dir, len(BASE)
-
-
-REGIONS = {"anywhere": (0, len(BASE)), "pickle": _member_span("data.pkl"), "zip directory": _directory_span()}
-
-
-@st.composite
-def mutated_bytes(draw) -> bytes:
-    data = bytearray(BASE)
-    low, high = REGIONS[draw(st.sampled_from(sorted(REGIONS)))]
-    position = st.integers(low, high - 1)
-    kind = draw(st.sampled_from(["set", "truncate", "delete", "insert"]))
-    if kind == "set":
-        for pos, value in draw(st.lists(st.tuples(position, st.integers(0, 255)), min_size=1, max_size=8)):
-            data[pos] = value
-    elif kind == "truncate":
-        del data[draw(position):]
-    elif kind == "delete":
-        start = draw(position)
-        del data[start: start + draw(st.integers(1, 64))]
-    else:
-        start = draw(position)
-        data[start:start] = draw(st.binary(min_size=1, max_size=64))
-    return bytes(data)
+def mutated_bytes():
+    return mutations(BASE, REGIONS)
 
 
 ANY_VALUE = st.one_of(

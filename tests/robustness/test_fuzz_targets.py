@@ -11,10 +11,16 @@ Bases: the three built-in TOML files (``loihi2``, ``layerwise``, ``paper45nm``),
   sections replaced by non-tables.
 * ``test_deep_nesting`` (20 examples): arrays and inline tables nested up to 20,000 deep.
 * ``test_hostile_target_through_the_cli`` (5 files x ``map`` and ``simulate``): one line, exit 2.
+* ``test_hostile_sanafe_yaml`` (6 SANA-FE architecture files through ``map``, the 2 deepest also
+  through ``simulate --backend sanafe``), each in a real process, since libyaml's composer dies
+  of a segfault, not an exception, on deep nesting: ``[``, ``{a:`` and ``- `` nested 100,000
+  deep, a "billion laughs" of aliases, an alias inside its own anchor, a file of 17 MB.
 """
 from __future__ import annotations
 
 import copy
+import re
+import signal
 import tomllib
 from importlib import resources
 
@@ -22,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from robust_helpers import assert_one_line_error
+from robust_helpers import assert_one_line_error, run_cli
 from statten_hw.cli import main
 from statten_hw.errors import TargetError
 from statten_hw.targets import BUILTIN_TARGETS, load_target
@@ -151,4 +157,37 @@ def test_hostile_target_through_the_cli(tmp_path, capsys, case, command):
     target.write_bytes(data)
     rc = main([command, "--target", str(target), "-o", str(out)])
     assert_one_line_error(rc, capsys.readouterr().err, pattern)
+    assert not out.exists()
+
+
+def _laughs(levels: int = 9) -> bytes:
+    """Aliases 10 wide and ``levels`` deep: a few hundred bytes that stand for 10^levels strings."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return ("\n".join(lines) + "\narchitecture: *l%d\n" % levels).encode()
+
+
+DEEP = r"'\(syntax\)': nested more than 100 levels deep"
+HOSTILE_YAML = {  # name -> (file, expected message after "FILE: field ", also through simulate --backend sanafe)
+    "[ nested 100,000 deep": (b"architecture: " + b"[" * 100_000 + b"]" * 100_000, DEEP, True),
+    "- nested 100,000 deep": (b"architecture:\n" + b"- " * 100_000 + b"x\n", DEEP, True),
+    "{a: nested 100,000 deep": (b"architecture: " + b"{a: " * 100_000 + b"1" + b"}" * 100_000, DEEP, False),
+    "billion laughs": (_laughs(), r"'\(syntax\)': more than 1,000,000 nodes \(aliases expanded\)", False),
+    "alias inside its own anchor": (b"architecture: &a {tile: [*a]}\n",
+                                    r"'\(syntax\)': alias \*a refers to a collection containing it", False),
+    "17 MB": (b"architecture: {}\n" + b"#" * (17 << 20),
+              r"'\(file\)': 17,825,809 bytes; an architecture file is at most 16,777,216", False),
+}
+
+
+@pytest.mark.parametrize("case, command", [(case, command) for case, (_, _, deep) in sorted(HOSTILE_YAML.items())
+                                           for command in (["map", "simulate"] if deep else ["map"])])
+def test_hostile_sanafe_yaml(tmp_path, case, command):
+    data, pattern, _ = HOSTILE_YAML[case]
+    target, out = tmp_path / "arch.yaml", tmp_path / "out"
+    target.write_bytes(data)
+    backend = ["--backend", "sanafe", "--samples", "1"] if command == "simulate" else []
+    done = run_cli(command, "--target", str(target), *backend, "-o", str(out))
+    assert done.returncode != -signal.SIGSEGV, "segmentation fault"
+    assert_one_line_error(done.returncode, done.stderr, rf"{re.escape(str(target))}: field {pattern}")
     assert not out.exists()

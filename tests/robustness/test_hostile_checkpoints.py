@@ -1,8 +1,8 @@
 """Hostile checkpoints through every command that reads one: one line, exit code 2, nothing written.
 
 30 hostile files x 6 commands (info, eval, export, map, energy, simulate) run in-process through
-``statten_hw.cli.main``; 4 of them also through a real process (``python -m statten_hw.cli`` and
-the ``statten-hw`` script) to check the exit status and that no traceback reaches stderr; 3 with
+``statten_hw.cli.main``; 5 of them also through a real process (``python -m statten_hw.cli``,
+``python -m statten_hw`` and the ``statten-hw`` script) to check the exit status and that no traceback reaches stderr; 3 with
 ``--debug``, which must show the traceback instead. The payload files prove that nothing from a
 refused pickle runs: unpickling them would create a marker file, which must never appear.
 Complements tests/models/test_failcases.py (the loader's own messages, ``info`` only).
@@ -157,15 +157,16 @@ def test_debug_shows_the_traceback(hostile, case):
         main(["--debug", "info", str(hostile(case))])
 
 
-@pytest.mark.parametrize("case, command, script", [
-    ("payload as a plain pickle", "info", False),
-    ("10^12 elements declared, 16 bytes stored", "map", True),
-    ("torchvision resnet18 state_dict", "energy", False),
-    ("truncated in the middle", "export", True),
+@pytest.mark.parametrize("case, command, entry", [
+    ("payload as a plain pickle", "info", "module"),
+    ("10^12 elements declared, 16 bytes stored", "map", "script"),
+    ("torchvision resnet18 state_dict", "energy", "module"),
+    ("truncated in the middle", "export", "script"),
+    ("payload in args (torch zip)", "simulate", "package"),
 ])
-def test_real_process_exits_2_without_traceback(hostile, tmp_path, case, command, script):
+def test_real_process_exits_2_without_traceback(hostile, tmp_path, case, command, entry):
     ckpt, out = hostile(case), tmp_path / "out"
-    done = run_cli(*COMMANDS[command](ckpt, out), script=script)
+    done = run_cli(*COMMANDS[command](ckpt, out), entry=entry)
     assert_one_line_error(done.returncode, done.stderr, CASES[case][1])
     assert not out.exists() and not (ckpt.parent / MARKER).exists()
 

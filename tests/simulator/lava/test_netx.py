@@ -133,3 +133,27 @@ def test_wide_weights_are_refused_not_clipped(tmp_path):
     with pytest.raises(UnsupportedLayer, match="'fc1'.*Loihi 2 synapses hold 8-bit"):
         export_netx(qgraph, tmp_path / "wide.net")
     assert not (tmp_path / "wide.net").exists()
+
+
+def test_export_command_writes_netx_and_says_what_it_cannot_carry(tmp_path, capsys):
+    """`statten-hw export --format netx`: the .net file runs in netx with the same spikes as the
+    integer reference, and the sidecar JSON names every node netx cannot carry, with its reason."""
+    import json
+
+    from statten_hw.cli import main
+    from statten_hw.data import load_dataset
+    from statten_hw.pipeline import prepare
+    from statten_hw.simulator.lava.netx import NetxExport, run_netx
+
+    assert main(["export", "-o", str(tmp_path), "--format", "netx"]) == 0
+    assert "the chain stops at patch_embed.maxpool3" in capsys.readouterr().out
+    side = json.loads((tmp_path / "digits_statten.netx.json").read_text())
+    reasons = {row["node"]: row["reason"] for row in side["not_carried"]}
+    assert reasons["block.0.attn.attention"] == "spiking attention has no netx layer type"
+    export = NetxExport(tmp_path / side["file"], tuple(tuple(b) for b in side["blocks"]),
+                        tuple(reasons.items()), tuple(side["input_shape"]), side["input_bits"])
+    d = prepare(None, "loihi2")  # the same quantization as the command's (default calibration)
+    x = load_dataset(d.dataset, split="test")[0][:2]
+    spikes, ref = run_netx(export, d.qgraph, x), run_integer(d.qgraph, x)
+    for _, lif in export.blocks:
+        np.testing.assert_array_equal(spikes[lif], ref.values[lif].numpy(), err_msg=lif)

@@ -1,0 +1,61 @@
+"""How a command is interrupted: Ctrl-C and SIGTERM unwind as ``KeyboardInterrupt``, so every writer's
+cleanup runs (no temporary files, previous outputs intact), none is lost, and forked workers (Lava's
+actors) leave the shutdown to the parent. `signal_handling` wraps every command (`statten_hw.cli.main`).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+
+#: Delay before an interrupt lost in an exception-ignoring context is raised again (`_redeliver_interrupt`).
+REDELIVER_S = 0.05
+
+
+def _terminate(signum, frame):
+    """SIGTERM unwinds like Ctrl-C, so every writer's cleanup (temporary files) runs."""
+    raise KeyboardInterrupt
+
+
+def _forked_worker_signals() -> None:
+    """In a forked worker (Lava's actors) SIGTERM kills at once, which is how Lava stops them (the
+    inherited `_terminate` would print tracebacks from their exit handlers), and Ctrl-C, which a
+    terminal sends to the whole process group, is left to the parent, which stops its workers."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _redeliver_interrupt(previous_hook, unraisable) -> None:
+    """A KeyboardInterrupt raised where Python can only ignore exceptions (an at-fork handler while
+    Lava forks its actors, a ``__del__``) would be lost and the run would go on: a moment later (raised
+    here, in the hook, it would be lost too), SIGINT is sent to the main thread again, which also
+    wakes it from a blocking call. Other unraisable exceptions go to the previous hook."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        main_thread = threading.main_thread().ident
+        timer = threading.Timer(REDELIVER_S, signal.pthread_kill, (main_thread, signal.SIGINT))
+        timer.daemon = True  # never holds up the interpreter's exit
+        timer.start()
+    else:
+        previous_hook(unraisable)
+
+
+_fork_hook_registered = False
+
+
+@contextmanager
+def signal_handling():
+    """SIGTERM as Ctrl-C, no lost interrupts and quiet workers while a command runs (see above)."""
+    global _fork_hook_registered
+    if not _fork_hook_registered:  # at-fork hooks cannot be removed: once per process
+        os.register_at_fork(after_in_child=_forked_worker_signals)
+        _fork_hook_registered = True
+    signal.signal(signal.SIGTERM, _terminate)
+    previous = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_redeliver_interrupt, previous)
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
