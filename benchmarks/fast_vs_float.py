@@ -5,7 +5,9 @@ report.json field), the float forward only logits. Goal: simulation <= 2x the fl
 the embedded digits STAtten on ``loihi2``, and SDT-8-768 at 224 px with T = 4 (synthetic weights,
 calibrated BN: `sdt_model`) on ``paper45nm``, the one built-in target it fits. One more simulation
 runs under cProfile: the functions it spends its time in are kept with the result, as the record of
-where the time goes.
+where the time goes. Each model is built (BN calibration, quantization) with torch's default thread
+count, whatever ``--threads`` says: float sums differ slightly with the thread count, and so would the
+deployment (0.1 % of the spikes on SDT-8-768).
 
 Run: python benchmarks/fast_vs_float.py [--models embedded,sdt_8_768] [--repeats 3] [--threads 1,2]
 Writes benchmarks/results/fast_vs_float.json (``--tag T``: fast_vs_float_T.json).
@@ -86,7 +88,9 @@ def main(argv=None) -> None:
     counts = sorted({int(t) for t in args.threads.split(",")})
     load = load_average()
     rows = {}
+    build_threads = torch.get_num_threads()
     for name in args.models.split(","):
+        set_threads(build_threads)
         deployment, x = MODELS[name]()
         for threads in counts:
             set_threads(threads)

@@ -81,7 +81,7 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
         from .event.detailed import DetailedEngine
 
         logits, spikes, counts = DetailedEngine(deployment.qgraph, net).run(x, progress=progress)
-        run = run_integer(deployment.qgraph, x)  # for the NeuroBench metrics only
+        run = run_integer(deployment.qgraph, x, trace_lifs=True)  # for the NeuroBench metrics only
     tl, slots = timeline(counts, net, deployment.mapping)
     report = simulation_report(deployment, net, counts, tl, slots, engine=engine, device=device)
     report["neurobench"] = neurobench_report(deployment, run)

@@ -28,8 +28,7 @@ import numpy as np
 import torch
 
 from statten_hw.ir.graph import SHAPE, inputs_by_port
-from statten_hw.quant.execute import EXECUTORS
-from statten_hw.quant.fixed_point import decay, limit
+from statten_hw.quant.execute import EXECUTORS, _Ctx, lif_integer
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMean
 
 from .network import group_by_core
@@ -85,8 +84,21 @@ def per_core(mask: torch.Tensor, owner: np.ndarray, cores: int) -> np.ndarray:
     out = torch.zeros(T * n, cores, dtype=torch.int64, device=mask.device)
     for core, elements in group_by_core(owner):
         index = elements if isinstance(elements, slice) else torch.from_numpy(elements).to(mask.device)
-        out[:, core] = flat[:, index].sum(1, dtype=torch.int64)
+        out[:, core] = count_rows(flat[:, index])
     return out.reshape(T, n, cores).transpose(0, 1).cpu().numpy()
+
+
+#: Row length from which `count_rows` counts row by row on the CPU.
+LONG_ROWS = 1 << 14
+
+
+def count_rows(mask: torch.Tensor) -> torch.Tensor:
+    """Set entries per row of a 2-D boolean tensor, int64. On the CPU long rows are counted one by one
+    with ``count_nonzero``, a vectorised pass: torch's row sums of booleans widen every element to
+    int64 first, some 20 times slower on one thread."""
+    if mask.device.type == "cpu" and mask.shape[1] >= LONG_ROWS:
+        return torch.stack([torch.count_nonzero(row) for row in mask])
+    return mask.sum(1, dtype=torch.int64)
 
 
 def on_steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
@@ -114,47 +126,60 @@ def layer_sources(qgraph, net) -> dict[str, tuple[str, ...]]:
     return {name: tuple(sorted(s)) for name, s in found.items()}
 
 
-def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dict, first_sample: int) -> None:
+def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dict, first_sample: int,
+                         traces: dict | None = None) -> None:
     """Neuron updates as SANA-FE counts them (``LoihiLifModel::update``), per core, for samples
     ``first_sample ...``: a neuron counts when its membrane is not 0 before the step, it has a constant
     input (a bias), at least one event reached it (even with weights summing to 0) or it fires. The
     others keep a zero state and are only visited.
 
     ``values``: every node's output; ``reached[node]``: bool ``[T, S', *shape]``, the elements of a
-    projection target that at least one event reached (each engine finds them its own way)."""
+    projection target that at least one event reached (each engine finds them its own way);
+    ``traces``: the integer run's `LifTrace` per LIF (``run_integer(..., trace_lifs=True)``), whose
+    ``state_before`` is the membrane test; a LIF without one is rerun from its input current."""
     T, layers = counts.timesteps, {layer.name for layer in net.layers}
     for i, layer in enumerate(net.layers):
         out = on_steps(values[layer.name], T)
-        active = _driven(qgraph, layer.name, layers, reached, out) | _state_before(qgraph, layer, values, T)
+        active = _state_before(qgraph, layer, values, T, traces or {})  # not to be written: a trace's own
         if layer.kind != "readout":
-            active |= out != 0
+            active = active | (out != 0)
+        driven = _driven(qgraph, layer.name, layers, reached, out)
+        if driven is not None:
+            active = active | driven
         n = out.shape[1]
         counts["active_updates"][i, first_sample:first_sample + n] += per_core(active, layer.owner, net.n_cores)
 
 
-def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tensor) -> torch.Tensor:
+def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tensor) -> torch.Tensor | None:
     """Elements of ``node`` with input in the step: reached by an event or given a bias, here or in the
-    ops before it on the receiving core (a conv, linear or attention node takes only events)."""
+    ops before it on the receiving core (a conv, linear or attention node takes only events). None
+    where nothing can drive any element (no full-size tensor of False is made); the result may be a
+    broadcast view, for reading only."""
     op = qgraph.qop(node)
     shape = (like.shape[0], like.shape[1], *qgraph.graph.nodes[node][SHAPE])
-    hit = reached.get(node, torch.zeros(shape, dtype=torch.bool, device=like.device)) | _biased(op, shape, like)
+    hit = _either(reached.get(node), _biased(op, shape, like))
     if isinstance(op, (QConv2d, QLinear, QAttention)):
         return hit
     for port, src in inputs_by_port(qgraph.graph, node).items():
         arrives = src in layers or isinstance(qgraph.qop(src), QInput) or (
             isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs")
-        if not arrives:
-            hit = hit | _carry(op, _driven(qgraph, src, layers, reached, like), shape)
+        if not arrives and (before := _driven(qgraph, src, layers, reached, like)) is not None:
+            hit = _either(hit, _carry(op, before, shape))
     return hit
 
 
-def _biased(op, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """Where a conv's (per channel) or a linear's (per output) bias is not 0; False for other ops."""
-    if isinstance(op, QConv2d):
-        return torch.from_numpy(op.bias != 0).to(like.device)[:, None, None].expand(shape)
-    if isinstance(op, QLinear):
-        return torch.from_numpy(op.bias != 0).to(like.device).expand(shape)
-    return torch.zeros((), dtype=torch.bool, device=like.device)
+def _either(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """``a | b``, None standing for all False."""
+    return b if a is None else a if b is None else a | b
+
+
+def _biased(op, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor | None:
+    """Where a conv's (per channel) or a linear's (per output) bias is not 0; None for other ops and
+    where every bias is 0."""
+    if not isinstance(op, (QConv2d, QLinear)) or not np.any(op.bias):
+        return None
+    mask = torch.from_numpy(op.bias != 0).to(like.device)
+    return (mask[:, None, None] if isinstance(op, QConv2d) else mask).expand(shape)
 
 
 def _carry(op, hit: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -170,29 +195,21 @@ def _carry(op, hit: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return hit.expand(shape)  # elementwise (LIF, ReLU, sums, products), or broadcast
 
 
-def _state_before(qgraph, layer, values: dict, T: int) -> torch.Tensor:
+def _state_before(qgraph, layer, values: dict, T: int, traces: dict) -> torch.Tensor:
     """Where the layer's state is not 0 before each step: a LIF's membrane, a readout's running sum
     (a non-firing accumulator on the chip); other layers keep no state."""
     out = values[layer.name]
     op = qgraph.qop(layer.name)
     if isinstance(op, QLIF):
-        x = values[next(iter(qgraph.graph.predecessors(layer.name)))]
-        state = _membranes(x, out, op, qgraph.state_bits)
-    elif layer.kind == "readout":
-        state = out.cumsum(0)
-    else:
+        if layer.name not in traces:  # rerun with the executor's own LIF, which traces what it computes
+            x = values[next(iter(qgraph.graph.predecessors(layer.name)))]
+            ctx = _Ctx(qgraph.state_bits, strict=False, traces={})
+            lif_integer(x, op, ctx, layer.name)
+            traces = ctx.traces
+        return on_steps(traces[layer.name].state_before, T)
+    if layer.kind != "readout":
         return torch.zeros_like(on_steps(out, T), dtype=torch.bool)
+    state = out.cumsum(0)
     before = torch.zeros_like(state, dtype=torch.bool)
     before[1:] = state[:-1] != 0
     return on_steps(before, T)
-
-
-def _membranes(x: torch.Tensor, spikes: torch.Tensor, op: QLIF, bits: int) -> torch.Tensor:
-    """The LIF's membrane after each step (`statten_hw.quant.execute.lif_integer` keeps it internal):
-    ``v = 0`` where it spiked, else ``decay(v) + x`` saturated to ``bits`` (the reference clips)."""
-    cap = limit(bits)
-    v, out = torch.zeros_like(x[0]), torch.empty_like(x)
-    for t in range(x.shape[0]):
-        h = (decay(v, op.dv) + x[t]).clamp_(-cap, cap)
-        v = out[t] = h.masked_fill_(spikes[t] != 0, 0)
-    return out

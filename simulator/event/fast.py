@@ -6,7 +6,9 @@ bulk: synaptic ops per target core ``count(E)`` summed by owner, packets ``E @ c
 sending core from the hop matrix. The detailed engine counts the same things one packet at a time.
 Event indicators and per-element counts are small integers, exact in float32 (< 2^24) on the CPU; on
 CUDA they run in float64, since cuDNN may pick Winograd or FFT convolutions for float32, which round.
-Sums over many elements (per core, per route) always accumulate in float64.
+Sums over many elements (per core, per route) are exact too: in float64, or in float32 where the
+total is known to stay below 2^24 (`_exact_sum` checks it). The LIFs' membrane counts (active updates)
+come from the integer run itself (``trace_lifs``), not from a replay.
 """
 from __future__ import annotations
 
@@ -31,12 +33,35 @@ def _count_dtype(device, terms: int) -> torch.dtype:
 
 
 def _by_core(per_element: torch.Tensor, groups: CoreElements, cores: int) -> torch.Tensor:
-    """``[R, elements] -> [R, cores]``: each core's column sums the elements it holds (in float64:
-    a core's total easily passes float32's 2^24 exact integers on a large layer)."""
+    """``[R, elements] -> [R, cores]``: each core's column sums the non-negative integer counts of the
+    elements it holds (`_exact_sum`)."""
     out = torch.zeros(per_element.shape[0], cores, dtype=torch.float64, device=per_element.device)
     for core, elements in groups:
-        out[:, core] = per_element[:, _on(elements, out.device)].sum(1, dtype=torch.float64)
+        out[:, core] = _exact_sum(per_element[:, _on(elements, out.device)])
     return out
+
+
+#: Elements `_exact_sum` adds in float32 before the float64 sum of those partial sums.
+CHUNK = 1 << 12
+
+
+def _exact_sum(part: torch.Tensor) -> torch.Tensor:
+    """``[R, L]`` non-negative integer counts -> their float64 row sums, exactly. float32 ones are summed
+    in chunks of `CHUNK` elements in float32, and those sums in float64: a float32 sum is exact while its
+    total stays below 2^24, and it then also reads below 2^24 (every partial sum of non-negative integers
+    is at most the total, and rounding is monotone), so a chunk reading 2^24 or more sends the whole row
+    to a float64 sum. Summing straight into float64 widens every element first, several times slower on
+    the CPU; a core's total easily passes 2^24 on a large layer."""
+    if part.dtype != torch.float32:
+        return part.sum(1, dtype=torch.float64)
+    R, L = part.shape
+    whole = L - L % CHUNK
+    sums = part[:, :whole].reshape(R, -1, CHUNK).sum(-1)
+    if whole < L:
+        sums = torch.cat([sums, part[:, whole:].sum(1, keepdim=True)], 1)
+    if sums.numel() and bool(sums.max() >= 1 << 24):
+        return part.sum(1, dtype=torch.float64)
+    return sums.sum(1, dtype=torch.float64)
 
 
 def _on(elements: slice | np.ndarray, device) -> slice | torch.Tensor:
@@ -51,8 +76,8 @@ def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T:
     E = (on_steps(values, T) != 0).to(ft).reshape(T * S, -1)
     K = net.n_cores
     counted = p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)).reshape(T * S, -1)
-    hit = (counted > 0).reshape(T, S, *p.synapses.out_shape)
-    reached[p.target] = reached.get(p.target, False) | hit  # the targets at least one event reached
+    hit = (counted > 0).reshape(T, S, *p.synapses.out_shape)  # the targets at least one event reached
+    reached[p.target] = reached[p.target] | hit if p.target in reached else hit
     ops = _by_core(counted, p.receivers, K)
     acc["sops" if p.spiking else "macs"][layer] += _np(ops, T, S)
     cover = p.coverage.to(device=dev, dtype=ft)
@@ -69,7 +94,7 @@ def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T:
             acc["host_packets"][layer] += _np(sent, T, S)
             continue
         acc["packets_out"][layer][:, :, o] += _np(sent, T, S)
-        acc["events"][layer][:, :, o] += _np(sending.sum(1, dtype=torch.float64), T, S)
+        acc["events"][layer][:, :, o] += _np(sending.sum(1), T, S)  # exact in ft: 0/1 terms, fewer than its limit
         route = hops[o, dst]
         acc["hops_out"][layer][:, :, o] += _np(per_dst.double() @ route.double(), T, S)
         longest = ((per_dst > 0) * route).amax(1)
@@ -89,7 +114,7 @@ def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu", pr
     """(IntegerRun on ``device``, Counts) for the batch ``x``; ``progress``: a bar over the projections."""
     from tqdm import tqdm
 
-    run = run_integer(qgraph, x, device=device)
+    run = run_integer(qgraph, x, device=device, trace_lifs=True)  # the LIFs' membrane counts, kept as they run
     T, S = net.timesteps, x.shape[0]
     counts = Counts(tuple(layer.name for layer in net.layers), S, T, net.n_cores, sources=layer_sources(qgraph, net))
     index = {layer.name: i for i, layer in enumerate(net.layers)}
@@ -97,5 +122,5 @@ def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu", pr
     reached: dict[str, torch.Tensor] = {}
     for p in tqdm(net.projections, desc="counting events", unit="projection", disable=not progress):
         _count_projection(p, run.values[p.source], net, T, S, counts.arrays, index[p.layer], reached)
-    count_active_updates(counts, net, qgraph, run.values, reached, 0)
+    count_active_updates(counts, net, qgraph, run.values, reached, 0, run.lif_traces)
     return run, counts

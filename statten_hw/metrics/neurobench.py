@@ -32,11 +32,16 @@ paths below are modules of that package. The keys are the names its ``Benchmark.
   the hard reset (snntorch's ``mem`` with ``reset_delay=False``). ReLU keeps none and counts none.
 
 NeuroBench decides AC versus MAC per forward call (per batch); here one run is one call. Neither
-executor stores membrane potentials, so they are replayed from each LIF's input current with the
-executor's own arithmetic, and a replay that does not reproduce the run's spikes raises.
+executor stores membrane potentials. An integer run made with ``run_integer(..., trace_lifs=True)``
+(as ``simulate`` makes it) hands back each LIF's membrane updates and spike count, reduced while it
+ran (`statten_hw.quant.execute.LifTrace`); for any other run, and for the float model, each LIF is
+replayed from its input current with its executor's own arithmetic, and a replay that does not
+reproduce the run's spikes raises. The fan-outs of a layer depend on its weights and input shape
+only, so they are kept per (layer, shape).
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -44,15 +49,14 @@ from itertools import chain
 import networkx as nx
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from statten_hw.errors import GraphError, UnsupportedLayer
 from statten_hw.ir import nodes as ir
 from statten_hw.ir.execute_float import _dvs_pool as _float_dvs_pool, _heads_from_map, run_float
 from statten_hw.ir.graph import OP, inputs_by_port, topological_order
-from statten_hw.quant.execute import IntegerRun, _dvs_pool as _integer_dvs_pool, _heads
-from statten_hw.quant.fixed_point import decay, saturate
+from statten_hw.quant.execute import IntegerRun, LifTrace, _Ctx, _dvs_pool as _integer_dvs_pool, _heads, lif_integer
+from statten_hw.quant.fixed_point import saturate
 from statten_hw.quant.quantize import QAttention, QConv2d, QLIF, QLinear, QReLU, QuantizedGraph
 
 #: The neurobench release whose metric code these definitions were checked against.
@@ -72,12 +76,27 @@ class Synapse:
 
 @dataclass(frozen=True)
 class Neuron:
-    """An activation layer: its output ``[T, batch, *shape]`` and, for a spiking one, its membrane
-    after every step (same shape); ``membrane`` is None for ReLU."""
+    """An activation layer, as much of it as the metrics read: how many outputs it gave (all steps
+    and samples), how many of them were not 0, and for a spiking layer its ``membrane_updates``
+    (every neuron at the first step, then each one whose membrane changed; None for ReLU)."""
 
     name: str
-    out: torch.Tensor
-    membrane: torch.Tensor | None
+    outputs: int
+    nonzero: int
+    membrane_updates: int | None
+
+
+def neuron(name: str, out: torch.Tensor, membrane: torch.Tensor | None = None) -> Neuron:
+    """The `Neuron` of an output ``[T, batch, *shape]`` and, for a spiking layer, its membrane after
+    every step (same shape)."""
+    updates = None if membrane is None else (
+        membrane[0].numel() + int(torch.count_nonzero(membrane[1:] != membrane[:-1])))
+    return Neuron(name, out.numel(), int(torch.count_nonzero(out)), updates)
+
+
+def traced_neuron(name: str, trace: LifTrace) -> Neuron:
+    """The `Neuron` of an integer LIF from what the run reduced its membrane to."""
+    return Neuron(name, trace.outputs, trace.spikes, trace.membrane_updates)
 
 
 # --- the metrics, on synapses and neurons ------------------------------------------------------
@@ -89,58 +108,116 @@ def _narrowest_bytes(bits: int) -> int:
 
 def connection_sparsity(weights: list[np.ndarray]) -> float:
     """Zero weights over all weights, rounded to 4 decimals (NeuroBench's rounding)."""
-    zeros = sum(int(np.count_nonzero(w == 0)) for w in weights)
-    return round(zeros / sum(w.size for w in weights), 4)
+    return _sparsity([_zeros(w) for w in weights], [w.size for w in weights])
+
+
+def _sparsity(zeros: list[int], sizes: list[int]) -> float:
+    return round(sum(zeros) / sum(sizes), 4)
+
+
+def _zeros(w: np.ndarray) -> int:
+    return int(np.count_nonzero(w == 0))  # numpy counts booleans several times faster than floats
+
+
+#: Zero weights per integer conv/linear op (its weights are frozen): ``ConnectionSparsity`` reads every
+#: weight of the deployment, hundreds of MB on SDT-8-768, the same for every run.
+_ZERO_WEIGHTS: "weakref.WeakKeyDictionary[object, int]" = weakref.WeakKeyDictionary()
+
+
+def integer_connection_sparsity(qgraph: QuantizedGraph) -> float:
+    """`connection_sparsity` of the integer deployment's weights, each op's zeros counted once."""
+    ops = synaptic_ops(qgraph)
+    for op in ops:
+        if op not in _ZERO_WEIGHTS:
+            _ZERO_WEIGHTS[op] = _zeros(op.weight)
+    return _sparsity([_ZERO_WEIGHTS[op] for op in ops], [op.weight.size for op in ops])
 
 
 def activation_sparsity(neurons: list[Neuron]) -> float:
     """Zero outputs over all outputs of every activation layer (0.0 with no activations, as NeuroBench)."""
-    total = sum(n.out.numel() for n in neurons)
-    firing = sum(int(torch.count_nonzero(n.out)) for n in neurons)
+    total = sum(n.outputs for n in neurons)
+    firing = sum(n.nonzero for n in neurons)
     return (total - firing) / total if total else 0.0
 
 
 def membrane_updates(neurons: list[Neuron], samples: int) -> float:
     """Per sample: all neurons at step 0, then every neuron whose membrane changed from the step before."""
-    updates = 0
-    for n in neurons:
-        if n.membrane is not None:
-            m = n.membrane
-            updates += m[0].numel() + int(torch.count_nonzero(m[1:] != m[:-1]))
-    return updates / samples
+    return sum(n.membrane_updates for n in neurons if n.membrane_updates is not None) / samples
 
 
 def _fan_out(op, in_shape: tuple[int, ...], mask: np.ndarray) -> torch.Tensor:
     """Per input site: how many (output, weight) pairs with ``mask`` set read it, shape ``in_shape``.
 
     One input event at a site costs exactly that many operations, so ``Σ events · fan_out`` is the
-    sum NeuroBench takes over the 0/1 layer's output. A conv's fan-out is its transpose applied to
-    ones; the output padding restores the rows and columns a strided conv never reaches.
+    sum NeuroBench takes over the 0/1 layer's output. A linear layer's is its column's count. A
+    conv's (its transpose applied to ones) separates: input ``(c, y, x)`` is read through tap
+    ``(i, j)`` by one output exactly where row ``y`` is read through ``i`` and column ``x`` through
+    ``j`` (`_reads`), so it is ``Σ_ij taps[c, i, j] · rows[y, i] · cols[x, j]`` with ``taps`` the
+    mask summed over the outputs of ``c``'s group: a few operations per site, not a transposed conv.
     """
     w = torch.from_numpy(mask.astype(np.float64))
     if w.dim() == 2:  # linear on the last axis: a column's non-zero weights
         return w.sum(0).expand(in_shape)
-    _, H, W = in_shape
-    (kh, kw), (sh, sw), (ph, pw) = w.shape[2:], op.stride, op.padding
-    Ho, Wo = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    rest = (H + 2 * ph - kh - (Ho - 1) * sh, W + 2 * pw - kw - (Wo - 1) * sw)
-    ones = torch.ones(1, w.shape[0], Ho, Wo, dtype=torch.float64)
-    return F.conv_transpose2d(ones, w, stride=op.stride, padding=op.padding, output_padding=rest, groups=op.groups)[0]
+    C, H, W = in_shape
+    c_out, per_group, kh, kw = w.shape
+    taps = w.reshape(op.groups, c_out // op.groups, per_group, kh, kw).sum(1).reshape(C, kh, kw)
+    rows = _reads(H, kh, op.stride[0], op.padding[0])
+    cols = _reads(W, kw, op.stride[1], op.padding[1])
+    return torch.einsum("cij,yi,xj->cyx", taps, rows, cols)
+
+
+def _reads(n: int, k: int, stride: int, pad: int) -> torch.Tensor:
+    """``[n, k]`` 0/1: input position ``y`` meets tap ``i`` of some output position ``o`` along one
+    axis, ``y + pad - i = stride · o`` with ``0 <= o < n_out`` (taps on the padding read nothing)."""
+    n_out = (n + 2 * pad - k) // stride + 1
+    at = torch.arange(n)[:, None] + pad - torch.arange(k)[None, :]
+    return ((at >= 0) & (at % stride == 0) & (at < n_out * stride)).to(torch.float64)
+
+
+#: Per conv/linear op (its weights are frozen) and input shape: ``(effective fan-out per input site,
+#: dense operations per step and sample)``.
+_FAN_OUTS: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def fan_outs(op, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, int]:
+    """`_fan_out` of the non-zero weights, and the dense count (every weight, every input site),
+    computed once per (op, input shape)."""
+    per_shape = _FAN_OUTS.setdefault(op, {})
+    if in_shape not in per_shape:
+        weight = np.asarray(op.weight)
+        dense = _fan_out(op, in_shape, np.ones_like(weight, dtype=bool)).sum()
+        per_shape[in_shape] = _fan_out(op, in_shape, weight != 0), int(dense)
+    return per_shape[in_shape]
 
 
 def is_spiking(x: torch.Tensor) -> bool:
-    """NeuroBench's test for an AC layer: every input value is -1, 0 or 1."""
-    return bool(((x == 0) | (x == 1) | (x == -1)).all())
+    """NeuroBench's test for an AC layer: every input value is -1, 0 or 1. One ``aminmax`` pass
+    decides it for integer tensors (and rules out floats beyond ±1); other floats are compared."""
+    if x.numel() == 0:
+        return True
+    low, high = torch.aminmax(x)
+    if not (-1 <= low and high <= 1):  # also False on NaN
+        return False
+    return not x.is_floating_point() or bool(((x == 0) | (x == 1) | (x == -1)).all())
 
 
 def layer_operations(s: Synapse) -> tuple[int, int]:
     """``(effective, dense)`` operations of one layer over its whole input (all steps, all samples)."""
-    weight = np.asarray(s.op.weight)
-    in_shape = tuple(s.x.shape[2:])
-    events = torch.count_nonzero(s.x, dim=(0, 1)).cpu().to(torch.float64)  # the run may live on a GPU
-    effective = (events * _fan_out(s.op, in_shape, weight != 0)).sum()
-    dense = _fan_out(s.op, in_shape, np.ones_like(weight, dtype=bool)).sum() * s.x.shape[0] * s.x.shape[1]
-    return int(effective), int(dense)
+    fan, dense = fan_outs(s.op, tuple(s.x.shape[2:]))
+    events = events_per_site(s.x).cpu().to(torch.float64)  # the run may live on a GPU
+    return int((events * fan).sum()), dense * s.x.shape[0] * s.x.shape[1]
+
+
+def events_per_site(x: torch.Tensor) -> torch.Tensor:
+    """Non-zero entries of ``x [T, batch, *shape]`` per site (``shape``), over steps and samples:
+    added one step-sample at a time into a counter just wide enough (uint8 below 256 of them), some
+    times faster than ``count_nonzero`` over the leading axes, which widens every entry to int64."""
+    rows = x.flatten(0, 1)
+    wide = torch.uint8 if len(rows) < 256 else torch.int64
+    count = torch.zeros(rows.shape[1:], dtype=wide, device=x.device)
+    for row in rows:
+        count.add_(row != 0)
+    return count
 
 
 def synaptic_operations(synapses: list[Synapse], samples: int) -> dict[str, float]:
@@ -165,19 +242,12 @@ def workload_metrics(synapses: list[Synapse], neurons: list[Neuron], samples: in
 
 # --- membranes: each executor's LIF, replayed with its state kept --------------------------------
 
-def integer_lif(x: torch.Tensor, op: QLIF, state_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(spikes, membrane)`` of ``quant.execute.lif_integer`` on int64 currents ``[T, ...]``."""
-    v = torch.zeros_like(x[0])
-    spikes, membrane = [], []
-    for x_t in x:
-        h, _ = saturate(decay(v, op.dv) + x_t, state_bits, strict=False)
-        s = (h >= op.threshold).to(torch.int64)
-        if op.ternary:
-            s = s - (h <= -op.threshold).to(torch.int64)
-        v = torch.where(s != 0, torch.zeros_like(h), h)
-        spikes.append(s)
-        membrane.append(v)
-    return torch.stack(spikes), torch.stack(membrane)
+def integer_lif_trace(x: torch.Tensor, op: QLIF, state_bits: int) -> tuple[torch.Tensor, LifTrace]:
+    """``(spikes, trace)`` of ``quant.execute.lif_integer`` on int64 currents ``[T, ...]``, rerun
+    (for a run made without ``trace_lifs``)."""
+    ctx = _Ctx(state_bits, strict=False, traces={})
+    spikes = lif_integer(x, op, ctx, "lif")
+    return spikes, ctx.traces["lif"]
 
 
 def float_lif(x: torch.Tensor, op: ir.LIF, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,11 +268,9 @@ def float_lif(x: torch.Tensor, op: ir.LIF, name: str) -> tuple[torch.Tensor, tor
     return torch.stack(spikes), torch.stack(membrane)
 
 
-def _checked(name: str, replay: tuple[torch.Tensor, torch.Tensor], recorded: torch.Tensor) -> Neuron:
-    spikes, membrane = replay
+def _checked(name: str, spikes: torch.Tensor, recorded: torch.Tensor) -> None:
     if not torch.equal(spikes, recorded):
         raise GraphError(f"node {name!r}: the membrane replay does not reproduce the run's spikes")
-    return Neuron(name, recorded, membrane)
 
 
 def _sdsa_current(k: torch.Tensor, v: torch.Tensor, op, heads_of, pool) -> torch.Tensor:
@@ -213,17 +281,25 @@ def _sdsa_current(k: torch.Tensor, v: torch.Tensor, op, heads_of, pool) -> torch
 
 # --- activity of a run: which layers NeuroBench would hook, with what they saw ------------------
 
-def _integer_rule(name, op, ins, out, state_bits):
+def _integer_rule(name, op, ins, out, state_bits, traces):
+    """``traces``: the run's `LifTrace` per LIF (empty for a run made without them: then replayed)."""
     if isinstance(op, (QConv2d, QLinear)):
         return Synapse(name, op, ins["x"])
     if isinstance(op, QLIF):
-        return _checked(name, integer_lif(ins["x"], op, state_bits), out)
+        if name not in traces:
+            spikes, trace = integer_lif_trace(ins["x"], op, state_bits)
+            _checked(name, spikes, out)
+            return traced_neuron(name, trace)
+        return traced_neuron(name, traces[name])
     if isinstance(op, QReLU):
-        return Neuron(name, out, None)
+        return neuron(name, out)
     if isinstance(op, QAttention) and op.mode == "SDSA":
-        current = _sdsa_current(ins["k"], ins["v"], op, _heads, _integer_dvs_pool)
-        current, _ = saturate(current, state_bits, strict=False)
-        return Neuron(f"{name}.kv_lif", *integer_lif(current, op.kv_lif, state_bits))
+        key = f"{name}.kv_lif"
+        if key not in traces:
+            current = _sdsa_current(ins["k"], ins["v"], op, _heads, _integer_dvs_pool)
+            current, _ = saturate(current, state_bits, strict=False)
+            return traced_neuron(key, integer_lif_trace(current, op.kv_lif, state_bits)[1])
+        return traced_neuron(key, traces[key])
     return None
 
 
@@ -231,12 +307,14 @@ def _float_rule(name, op, ins, out):
     if isinstance(op, (ir.Conv2d, ir.Linear)):
         return Synapse(name, op, ins["x"])
     if isinstance(op, ir.LIF):
-        return _checked(name, float_lif(ins["x"], op, name), out)
+        spikes, membrane = float_lif(ins["x"], op, name)
+        _checked(name, spikes, out)
+        return neuron(name, out, membrane)
     if isinstance(op, ir.ReLU):
-        return Neuron(name, out, None)
+        return neuron(name, out)
     if isinstance(op, ir.SpikingAttention) and op.mode == "SDSA":
         current = _sdsa_current(ins["k"], ins["v"], op, _heads_from_map, _float_dvs_pool)
-        return Neuron(f"{name}.kv_lif", *float_lif(current, ir.LIF(threshold=op.kv_threshold), name))
+        return neuron(f"{name}.kv_lif", *float_lif(current, ir.LIF(threshold=op.kv_threshold), name))
     return None
 
 
@@ -283,11 +361,11 @@ def neurobench_metrics(qgraph: QuantizedGraph, run: IntegerRun, model: nn.Module
     ``Footprint``, ``ConnectionSparsity``,
     ``ActivationSparsity``, ``SynapticOperations`` (``Effective_MACs``, ``Effective_ACs``, ``Dense``)
     and ``MembraneUpdates``, per sample where NeuroBench averages. With the float ``model``,
-    ``"float_model"`` adds the two static metrics NeuroBench reports for that torch module."""
-    rule = partial(_integer_rule, state_bits=qgraph.state_bits)
+    ``"float_model"`` adds the two static metrics NeuroBench reports for that torch module. A run
+    made with ``trace_lifs=True`` gives its LIFs' counts directly; otherwise each LIF is rerun."""
+    rule = partial(_integer_rule, state_bits=qgraph.state_bits, traces=run.lif_traces or {})
     synapses, neurons, samples = _activity(qgraph.graph, qgraph.qop, run.values, rule)
-    weights = [op.weight for op in synaptic_ops(qgraph)]
-    result = {"Footprint": integer_footprint(qgraph), "ConnectionSparsity": connection_sparsity(weights),
+    result = {"Footprint": integer_footprint(qgraph), "ConnectionSparsity": integer_connection_sparsity(qgraph),
               **workload_metrics(synapses, neurons, samples)}
     if model is not None:
         result["float_model"] = {"Footprint": torch_footprint(model),

@@ -6,6 +6,9 @@ float64 kernels, exact because every partial sum is checked to stay in the float
 range); the one float step is the sensor boundary of ``QInput`` (``round(x/scale)``), skipped when ``x`` is already an integer
 tensor. Tensors are time-major ``[T, batch, *shape]`` as in ``ir.execute_float``. An op with no
 rule raises :class:`UnsupportedLayer` — never skipped.
+
+``run_integer(..., trace_lifs=True)`` also hands back what the simulator's counts need of every LIF's
+membrane (`LifTrace`), reduced while the LIF runs, so nothing replays the membranes afterwards.
 """
 from __future__ import annotations
 
@@ -29,13 +32,32 @@ NEG = -(1 << 62)  # max-pool padding: below every saturated value
 
 
 @dataclass(frozen=True)
+class LifTrace:
+    """What the counts need of one LIF's membrane ``v`` (its state after the reset), reduced while the
+    LIF runs instead of kept: ``int64 [T, ...]`` membranes would be as large as the spikes again.
+
+    ``state_before`` bool ``[T, ...]``: ``v != 0`` before each step (False at step 0), SANA-FE's
+    "state can change" (`simulator.event.counts.count_active_updates`); ``membrane_updates``:
+    NeuroBench's count, every element at step 0 plus each element whose ``v`` differs from the step
+    before; ``outputs``/``spikes``: the output's elements and its non-zero ones (what NeuroBench's
+    activation sparsity needs of SDSA's K⊙V neurons, whose spikes are no node's output)."""
+    state_before: torch.Tensor
+    membrane_updates: int
+    outputs: int
+    spikes: int
+
+
+@dataclass(frozen=True)
 class IntegerRun:
     """``logits_int`` (int64) stand for ``logits_int · logits_scale``; ``values`` holds every
-    node's int64 output (spikes for LIF nodes); ``overflows[node]`` counts saturated elements."""
+    node's int64 output (spikes for LIF nodes); ``overflows[node]`` counts saturated elements;
+    ``lif_traces`` (``run_integer(..., trace_lifs=True)``, else None): a `LifTrace` per LIF node,
+    and per SDSA attention node ``name`` one for its K⊙V neurons under ``"name.kv_lif"``."""
     logits_int: torch.Tensor
     logits_scale: float
     values: dict
     overflows: dict
+    lif_traces: dict | None = None
 
     @property
     def logits(self) -> torch.Tensor:
@@ -51,8 +73,10 @@ class IntegerRun:
 
 
 class _Ctx:
-    def __init__(self, state_bits: int, strict: bool):
-        self.bits, self.strict, self.overflows = state_bits, strict, {}
+    """Per run: the state width, strict mode, overflow counts and (when not None) the LIF traces."""
+
+    def __init__(self, state_bits: int, strict: bool, traces: dict | None = None):
+        self.bits, self.strict, self.overflows, self.traces = state_bits, strict, {}, traces
 
     def sat(self, name: str, v: torch.Tensor, quantity: str) -> torch.Tensor:
         """`saturate` and count, after a one-pass range check: values almost always fit, and then
@@ -156,22 +180,51 @@ def _linear(op: Q.QLinear, ins, x, ctx, name):
     return ctx.sat(name, acc.round_().to(I64), "accumulator")
 
 
-def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str) -> torch.Tensor:
+def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str | None = None) -> torch.Tensor:
     """Lava's bit-accurate LIF over ``[T, ...]`` int64 currents (du = 4096: no current memory).
 
     Memory-bound on large layers, so the state is updated in place and spikes are written into
-    one preallocated ``[T, ...]`` output: each step reads and writes the state a few times only."""
+    one preallocated ``[T, ...]`` output: each step reads and writes the state a few times only.
+    With ``ctx.traces`` set, the `LifTrace` goes there under ``key`` (default ``name``)."""
+    if ctx.traces is not None:
+        return _traced_lif(X, op, ctx, name, key or name)
     out = torch.empty_like(X)
     v = torch.zeros_like(X[0])
     for t, x_t in enumerate(X):
-        h = ctx.sat(name, leak_(v, op.dv).add_(x_t), "membrane")
-        fired = h >= op.threshold
-        if op.ternary:
-            torch.sub(fired.to(I64), (h <= -op.threshold).to(I64), out=out[t])
-            fired = out[t] != 0
-        else:
-            out[t].copy_(fired)
-        v = h.masked_fill_(fired, 0)  # hard reset, in place: h is the state itself (or its clipped copy)
+        v = ctx.sat(name, leak_(v, op.dv).add_(x_t), "membrane")
+        _fire(v, op, out[t])
+    return out
+
+
+def _fire(h: torch.Tensor, op: Q.QLIF, out_t: torch.Tensor) -> torch.Tensor:
+    """Writes the spikes of the membrane ``h`` into ``out_t`` and hard-resets ``h`` in place (``h`` is
+    the state itself, or its clipped copy); returns where it fired."""
+    fired = h >= op.threshold
+    if op.ternary:
+        torch.sub(fired.to(I64), (h <= -op.threshold).to(I64), out=out_t)
+        fired = out_t != 0
+    else:
+        out_t.copy_(fired)
+    h.masked_fill_(fired, 0)
+    return fired
+
+
+def _traced_lif(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str) -> torch.Tensor:
+    """`lif_integer` that also reduces the membrane to its `LifTrace` as it runs, with the same
+    arithmetic; the state alternates between two buffers, so the step before is there to compare."""
+    out = torch.empty_like(X)
+    before = torch.empty(X.shape, dtype=torch.bool, device=X.device)
+    v, spare = torch.zeros_like(X[0]), torch.empty_like(X[0])
+    # summed on the device (no sync per step); count_nonzero: torch's sum of booleans widens each first
+    changes = spikes = torch.zeros((), dtype=I64, device=X.device)
+    for t, x_t in enumerate(X):
+        torch.ne(v, 0, out=before[t])
+        h = ctx.sat(name, leak_into(spare, v, op.dv).add_(x_t), "membrane")
+        spikes = spikes + torch.count_nonzero(_fire(h, op, out[t]))
+        if t:
+            changes = changes + torch.count_nonzero(torch.ne(h, v))
+        v, spare = h, v
+    ctx.traces[key] = LifTrace(before, X[0].numel() + int(changes), X.numel(), int(spikes))
     return out
 
 
@@ -179,7 +232,12 @@ def leak_(v: torch.Tensor, dv: int) -> torch.Tensor:
     """`fixed_point.decay` of int64 ``v``, in place and in two passes instead of five: Lava's
     ``sign(p)·(|p| >> 12)`` of ``p = v·(4096-dv)`` is ``p / 4096`` truncated toward zero, which torch's
     integer division computes exactly."""
-    return v.mul_((1 << DECAY_BITS) - dv).div_(1 << DECAY_BITS, rounding_mode="trunc")
+    return leak_into(v, v, dv)
+
+
+def leak_into(out: torch.Tensor, v: torch.Tensor, dv: int) -> torch.Tensor:
+    """`leak_` of ``v`` written into ``out`` (``out`` may be ``v``)."""
+    return torch.mul(v, (1 << DECAY_BITS) - dv, out=out).div_(1 << DECAY_BITS, rounding_mode="trunc")
 
 
 def _lif(op, ins, x, ctx, name):
@@ -259,7 +317,7 @@ def _attention(op: Q.QAttention, ins, x, ctx, name):
         kv = k * v
         if op.dvs:
             kv = _dvs_pool(kv)
-        kv = lif_integer(ctx.sat(name, kv.sum(dim=-2, keepdim=True), "kv sum"), op.kv_lif, ctx, name)
+        kv = lif_integer(ctx.sat(name, kv.sum(dim=-2, keepdim=True), "kv sum"), op.kv_lif, ctx, name, f"{name}.kv_lif")
         out = q * kv
         out = _dvs_pool(out) if op.dvs else out
         return out.transpose(3, 4).reshape(T, B, C, H, W).contiguous()
@@ -282,14 +340,15 @@ EXECUTORS: dict[type, Callable] = {
 
 @torch.no_grad()
 def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = False,
-                device: str | torch.device | None = None) -> IntegerRun:
+                device: str | torch.device | None = None, trace_lifs: bool = False) -> IntegerRun:
     """Integer run of ``qgraph`` on the batch ``x`` (model input layout). ``strict``: the first
     value leaving ``state_bits`` raises ``QuantizationOverflow`` instead of saturating. ``device``
-    (default: where ``x`` is) runs every kernel there; results are identical on CPU and CUDA."""
+    (default: where ``x`` is) runs every kernel there; results are identical on CPU and CUDA.
+    ``trace_lifs``: fill ``lif_traces`` (`LifTrace`), for the simulator's and NeuroBench's counts."""
     if device is not None:
         x = x.to(device)
     g = qgraph.graph
-    ctx = _Ctx(qgraph.state_bits, strict)
+    ctx = _Ctx(qgraph.state_bits, strict, {} if trace_lifs else None)
     values: dict[str, torch.Tensor] = {}
     for name in topological_order(g):
         op = g.nodes[name][Q.QOP]
@@ -302,4 +361,4 @@ def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = Fals
             raise GraphError(f"node {name!r}: integer executor produced {out.dtype}")
         values[name] = out
     out_name = qgraph.output_node
-    return IntegerRun(values[out_name], qgraph.scale(out_name), values, ctx.overflows)
+    return IntegerRun(values[out_name], qgraph.scale(out_name), values, ctx.overflows, ctx.traces)

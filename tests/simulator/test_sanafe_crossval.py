@@ -103,12 +103,6 @@ def test_time_differs_only_by_the_synchronization_of_the_input_tile(small_tiles)
     assert cv.input_hops > 0  # the input's packets cross the NoC on SANA-FE, not from our host
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_our_simulator_is_faster_than_sanafe(case, request):
-    _, cv = request.getfixturevalue(case)
-    assert cv.ours.wall_s < cv.sanafe.wall_s
-
-
 def test_only_networks_sanafe_runs_on_its_synapses_are_compared():
     x = events() * 0.5  # graded input: SANA-FE can only inject the first layer's current
     with pytest.raises(ConfigError, match="entirely through its synapses.*lif1 \\(injected-current\\)"):
