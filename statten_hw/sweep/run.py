@@ -165,11 +165,13 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
     from distributed import Client, LocalCluster
 
     if scheduler is None:
-        # Worker deaths are counted and reported by the sweep itself; Dask's own warnings stay quiet.
+        # Worker deaths are counted and reported by the sweep itself, and a task's error reaches the
+        # client: Dask's own log stays quiet (at ERROR level a worker still heartbeating while the
+        # cluster shuts down printed a traceback at the end of a successful sweep).
         # No dashboard; the scheduler's health endpoint takes any free port rather than 8787 (which
         # another cluster on this machine may hold).
         with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
+                          host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL,
                           scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
             with Client(cluster, set_as_default=False) as client:
                 yield client
