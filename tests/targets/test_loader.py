@@ -189,6 +189,8 @@ def valid_targets(draw):
     for section, name, kind, meta in NUMERIC:
         data.setdefault(section, {})[name] = draw(_valid_value(kind, meta))
     mesh = data["mesh"]
+    # A chip grid whose size times 3 still fits TOML's 64-bit integers (2^40 x 2^40 chips did not).
+    mesh["chips_x"], mesh["chips_y"] = (draw(st.integers(1, 1 << 20)) for _ in range(2))
     mesh["max_chips"] = mesh["chips_x"] * mesh["chips_y"] * draw(st.sampled_from([0, 1, 3]))
     return data
 
