@@ -98,8 +98,8 @@ class InOrderPlacement:
 @dataclass(frozen=True)
 class TrafficAwarePlacement:
     """Greedy local search: start from in-order; visit the cores in id order and move each to the slot
-    (of the chips in use; swapping with the core there, if any) that lowers ``Σ traffic × hops`` most; repeat until a round lowers the cost by less than
-    ``min_gain`` of what it was (on SDT-8-768 the first two rounds bring 21 %, the next ones under
+    (of the chips in use; swapping with the core there, if any) that lowers ``Σ traffic × hops`` most;
+    repeat until a round lowers the cost by less than ``min_gain`` of what it was (on SDT-8-768 the first two rounds bring 21 %, the next ones under
     0.5 % each) or ``max_rounds`` rounds ran. Deterministic; only improving moves are made, so it is
     never worse than in-order.
 
@@ -174,10 +174,10 @@ class _SwapSearch:
         self.occupant = np.full(n_slots, -1)
         self.occupant[:n_cores] = self.slot
         self.coord = [np.asarray(c) for c, _ in axes]
-        self.dist = [f * np.abs(np.arange(c.max() + 1)[:, None] - np.arange(c.max() + 1)[None, :]).astype(np.float64)
+        self.dist = [f * np.abs(np.subtract.outer(np.arange(c.max() + 1), np.arange(c.max() + 1))).astype(np.float64)
                      for c, f in axes]
         self.hist = [self._histogram(c) for c in self.coord]
-        self.here = np.array([self._cost_at(i, i) for i in range(n_cores)]).reshape(n_cores)
+        self.here = np.array([self._cost_at(i, s) for i, s in enumerate(self.slot)], np.float64)
 
     def _histogram(self, coord: np.ndarray) -> np.ndarray:
         n = self.t.shape[0]
@@ -241,4 +241,5 @@ class _SwapSearch:
 STRATEGIES: dict[str, type] = {"in-order": InOrderPlacement, "traffic-aware": TrafficAwarePlacement}
 
 __all__ = ["CHIP_CROSSING_HOPS", "DEFAULT_RATE", "InOrderPlacement", "Placement", "Position", "STRATEGIES",
-           "TrafficAwarePlacement", "Traffic", "core_traffic", "hop_matrix", "hops", "hops_between", "placement_cost", "slot_position"]
+           "TrafficAwarePlacement", "Traffic", "core_traffic", "hop_matrix", "hops", "hops_between", "placement_cost",
+           "slot_position"]

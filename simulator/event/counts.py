@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from statten_hw.ir.graph import SHAPE, inputs_by_port
-from statten_hw.quant.execute import EXECUTORS, _Ctx, lif_integer
+from statten_hw.quant.execute import EXECUTORS, trace_lif
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMean
 
-from .network import group_by_core
+from .network import core_index, group_by_core
 
 CORE_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "events", "buffer_events", "updates",
                "active_updates", "spikes_out")
@@ -83,8 +83,7 @@ def per_core(mask: torch.Tensor, owner: np.ndarray, cores: int) -> np.ndarray:
     flat = mask.reshape(T * n, -1)
     out = torch.zeros(T * n, cores, dtype=torch.int64, device=mask.device)
     for core, elements in group_by_core(owner):
-        index = elements if isinstance(elements, slice) else torch.from_numpy(elements).to(mask.device)
-        out[:, core] = count_rows(flat[:, index])
+        out[:, core] = count_rows(flat[:, core_index(elements, mask.device)])
     return out.reshape(T, n, cores).transpose(0, 1).cpu().numpy()
 
 
@@ -201,12 +200,10 @@ def _state_before(qgraph, layer, values: dict, T: int, traces: dict) -> torch.Te
     out = values[layer.name]
     op = qgraph.qop(layer.name)
     if isinstance(op, QLIF):
-        if layer.name not in traces:  # rerun with the executor's own LIF, which traces what it computes
-            x = values[next(iter(qgraph.graph.predecessors(layer.name)))]
-            ctx = _Ctx(qgraph.state_bits, strict=False, traces={})
-            lif_integer(x, op, ctx, layer.name)
-            traces = ctx.traces
-        return on_steps(traces[layer.name].state_before, T)
+        trace = traces.get(layer.name)
+        if trace is None:  # rerun with the executor's own LIF, which traces what it computes
+            _, trace = trace_lif(values[next(iter(qgraph.graph.predecessors(layer.name)))], op, qgraph.state_bits)
+        return on_steps(trace.state_before, T)
     if layer.kind != "readout":
         return torch.zeros_like(on_steps(out, T), dtype=torch.bool)
     state = out.cumsum(0)

@@ -20,7 +20,7 @@ import torch
 from statten_hw.quant.execute import run_integer
 
 from .counts import Counts, count_active_updates, count_layer_outputs, layer_sources, on_steps
-from .network import CoreElements, EventNetwork, Projection
+from .network import CoreElements, EventNetwork, Projection, core_index
 from .owners import HOST
 from .synapses import AttentionSynapses
 
@@ -37,7 +37,7 @@ def _by_core(per_element: torch.Tensor, groups: CoreElements, cores: int) -> tor
     elements it holds (`_exact_sum`)."""
     out = torch.zeros(per_element.shape[0], cores, dtype=torch.float64, device=per_element.device)
     for core, elements in groups:
-        out[:, core] = _exact_sum(per_element[:, _on(elements, out.device)])
+        out[:, core] = _exact_sum(per_element[:, core_index(elements, out.device)])
     return out
 
 
@@ -64,11 +64,6 @@ def _exact_sum(part: torch.Tensor) -> torch.Tensor:
     return sums.sum(1, dtype=torch.float64)
 
 
-def _on(elements: slice | np.ndarray, device) -> slice | torch.Tensor:
-    """A core's elements as an index usable on ``device`` (a slice stays a view)."""
-    return elements if isinstance(elements, slice) else torch.from_numpy(elements).to(device)
-
-
 def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T: int, S: int,
                       acc: dict[str, np.ndarray], layer: int, reached: dict) -> None:
     dev = values.device
@@ -85,7 +80,7 @@ def _count_projection(p: Projection, values: torch.Tensor, net: EventNetwork, T:
     received = torch.zeros(T * S, K, dtype=ft, device=dev)
     hops = torch.from_numpy(net.hops).to(device=dev, dtype=ft)
     for o, rows in p.senders:
-        rows = _on(rows, dev)
+        rows = core_index(rows, dev)
         sending = E[:, rows]
         per_dst = sending @ cover[rows]  # [T*S, n_dst] packets from core o
         received[:, dst] += per_dst

@@ -61,6 +61,11 @@ def group_by_core(cores: np.ndarray) -> CoreElements:
     return tuple((int(c), np.flatnonzero(cores == c)) for c in np.unique(ids))
 
 
+def core_index(elements: slice | np.ndarray, device) -> slice | torch.Tensor:
+    """A core's elements (from `group_by_core`) as an index usable on ``device`` (a slice stays a view)."""
+    return elements if isinstance(elements, slice) else torch.from_numpy(elements).to(device)
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     name: str

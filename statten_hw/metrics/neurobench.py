@@ -55,7 +55,7 @@ from statten_hw.errors import GraphError, UnsupportedLayer
 from statten_hw.ir import nodes as ir
 from statten_hw.ir.execute_float import _dvs_pool as _float_dvs_pool, _heads_from_map, run_float
 from statten_hw.ir.graph import OP, inputs_by_port, topological_order
-from statten_hw.quant.execute import IntegerRun, LifTrace, _Ctx, _dvs_pool as _integer_dvs_pool, _heads, lif_integer
+from statten_hw.quant.execute import IntegerRun, LifTrace, _dvs_pool as _integer_dvs_pool, _heads, trace_lif
 from statten_hw.quant.fixed_point import saturate
 from statten_hw.quant.quantize import QAttention, QConv2d, QLIF, QLinear, QReLU, QuantizedGraph
 
@@ -242,14 +242,6 @@ def workload_metrics(synapses: list[Synapse], neurons: list[Neuron], samples: in
 
 # --- membranes: each executor's LIF, replayed with its state kept --------------------------------
 
-def integer_lif_trace(x: torch.Tensor, op: QLIF, state_bits: int) -> tuple[torch.Tensor, LifTrace]:
-    """``(spikes, trace)`` of ``quant.execute.lif_integer`` on int64 currents ``[T, ...]``, rerun
-    (for a run made without ``trace_lifs``)."""
-    ctx = _Ctx(state_bits, strict=False, traces={})
-    spikes = lif_integer(x, op, ctx, "lif")
-    return spikes, ctx.traces["lif"]
-
-
 def float_lif(x: torch.Tensor, op: ir.LIF, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(spikes, membrane)`` of ``ir.execute_float.lif_forward`` (hard reset to 0, the integer contract's LIF)."""
     if op.reset != "hard" or op.v_reset != 0:
@@ -286,20 +278,20 @@ def _integer_rule(name, op, ins, out, state_bits, traces):
     if isinstance(op, (QConv2d, QLinear)):
         return Synapse(name, op, ins["x"])
     if isinstance(op, QLIF):
-        if name not in traces:
-            spikes, trace = integer_lif_trace(ins["x"], op, state_bits)
+        trace = traces.get(name)
+        if trace is None:
+            spikes, trace = trace_lif(ins["x"], op, state_bits)
             _checked(name, spikes, out)
-            return traced_neuron(name, trace)
-        return traced_neuron(name, traces[name])
+        return traced_neuron(name, trace)
     if isinstance(op, QReLU):
         return neuron(name, out)
     if isinstance(op, QAttention) and op.mode == "SDSA":
         key = f"{name}.kv_lif"
-        if key not in traces:
+        trace = traces.get(key)
+        if trace is None:
             current = _sdsa_current(ins["k"], ins["v"], op, _heads, _integer_dvs_pool)
-            current, _ = saturate(current, state_bits, strict=False)
-            return traced_neuron(key, integer_lif_trace(current, op.kv_lif, state_bits)[1])
-        return traced_neuron(key, traces[key])
+            _, trace = trace_lif(saturate(current, state_bits, strict=False)[0], op.kv_lif, state_bits)
+        return traced_neuron(key, trace)
     return None
 
 

@@ -228,6 +228,14 @@ def _traced_lif(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str) -> 
     return out
 
 
+def trace_lif(X: torch.Tensor, op: Q.QLIF, state_bits: int) -> tuple[torch.Tensor, LifTrace]:
+    """``(spikes, LifTrace)`` of `lif_integer` on int64 currents ``[T, ...]``, saturating: a LIF of a
+    run made without ``trace_lifs`` (or run by the detailed engine), rerun for its counts."""
+    ctx = _Ctx(state_bits, strict=False, traces={})
+    spikes = lif_integer(X, op, ctx, "lif")
+    return spikes, ctx.traces["lif"]
+
+
 def leak_(v: torch.Tensor, dv: int) -> torch.Tensor:
     """`fixed_point.decay` of int64 ``v``, in place and in two passes instead of five: Lava's
     ``sign(p)·(|p| >> 12)`` of ``p = v·(4096-dv)`` is ``p / 4096`` truncated toward zero, which torch's
