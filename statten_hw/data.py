@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from statten_hw.errors import InputError
+from statten_hw.errors import InputError, one_line
 
 SEQ_STEPS = 8
 SPLIT_SEED = 0
@@ -89,13 +89,8 @@ def load_npz(path) -> tuple[torch.Tensor, torch.Tensor]:
         with np.load(path, allow_pickle=False) as data:
             x, y = data["x"], data["y"]
     except _DAMAGED as err:
-        raise InputError(f"{path}: not a readable .npz file ({_short(err)})") from None
+        raise InputError(f"{path}: not a readable .npz file ({one_line(err, 100)})") from None
     return _checked_arrays(path, x, y)
-
-
-def _short(err: Exception) -> str:
-    text = " ".join(f"{type(err).__name__}: {err}".split())
-    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _check_header(path: Path, archive: zipfile.ZipFile, name: str) -> None:

@@ -18,6 +18,13 @@ def brief(value) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
+def one_line(err: BaseException, limit: int | None = None) -> str:
+    """``Type: message`` of a foreign exception on one line (whitespace collapsed), cut to ``limit``
+    characters when given."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if limit is None or len(text) <= limit else text[:limit - 3] + "..."
+
+
 class CheckpointError(StattenError):
     """A checkpoint file cannot be read, is unsafe, or does not describe a supported model."""
 

@@ -26,7 +26,7 @@ from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from statten_hw.errors import InputError
+from statten_hw.errors import InputError, one_line
 
 from .config import Configuration
 from .store import ResultStore
@@ -126,7 +126,7 @@ def _result_or_error(future):
 
 def describe_failure(err: BaseException) -> str:
     """One line for the report; a cancellation gets the usual cause, which only the scheduler's log shows."""
-    text = " ".join(f"{type(err).__name__}: {err}".split())
+    text = one_line(err)
     if isinstance(err, CancelledError):
         text += (" (the scheduler's log says why; often a scheduler or worker whose Python environment "
                  "cannot import statten_hw)")
