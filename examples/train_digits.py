@@ -31,6 +31,7 @@ from tqdm import tqdm
 import statten_hw
 from statten_hw.data import load_digits_split
 from statten_hw.models import ModelConfig, build_model
+from statten_hw.quant.aware import bake, freeze_batchnorm, quantization_aware
 
 DIM, DEPTH, HEADS, POOLING = 32, 1, 4, "0001"
 
@@ -93,28 +94,22 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: in
     return correct / len(x)
 
 
-def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
-    dataset, T, B, default_epochs = MODELS[name]
-    epochs = args.epochs or default_epochs
-    seed_everything(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
-    xtr, ytr = load_digits_split(dataset, "train")
-    xte, yte = load_digits_split(dataset, "test")
-    cfg = ModelConfig(family="statten", attention="STAtten", depth=DEPTH, dim=args.dim, heads=HEADS,
-                      timesteps=T, block_size=B, img_size=8, in_channels=1, num_classes=10,
-                      pooling_stat=POOLING)
-    model = build_model(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+def run_epochs(model: torch.nn.Module, data, dataset: str, args: argparse.Namespace, gen: torch.Generator,
+               epochs: int, lr: float, warmup: bool, desc: str, frozen_bn: bool = False) -> None:
+    """AdamW with cosine decay to 0 per step (after one epoch of linear warm-up when ``warmup``);
+    ``frozen_bn``: BatchNorm on its running statistics, as quantization-aware training needs."""
+    xtr, ytr, xte, yte = data
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(xtr) / args.batch_size)
     total = epochs * steps_per_epoch
-    warmup = steps_per_epoch  # one epoch of linear warm-up, then cosine to 0
+    ramp = steps_per_epoch if warmup else 0
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))))
-
-    t0 = time.perf_counter()
-    bar = tqdm(range(epochs), desc=f"{name:15s}", leave=True, dynamic_ncols=True)
+        opt, lambda s: (s + 1) / ramp if s < ramp else 0.5 * (1 + math.cos(math.pi * (s - ramp) / max(1, total - ramp))))
+    bar = tqdm(range(epochs), desc=f"{desc:19s}", leave=True, dynamic_ncols=True)
     for epoch in bar:
         model.train()
+        if frozen_bn:
+            freeze_batchnorm(model)
         perm = torch.randperm(len(xtr), generator=gen)
         running, seen = 0.0, 0
         for i in range(0, len(xtr), args.batch_size):
@@ -131,6 +126,30 @@ def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
         if (epoch + 1) % args.eval_every == 0 or epoch + 1 == epochs:
             post["test"] = f"{evaluate(model, xte, yte):.4f}"
         bar.set_postfix(post)
+
+
+def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
+    dataset, T, B, default_epochs = MODELS[name]
+    epochs = args.epochs or default_epochs
+    seed_everything(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    xtr, ytr = load_digits_split(dataset, "train")
+    xte, yte = load_digits_split(dataset, "test")
+    cfg = ModelConfig(family="statten", attention="STAtten", depth=DEPTH, dim=args.dim, heads=HEADS,
+                      timesteps=T, block_size=B, img_size=8, in_channels=1, num_classes=10,
+                      pooling_stat=POOLING)
+    t0 = time.perf_counter()
+    if args.from_float:
+        model = statten_hw.load_checkpoint(Path(args.from_float) / f"{name}.pth")
+    else:
+        model = build_model(cfg)
+        run_epochs(model, (xtr, ytr, xte, yte), dataset, args, gen, epochs, args.lr, warmup=True, desc=name)
+    float_acc = evaluate(model, xte, yte)
+    if args.qat_epochs:
+        quantization_aware(model, args.qat_bits, encoding="events" if dataset == "digits-seq" else None)
+        run_epochs(model, (xtr, ytr, xte, yte), dataset, args, gen, args.qat_epochs, args.qat_lr, warmup=False,
+                   desc=f"{name} QAT", frozen_bn=True)
+        bake(model)
     train_s = time.perf_counter() - t0
     acc = evaluate(model, xte, yte)
 
@@ -140,6 +159,7 @@ def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
         in_channels=1, num_classes=10, dvs_mode=False, TET=False, dataset=dataset, seed=args.seed,
         epochs=epochs, lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
         smoothing=0.1, opt="adamw", sched="cosine", warmup_epochs=1, aug="random shift +-1 px",
+        qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, qat_bits=args.qat_bits, float_top1=float_acc,
     )
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     out = Path(args.out) / f"{name}.pth"
@@ -150,9 +170,9 @@ def train_one(name: str, args: argparse.Namespace, console: Console) -> dict:
     reloaded = statten_hw.load_checkpoint(out)
     assert reloaded.config == cfg, (reloaded.config, cfg)
     reload_acc = evaluate(reloaded, xte, yte)
-    console.print(f"[bold]{name}[/]: trained {train_s:.0f}s, test top-1 {acc:.4f}, "
+    console.print(f"[bold]{name}[/]: trained {train_s:.0f}s, test top-1 {acc:.4f} (float stage {float_acc:.4f}), "
                   f"reloaded {reload_acc:.4f}, {out} ({out.stat().st_size / 1024:.1f} KiB)")
-    return dict(name=name, dataset=dataset, T=T, B=B, acc=acc, reload_acc=reload_acc,
+    return dict(name=name, dataset=dataset, T=T, B=B, acc=acc, float_acc=float_acc, reload_acc=reload_acc,
                 size=out.stat().st_size, seconds=train_s, epochs=epochs, path=out)
 
 
@@ -169,6 +189,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--qat-epochs", type=int, default=8,
+                   help="quantization-aware fine-tuning epochs after the float stage (0: none)")
+    p.add_argument("--qat-lr", type=float, default=1e-3)
+    p.add_argument("--qat-bits", type=int, default=8)
+    p.add_argument("--from-float", metavar="DIR",
+                   help="skip the float stage: load DIR/<name>.pth (a float-stage checkpoint) instead")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     console = Console(width=max(Console().width, 110))
@@ -176,10 +202,10 @@ def main() -> None:
     results = [train_one(n, args, console) for n in ([args.only] if args.only else MODELS)]
 
     table = Table(title=f"digits default models ({time.perf_counter() - start:.0f}s in all)")
-    for col in ("file", "dataset", "T", "B", "test top-1", "reloaded top-1", "size", "train s"):
+    for col in ("file", "dataset", "T", "B", "float stage", "test top-1", "reloaded top-1", "size", "train s"):
         table.add_column(col, justify="right" if col not in ("file", "dataset") else "left")
     for r in results:
-        table.add_row(r["path"].name, r["dataset"], str(r["T"]), str(r["B"]), f"{r['acc']:.4f}",
+        table.add_row(r["path"].name, r["dataset"], str(r["T"]), str(r["B"]), f"{r['float_acc']:.4f}", f"{r['acc']:.4f}",
                       f"{r['reload_acc']:.4f}", f"{r['size'] / 1024:.1f} KiB", f"{r['seconds']:.0f}")
     console.print(table)
 

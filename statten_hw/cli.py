@@ -114,6 +114,8 @@ def cmd_export(args) -> None:
     if unknown:
         raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
     check_bits(args.bits)
+    if not 0 <= args.fraction_bits <= 16:
+        raise InputError(f"--fraction-bits must be in 0..16, got {args.fraction_bits}")
     path, model = _load(args)
     # Everything that can fail on bad input happens before the first file is written.
     calib_x = _calibration_data(model, args) if {"onnx", "nir", "netx"} & set(formats) else None
@@ -169,7 +171,8 @@ def _quantize_for_export(model, graph, calib_x, args):
     from statten_hw.data import load_dataset
     from statten_hw.quant import compare_float_integer, quantize
 
-    qgraph = quantize(graph, calib_x[: args.calibration_samples], weight_bits=args.bits)
+    qgraph = quantize(graph, calib_x[: args.calibration_samples], weight_bits=args.bits,
+                      fraction_bits=args.fraction_bits)
     test_x, test_y = load_dataset(args.calibration, split="test")
     cmp = compare_float_integer(model, qgraph, test_x, test_y)
     print(f"integer network ({args.bits}-bit weights): accuracy float {100 * cmp['float_accuracy']:.2f} % vs "
@@ -319,6 +322,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from statten_hw.quant.quantize import FRACTION_BITS
     from statten_hw.resources import SAFETY_FRACTION
 
     parser = argparse.ArgumentParser(prog="statten-hw", description=__doc__.splitlines()[0])
@@ -338,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated: ir (deployment graph), onnx (integer network), onnx-float, nir, "
                          "netx (lava-dl HDF5 of the part netx carries; not in the default)")
     ex.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (1-16, default 8)")
+    ex.add_argument("--fraction-bits", type=int, default=FRACTION_BITS,
+                    help=f"bits a layer's sums keep below the weight LSB, Loihi's weight exponent (0-16, default "
+                         f"{FRACTION_BITS}); netx files carry no exponent: use 0 with --format netx")
     ex.add_argument("--calibration", default="digits",
                     help="data for calibration (train split) and the float-vs-integer check (test split)")
     ex.add_argument("--calibration-samples", type=int, default=256, help="calibration samples (default 256)")

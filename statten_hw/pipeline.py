@@ -40,10 +40,12 @@ class Deployment:
 
 def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None = None, *, bits: int = 8,
             timesteps: int | None = None, dataset: str | None = None,
-            calibration_samples: int = CALIBRATION_SAMPLES, use_ema: bool = False) -> Deployment:
+            calibration_samples: int = CALIBRATION_SAMPLES, use_ema: bool = False,
+            fraction_bits: int | None = None) -> Deployment:
     """Load ``checkpoint`` (the embedded default when None), quantize it on ``dataset``'s training split
     (its first ``calibration_samples``) with ``bits``-bit weights, and map it on ``target`` with blocks of
-    ``block_size`` (the checkpoint's own B when None). Raises a `StattenError` on any bad input."""
+    ``block_size`` (the checkpoint's own B when None); ``fraction_bits``: the quantizer's (its default
+    when None). Raises a `StattenError` on any bad input."""
     from statten_hw.data import load_dataset
     from statten_hw.defaults import default_checkpoint
     from statten_hw.evaluate import check_input_shape
@@ -59,7 +61,8 @@ def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None
     calib_x, _ = load_dataset(dataset, split="train")
     check_input_shape(model, calib_x, dataset)
     graph = lower(model, encoding="events" if calib_x.dim() == 5 else None)
-    qgraph = quantize(graph, calib_x[:calibration_samples], weight_bits=bits)
+    extra = {} if fraction_bits is None else {"fraction_bits": fraction_bits}
+    qgraph = quantize(graph, calib_x[:calibration_samples], weight_bits=bits, **extra)
     target = target if isinstance(target, Target) else load_target(target)
     mapping = map_model(qgraph.float_graph, target, model.config.block_size)
     return Deployment(path, model, qgraph, mapping, dataset)

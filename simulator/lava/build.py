@@ -3,12 +3,12 @@ our processes (`processes`, `attention`) for the rest, an injector for the input
 
 Per node of the integer graph (`statten_hw.quant.quantize`):
 
-* ``QConv2d`` -> ``lava.proc.conv.process.Conv``: 8-bit weights as they are (Lava's fixed-point conv
-  applies no exponent), kernel flipped and in Lava's ``(C_out, X, Y, C_in)`` order (Lava convolves,
+* ``QConv2d`` -> ``lava.proc.conv.process.Conv``: the 8-bit mantissas and the layer's ``weight_exp``
+  (which our conv model applies, as Loihi does; Lava's own fixed-point conv ignores it), kernel flipped and in Lava's ``(C_out, X, Y, C_in)`` order (Lava convolves,
   PyTorch correlates), 24-bit accumulator, run by `synapses.PyConvFastModel`. Lava sums in float64,
   exact far beyond what 24-bit inputs and 8-bit weights can reach.
 * ``QLinear`` -> ``lava.proc.dense.process.Dense`` (one weight block per token), Loihi's mixed-sign
-  8-bit synapse: mantissa ``2·w`` with ``weight_exp = -1`` (Lava truncates the lowest bit of mixed-sign
+  8-bit synapse: mantissa ``2·w`` with ``weight_exp`` one below the layer's (Lava truncates the lowest bit of mixed-sign
   weights), int32 sums: a layer whose sums could reach 2^31 is refused (`UnsupportedLayer`).
 * ``QLIF`` -> ``lava.proc.lif.process.LIFReset`` (``TernaryLIF`` for ternary neurons) run by
   `neurons.LIF_MODELS`: ``du = 4095`` (no current memory), ``dv`` as is, ``vth = threshold - 1``
@@ -152,9 +152,9 @@ class _Builder:
 
     def conv(self, name, op: QConv2d):
         src = self.inputs(name)["x"]
-        w = check_weights(name, "conv2d", op.weight)
+        w = check_weights(name, "conv2d", op.mantissa)
         kernel = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)).astype(np.int32)
-        conv = self.add(name, lava.Conv(weight=kernel, input_shape=lava_shape(self.shape(src)),
+        conv = self.add(name, lava.Conv(weight=kernel, weight_exp=op.weight_exp, input_shape=lava_shape(self.shape(src)),
                                         padding=op.padding, stride=op.stride, groups=op.groups,
                                         num_message_bits=self.message_bits(src), name=name))
         self.out[src].port.connect(conv.s_in)
@@ -163,13 +163,13 @@ class _Builder:
 
     def linear(self, name, op: QLinear):
         src = self.inputs(name)["x"]
-        w = check_weights(name, "linear", op.weight)
+        w = check_weights(name, "linear", op.mantissa)
         tokens = self.shape(name)[0] if len(self.shape(name)) == 2 else 1
-        reach = 2 * self.out[src].bound * int(np.abs(w).sum(1).max(initial=0))
+        reach = (2 << op.weight_exp) * self.out[src].bound * int(np.abs(w).sum(1).max(initial=0))
         if reach >= DENSE_LIMIT:
             raise UnsupportedLayer(name, "linear", f"sums may reach {reach} >= 2^31, beyond Lava's int32 Dense")
-        weights = 2 * np.kron(np.eye(tokens, dtype=np.int64), w)  # Loihi's mixed-sign mantissa, exponent -1
-        dense = self.add(name, lava.Dense(weights=weights.astype(np.int32), weight_exp=-1,
+        weights = 2 * np.kron(np.eye(tokens, dtype=np.int64), w)  # Loihi's mixed-sign mantissa: 2w, exponent - 1
+        dense = self.add(name, lava.Dense(weights=weights.astype(np.int32), weight_exp=op.weight_exp - 1,
                                           num_weight_bits=LOIHI_WEIGHT_BITS, sign_mode=lava.SignMode.MIXED,
                                           num_message_bits=self.message_bits(src), name=name))
         self.out[src].port.connect(dense.s_in)

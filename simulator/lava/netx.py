@@ -75,6 +75,9 @@ def _block_problem(qgraph: QuantizedGraph, prev: str) -> tuple[str | None, str]:
     op = qgraph.qop(syn)
     if not isinstance(op, (QConv2d, QLinear)):
         return syn, NOT_IN_NETX.get(type(op), f"{type(op).__name__} has no netx layer type")
+    if op.weight_exp:
+        return syn, (f"its weights carry an exponent (2**{op.weight_exp}, the quantizer's fraction bits); a netx "
+                     f"file has none: quantize with fraction_bits=0 (export --fraction-bits 0)")
     if isinstance(op, QLinear) and len(g.nodes[syn][SHAPE]) != 1:
         return syn, "a linear layer on tokens [N, C] applies one weight row per token; netx dense is one matrix"
     after = list(g.successors(syn))

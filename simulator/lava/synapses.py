@@ -5,7 +5,8 @@ Lava's fixed-point Conv model (``lava.proc.conv.models.PyConvModelFixed``) convo
 (``TORCH_IS_AVAILABLE = False``), so every step runs one ``scipy.signal.convolve2d`` per (output,
 input) channel pair: about 90 ms per step for a 32x32-channel 3x3 layer, most of a run's time.
 `PyConvFastModel` is that model with the convolution done as one integer tensor contraction over
-sliding windows (numpy, int64: exact, and free of the OpenMP thread pools that deadlock torch in
+sliding windows and the process's ``weight_exp`` applied (``sums << weight_exp``, Loihi's
+``weight = mantissa << exponent``; the stock model declares the variable but never reads it) (numpy, int64: exact, and free of the OpenMP thread pools that deadlock torch in
 forked Lava actors, see `graded`). Everything else is Lava's model: the one-step delay (``a_out``
 sends the previous step's sums), binary inputs as booleans when ``num_message_bits == 0``, and the
 24-bit wrap-around of ``clamp_precision``. ``tests/simulator/lava/test_synapses.py`` checks it
@@ -61,6 +62,7 @@ class PyConvFastModel(lava.PyConvModelFixed):
         if self.num_message_bits.item() == 0:
             s_in = s_in.astype(bool)
         sums = conv_xyz(s_in, self.weight, self.stride, self.padding, self.dilation, self.groups[0])
+        sums <<= int(self.weight_exp.item())  # Loihi's weight = mantissa << exponent; never negative here
         self.a_buf = self.clamp_precision(sums).astype(np.int32)
 
 

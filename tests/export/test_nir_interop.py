@@ -183,9 +183,10 @@ def test_snntorch_csnn_runs_bit_exact_on_the_integer_graph(tmp_path):
     convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
     for name, conv in zip(("0", "2", "4"), convs):  # the premise: 8-bit quantization is lossless here
         op = qg.qop(name)
-        assert isinstance(op, QConv2d) and op.w_scale == 0.25
-        assert np.array_equal(op.weight, (conv.weight.detach().numpy() * 4).astype(np.int64))
-        assert np.array_equal(op.bias, (conv.bias.detach().numpy() * 4).astype(np.int64))
+        step = 1 << op.weight_exp  # the sums keep weight_exp bits below the 1/4 weight step
+        assert isinstance(op, QConv2d) and op.w_scale * step == 0.25
+        assert np.array_equal(op.mantissa, (conv.weight.detach().numpy() * 4).astype(np.int64))
+        assert np.array_equal(op.bias, (conv.bias.detach().numpy() * 4 * step).astype(np.int64))
     assert [qg.qop(n).dv for n in qg.lif_nodes] == [4096, 2048, 4096]
     run = run_integer(qg, x)
     assert sum(run.overflows.values()) == 0

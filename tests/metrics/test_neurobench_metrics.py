@@ -52,7 +52,7 @@ def _two_layer_graph():
 
 @pytest.fixture(scope="module")
 def two_layer():
-    qg = quantize(_two_layer_graph(), EVENTS)
+    qg = quantize(_two_layer_graph(), EVENTS, fraction_bits=0)  # sums in weight steps, as derived below
     return qg, run_integer(qg, EVENTS)
 
 

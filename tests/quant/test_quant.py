@@ -50,7 +50,7 @@ def test_hand_derived_linear_lif():
     #   [0,0,1]: X = -23+16 = -7:   H = -7, -3-7=-10, -5-7=-12, -6-7=-13 (toward zero) 0 0 0 0
     g = _linear_lif_graph()
     x = torch.tensor([[0, 1, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]], dtype=torch.float32)
-    qg = quantize(g, x)
+    qg = quantize(g, x, fraction_bits=0)
     fc, lif = qg.qop("fc"), qg.qop("lif")
     assert isinstance(fc, QLinear) and fc.weight.tolist() == [[127, 32, -23]] and fc.bias.tolist() == [16]
     assert isinstance(lif, QLIF) and (lif.threshold, lif.dv) == (128, 2048) and qg.scale("fc") == 1 / 64
@@ -69,6 +69,35 @@ def test_saturate_and_requant():
     assert (e.value.layer, e.value.value, e.value.bits) == ("l", -200, 8)
     m, s = requant_params(0.3)
     assert requant(torch.tensor([1000], dtype=torch.int64), m, s).item() == 300
+
+
+def test_hand_derived_fraction_bits():
+    # The same network with the sums 6 bits finer (Loihi's weight exponent): calibration peak 143
+    # weight steps takes 8 bits, 24 - sign - 2 headroom - 1 (LIF) - 8 = 12 >= 6, so weight_exp = 6.
+    # W = [127, 32, -23] << 6, b_int = round(0.25 * 4096) = 1024, theta_int = ceil(2 / (1/4096)) = 8192:
+    # every value is 64x the coarse one, except where the coarse decay truncated an odd state:
+    #   [0,0,1]: X = -448: H = -448, -224-448 = -672, -336-448 = -784, -392-448 = -840 (coarse: -13·64 = -832)
+    g = _linear_lif_graph()
+    x = torch.tensor([[0, 1, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1]], dtype=torch.float32)
+    qg = quantize(g, x)
+    fc, lif = qg.qop("fc"), qg.qop("lif")
+    assert fc.weight_exp == 6 and fc.mantissa.tolist() == [[127, 32, -23]] and fc.bias.tolist() == [1024]
+    assert fc.weight.tolist() == [[127 * 64, 32 * 64, -23 * 64]] and lif.threshold == 8192
+    r = run_integer(qg, x)
+    assert r.values["fc"][:, :, 0].T.tolist() == [[3072] * 4, [9152] * 4, [7680] * 4, [-448] * 4]
+    assert r.values["lif"][:, :, 0].T.tolist() == [[0, 0, 0, 0], [1, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 0]]
+    assert decay(torch.tensor([-448, -672, -784]), 2048).tolist() == [-224, -336, -392]
+
+
+def test_fraction_bits_shrink_to_fit_the_state(statten):
+    # fewer state bits leave fewer bits below the weight LSB; never a negative exponent
+    _, g, x = statten
+    exps = {bits: [qg.qop(n).weight_exp for n in qg.graph if isinstance(qg.qop(n), (QConv2d, QLinear))]
+            for bits in (24, 14, 8) for qg in [quantize(g, x, state_bits=bits)]}
+    assert max(exps[24]) == 6 and all(a >= b >= c >= 0 for a, b, c in zip(exps[24], exps[14], exps[8]))
+    assert min(exps[8]) == 0 and exps[14] != exps[24]
+    with pytest.raises(ValueError, match="fraction_bits"):
+        quantize(g, x, fraction_bits=-1)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +119,8 @@ def test_integer_only_and_deterministic(statten):
     for n in qg.graph:
         op = qg.qop(n)
         if isinstance(op, (QConv2d, QLinear)):
-            assert op.weight.dtype == np.int64 and np.abs(op.weight).max() <= 127 and op.bias.dtype == np.int64
+            assert op.weight.dtype == np.int64 and np.abs(op.mantissa).max() <= 127 and op.bias.dtype == np.int64
+            assert np.array_equal(op.mantissa << op.weight_exp, op.weight) and 0 <= op.weight_exp <= 6
     assert all(c == 0 for c in a.overflows.values())
     assert all(isinstance(s, float) for s in qg.edge_scales.values())
 
@@ -110,7 +140,7 @@ def test_weight_bits_configurable(statten, bits):
     _, g, x = statten
     qg = quantize(g, x, weight_bits=bits)
     conv = qg.qop("patch_embed.proj_conv")
-    assert np.abs(conv.weight).max() == max(1, 2 ** (bits - 1) - 1)
+    assert np.abs(conv.mantissa).max() == max(1, 2 ** (bits - 1) - 1)
     assert run_integer(qg, x).logits_int.shape == (8, 5)
 
 

@@ -23,6 +23,7 @@ from statten_hw.ir import nodes as ir  # noqa: E402
 from statten_hw.ir.graph import add_op, new_graph  # noqa: E402
 from statten_hw.ir.passes.infer_shapes import infer_shapes  # noqa: E402
 from statten_hw.quant import quantize  # noqa: E402
+from statten_hw.quant.quantize import FRACTION_BITS  # noqa: E402
 
 MODES = ("statten", "t_statten", "n_statten", "a2os2a", "sdsa", "ssa")
 #: The DVS nets: event-count input (2 polarity channels), STAtten with TET (per-step logits) and SDSA.
@@ -41,16 +42,16 @@ def active_model(key: str) -> torch.nn.Module:
 
 
 @lru_cache(maxsize=None)
-def active_qgraph(key: str):
+def active_qgraph(key: str, fraction_bits: int = FRACTION_BITS):
     model = active_model(key)
-    return quantize(lower(model), small_input(model, 8), weight_bits=8)
+    return quantize(lower(model), small_input(model, 8), weight_bits=8, fraction_bits=fraction_bits)
 
 
 def sample(key: str, batch: int) -> torch.Tensor:
     return small_input(active_model(key), batch, seed=3)
 
 
-def tiny_qgraph(weight_bits: int = 8):
+def tiny_qgraph(weight_bits: int = 8, fraction_bits: int = FRACTION_BITS):
     """input [6] -> linear -> LIF -> linear -> time mean -> output (six Lava processes), and 2 samples."""
     rng = np.random.default_rng(5)
     g = new_graph()
@@ -63,4 +64,4 @@ def tiny_qgraph(weight_bits: int = 8):
     add_op(g, "output", ir.Output(), "", x="time_mean")
     infer_shapes(g)
     x = torch.from_numpy(rng.normal(size=(8, 6)).astype(np.float32))
-    return quantize(g, x, weight_bits=weight_bits), x[:2]
+    return quantize(g, x, weight_bits=weight_bits, fraction_bits=fraction_bits), x[:2]

@@ -67,7 +67,7 @@ def test_plain_snn_round_trip(net, stop, reason, tmp_path):
     from statten_hw.simulator.lava.netx import export_netx, run_netx
 
     g, calib = net()
-    qgraph = quantize(g, calib, weight_bits=8)
+    qgraph = quantize(g, calib, weight_bits=8, fraction_bits=0)
     export = export_netx(qgraph, tmp_path / "snn.net")
     assert [lif for _, lif in export.blocks] == ["lif1", "lif2"]
     reasons = dict(export.not_carried)
@@ -86,7 +86,7 @@ def test_embedded_stem_round_trip_and_what_netx_cannot_carry(tmp_path):
     from statten_hw.pipeline import prepare
     from statten_hw.simulator.lava.netx import export_netx, run_netx
 
-    d = prepare(None, "loihi2")
+    d = prepare(None, "loihi2", fraction_bits=0)
     export = export_netx(d.qgraph, tmp_path / "stem.net")
     assert export.blocks == (("patch_embed.proj_conv", "patch_embed.proj_lif"),
                              ("patch_embed.proj_conv1", "patch_embed.proj_lif1"),
@@ -108,7 +108,7 @@ def test_attention_networks_list_what_netx_cannot_carry(tmp_path):
     from statten_hw.simulator.lava.netx import export_netx
 
     for key in ("statten", "ssa"):
-        export = export_netx(active_qgraph(key), tmp_path / f"{key}.net")
+        export = export_netx(active_qgraph(key, fraction_bits=0), tmp_path / f"{key}.net")
         reasons = dict(export.not_carried)
         assert reasons["block.0.attn.attention"] == "spiking attention has no netx layer type"
         assert all(reason for reason in reasons.values())
@@ -119,7 +119,7 @@ def test_nothing_to_carry_is_an_error_naming_the_node(tmp_path):
 
     g = _graph((2, 8, 8), [("pool", ir.MaxPool2d()), ("conv", ir.Conv2d(weight=_f32(2, 2, 3, 3))),
                            ("lif", ir.LIF())])
-    qgraph = quantize(g, torch.rand(4, 2, 8, 8), weight_bits=8)
+    qgraph = quantize(g, torch.rand(4, 2, 8, 8), weight_bits=8, fraction_bits=0)
     with pytest.raises(UnsupportedLayer, match="'pool'.*create_pool raises NotImplementedError"):
         export_netx(qgraph, tmp_path / "none.net")
     assert not (tmp_path / "none.net").exists()
@@ -129,7 +129,7 @@ def test_wide_weights_are_refused_not_clipped(tmp_path):
     """netx's own loader would clip them with a printed warning; the exporter refuses."""
     from statten_hw.simulator.lava.netx import export_netx
 
-    qgraph, _ = tiny_qgraph(weight_bits=10)
+    qgraph, _ = tiny_qgraph(weight_bits=10, fraction_bits=0)
     with pytest.raises(UnsupportedLayer, match="'fc1'.*Loihi 2 synapses hold 8-bit"):
         export_netx(qgraph, tmp_path / "wide.net")
     assert not (tmp_path / "wide.net").exists()
@@ -145,15 +145,26 @@ def test_export_command_writes_netx_and_says_what_it_cannot_carry(tmp_path, caps
     from statten_hw.pipeline import prepare
     from statten_hw.simulator.lava.netx import NetxExport, run_netx
 
-    assert main(["export", "-o", str(tmp_path), "--format", "netx"]) == 0
+    assert main(["export", "-o", str(tmp_path), "--format", "netx", "--fraction-bits", "0"]) == 0
     assert "the chain stops at patch_embed.maxpool3" in capsys.readouterr().out
     side = json.loads((tmp_path / "digits_statten.netx.json").read_text())
     reasons = {row["node"]: row["reason"] for row in side["not_carried"]}
     assert reasons["block.0.attn.attention"] == "spiking attention has no netx layer type"
     export = NetxExport(tmp_path / side["file"], tuple(tuple(b) for b in side["blocks"]),
                         tuple(reasons.items()), tuple(side["input_shape"]), side["input_bits"])
-    d = prepare(None, "loihi2")  # the same quantization as the command's (default calibration)
+    d = prepare(None, "loihi2", fraction_bits=0)  # the same quantization as the command's (default calibration)
     x = load_dataset(d.dataset, split="test")[0][:2]
     spikes, ref = run_netx(export, d.qgraph, x), run_integer(d.qgraph, x)
     for _, lif in export.blocks:
         np.testing.assert_array_equal(spikes[lif], ref.values[lif].numpy(), err_msg=lif)
+
+
+def test_weight_exponents_are_refused_with_the_way_out(tmp_path, capsys):
+    """netx files have no weight exponent: the default quantization (fraction bits) cannot be carried,
+    and the command says so in one line, naming the layer and the option, and writes nothing."""
+    from statten_hw.cli import main
+
+    assert main(["export", "-o", str(tmp_path), "--format", "netx"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'patch_embed.proj_conv'" in err and "--fraction-bits 0" in err
+    assert not any(tmp_path.iterdir())

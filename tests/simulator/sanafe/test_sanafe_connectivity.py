@@ -21,7 +21,7 @@ def _apply(syn, x: np.ndarray, n_out: int) -> np.ndarray:
 def test_conv_synapses_are_the_conv(groups, stride, padding):
     rng = np.random.default_rng(groups)
     C, H, W, O, k = 4, 7, 6, 8, 3
-    op = QConv2d(rng.integers(-127, 128, (O, C // groups, k, k)), rng.integers(-500, 500, O), 1.0, stride, padding,
+    op = QConv2d(rng.integers(-127, 128, (O, C // groups, k, k)), rng.integers(-500, 500, O), 1.0, 0, stride, padding,
                  groups)
     x = rng.integers(0, 2, (C, H, W))
     want = F.conv2d(torch.tensor(x, dtype=torch.float64)[None], torch.tensor(op.weight, dtype=torch.float64),
@@ -36,7 +36,7 @@ def test_conv_synapses_are_the_conv(groups, stride, padding):
 
 def test_linear_synapses_act_per_token():
     rng = np.random.default_rng(1)
-    op = QLinear(rng.integers(-127, 128, (5, 3)), rng.integers(-50, 50, 5), 1.0)
+    op = QLinear(rng.integers(-127, 128, (5, 3)), rng.integers(-50, 50, 5), 1.0, 0)
     x = rng.integers(0, 2, (4, 3))  # 4 tokens of 3 features
     syn = linear_synapses(op, (4, 3))
     assert np.array_equal(_apply(syn, x.ravel(), 20), (x @ op.weight.T + op.bias).ravel())
