@@ -127,32 +127,39 @@ def _exact_dtype(name: str, bound: float, device: torch.device) -> torch.dtype:
 
 
 def _conv_int(z: torch.Tensor, op: Q.QConv2d, name: str = "?") -> torch.Tensor:
-    """Integer conv2d through a float ``conv2d``: exact while every partial sum stays below the float
-    type's integer range (checked from the input's largest magnitude and the weights' absolute row
-    sums; TF32 off), and fast on CPU (oneDNN) and CUDA alike, where torch has no int64 convolution."""
-    row, bias = _weight_bounds(op)
-    dtype = _exact_dtype(name, _peak(z) * row + bias, z.device)
+    """Integer conv2d through a float ``conv2d`` of the mantissas: exact while every partial sum stays
+    below the float type's integer range (checked from the input's largest magnitude and the
+    mantissas' absolute row sums; TF32 off), and fast on CPU (oneDNN) and CUDA alike, where torch has
+    no int64 convolution. The weight exponent and the bias are applied in int64 (`_finish`)."""
+    dtype = _exact_dtype(name, _peak(z) * _mantissa_bound(op), z.device)
     with _no_tf32():
-        out = F.conv2d(z.to(dtype), *_float_params(op, z.device, dtype), stride=op.stride, padding=op.padding,
+        out = F.conv2d(z.to(dtype), _float_mantissa(op, z.device, dtype), stride=op.stride, padding=op.padding,
                        groups=op.groups)
-    return out.round_().to(I64)
+    return _finish(out, op, channel_dims=2)
 
 
-_BOUNDS: "weakref.WeakKeyDictionary[object, tuple[float, float]]" = weakref.WeakKeyDictionary()
+def _finish(sums: torch.Tensor, op, channel_dims: int) -> torch.Tensor:
+    """``(round(sums) << weight_exp) + bias`` in int64; the bias has ``channel_dims`` trailing axes to
+    broadcast over (2 for a conv's ``[C, H, W]``, 0 for a linear's last axis)."""
+    out = sums.round_().to(I64)
+    bias = torch.as_tensor(op.bias, dtype=I64, device=out.device).reshape(-1, *([1] * channel_dims))
+    return torch.add(bias, out, alpha=1 << op.weight_exp)  # one pass: bias + out · 2**exp
 
 
-def _weight_bounds(op) -> tuple[float, float]:
-    """``(max_o Σ|W[o]|, max|b|)`` of a conv/linear op: with inputs up to ``p`` in magnitude no partial
-    sum exceeds ``p·row + bias``. Kept per op (its weights are frozen): the weights are large."""
+_BOUNDS: "weakref.WeakKeyDictionary[object, float]" = weakref.WeakKeyDictionary()
+
+
+def _mantissa_bound(op) -> float:
+    """``max_o Σ|M[o]|`` of a conv/linear op's mantissas: with inputs up to ``p`` in magnitude no
+    partial sum exceeds ``p`` times it. Kept per op (its weights are frozen): the weights are large."""
     if op not in _BOUNDS:
-        rows = np.abs(op.weight).reshape(op.weight.shape[0], -1).sum(1)
-        _BOUNDS[op] = float(rows.max(initial=0)), float(np.abs(op.bias).max(initial=0))
+        _BOUNDS[op] = float(np.abs(op.mantissa).reshape(op.weight.shape[0], -1).sum(1).max(initial=0))
     return _BOUNDS[op]
 
 
-def _float_params(op, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The op's integer weight and bias as ``dtype`` tensors on ``device``, converted in one pass."""
-    return (torch.tensor(op.weight, dtype=dtype, device=device), torch.tensor(op.bias, dtype=dtype, device=device))
+def _float_mantissa(op, device, dtype) -> torch.Tensor:
+    """The op's integer mantissas as a ``dtype`` tensor on ``device``."""
+    return torch.tensor(op.mantissa, dtype=dtype, device=device)
 
 
 class _no_tf32:
@@ -172,12 +179,10 @@ def _conv(op, ins, x, ctx, name):
 
 def _linear(op: Q.QLinear, ins, x, ctx, name):
     x = ins["x"]
-    row, bias = _weight_bounds(op)
-    dtype = _exact_dtype(name, _peak(x) * row + bias, x.device)
-    w, b = _float_params(op, x.device, dtype)
+    dtype = _exact_dtype(name, _peak(x) * _mantissa_bound(op), x.device)
     with _no_tf32():
-        acc = torch.matmul(x.to(dtype), w.T).add_(b)
-    return ctx.sat(name, acc.round_().to(I64), "accumulator")
+        sums = torch.matmul(x.to(dtype), _float_mantissa(op, x.device, dtype).T)
+    return ctx.sat(name, _finish(sums, op, channel_dims=0), "accumulator")
 
 
 def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str | None = None) -> torch.Tensor:
