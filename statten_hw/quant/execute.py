@@ -142,7 +142,7 @@ def _finish(sums: torch.Tensor, op, channel_dims: int) -> torch.Tensor:
     """``(round(sums) << weight_exp) + bias`` in int64; the bias has ``channel_dims`` trailing axes to
     broadcast over (2 for a conv's ``[C, H, W]``, 0 for a linear's last axis)."""
     out = sums.round_().to(I64)
-    bias = torch.as_tensor(op.bias, dtype=I64, device=out.device).reshape(-1, *([1] * channel_dims))
+    bias = torch.tensor(op.bias, dtype=I64, device=out.device).reshape(-1, *([1] * channel_dims))
     return torch.add(bias, out, alpha=1 << op.weight_exp)  # one pass: bias + out · 2**exp
 
 
