@@ -15,7 +15,8 @@ all are below ``2**53``), standing for ``q · scale`` (the node's ``metadata['sc
 **Standard primitives.**
 
 * ``QConv2d`` -> ``nir.Conv2d`` (integer ``weight``/``bias`` as float64 arrays, dilation 1) and
-  ``QLinear`` -> ``nir.Affine``: the accumulator ``W ⋆ q + b``, saturated to ``state_bits``.
+  ``QLinear`` -> ``nir.Affine``: the accumulator ``W ⋆ q + b``, saturated to ``state_bits``. ``W`` is
+  the integer the sums use, ``mantissa << weight_exp``; the metadata's ``qop`` keeps ``weight_exp``.
 * ``QLIF`` -> ``nir.LIF`` with per-neuron arrays of the node's shape: ``tau = 4096/dv``,
   ``r = tau``, ``v_leak = 0``, ``v_reset = 0``, ``v_threshold = threshold - 1``. A forward-Euler step
   (``dt = 1``) of ``tau·dv/dt = (v_leak - v) + r·I`` is ``v <- v·(1 - dv/4096) + I`` and NIR's
