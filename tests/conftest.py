@@ -1,4 +1,4 @@
-"""Shared fixtures: the official-format checkpoints and their expected outputs."""
+"""Shared fixtures: the official-format checkpoints and their expected outputs; the embedded models."""
 from __future__ import annotations
 
 import os
@@ -30,3 +30,19 @@ def official_expected(name: str) -> dict:
 @pytest.fixture(params=OFFICIAL)
 def official_name(request) -> str:
     return request.param
+
+
+#: The embedded models and the data set each was trained on.
+EMBEDDED = {"digits_statten": "digits", **{f"digits_seq_b{b}": "digits-seq" for b in (1, 2, 4, 8)}}
+
+
+def embedded(name: str):
+    """``(model in eval mode, lowered graph, calibration split, test split (x, y))`` of an embedded model."""
+    from statten_hw import load_checkpoint
+    from statten_hw.data import load_digits_split
+    from statten_hw.ir import lower
+
+    model = load_checkpoint(Path(__file__).parents[1] / "statten_hw" / "default_models" / f"{name}.pth").eval()
+    calib, _ = load_digits_split(EMBEDDED[name], "train")
+    test = load_digits_split(EMBEDDED[name], "test")
+    return model, lower(model, encoding="events" if calib.dim() == 5 else None), calib, test

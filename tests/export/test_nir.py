@@ -9,12 +9,14 @@ import nir
 import numpy as np
 import pytest
 
+from conftest import EMBEDDED, OFFICIAL, embedded, official_checkpoint, official_expected
+from statten_hw import load_checkpoint
 from statten_hw.export.nir_export import FORMAT, export_nir, import_nir, run_nir_integer
 from statten_hw.ir import lower
 from statten_hw.quant import quantize, run_integer
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
-from ir_nets import small_input, small_model  # noqa: E402
+from ir_nets import SMALL, small_input, small_model  # noqa: E402
 
 
 def _check_typed(g, qg):
@@ -49,22 +51,34 @@ def _roundtrip(qg, x, path):
     return ref
 
 
-@pytest.mark.parametrize("key", ["statten", "sdsa"])
+TOKEN_GAP = ("Spikformer-style token layers ([N, C] flatten, linear and mean) have no typed NIR form yet: "
+             "nir.Affine types its input as [C], the edges into it carry [N, C] (issue 4, open)")
+
+
+def _token_gap(*names):
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=TOKEN_GAP))
+            if n in ("ssa", "spikformer_cifar_t4") else n for n in names]
+
+
+@pytest.mark.parametrize("key", _token_gap(*SMALL))  # every attention mode, DVS, TET, ternary V
 def test_small_networks_roundtrip(key, tmp_path):
     model = small_model(key)
     x = small_input(model)
     _roundtrip(quantize(lower(model), x), x, tmp_path / f"{key}.nir")
 
 
-def test_digits_default_model_roundtrip(tmp_path):
-    from statten_hw import load_checkpoint
-    from statten_hw.data import load_digits_split
-    from statten_hw.defaults import default_checkpoint
-    model = load_checkpoint(default_checkpoint()).eval()
-    x_train, _ = load_digits_split("digits", "train")
-    x_test, _ = load_digits_split("digits", "test")
-    qg = quantize(lower(model), x_train[:64])
-    _roundtrip(qg, x_test[:16], tmp_path / "digits.nir")
+@pytest.mark.parametrize("name", list(EMBEDDED))
+def test_embedded_model_roundtrip(name, tmp_path):
+    _, graph, calib, (x, _) = embedded(name)
+    _roundtrip(quantize(graph, calib[:256]), x[:16], tmp_path / f"{name}.nir")
+
+
+@pytest.mark.parametrize("name", _token_gap(*OFFICIAL))
+def test_official_fixture_roundtrip(name, tmp_path):
+    model = load_checkpoint(official_checkpoint(name)).eval()
+    x = official_expected(name)["inputs"]
+    graph = lower(model, encoding="events" if x.dim() == 5 else None)
+    _roundtrip(quantize(graph, x), x, tmp_path / f"{name}.nir")
 
 
 def test_file_is_plain_nir_with_standard_primitives(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from conftest import official_checkpoint, official_expected
+from conftest import EMBEDDED, embedded, official_checkpoint, official_expected
 from statten_hw import load_checkpoint
 from statten_hw.export import export_integer_onnx
 from statten_hw.export import onnx_integer as OI
@@ -74,14 +74,20 @@ def test_saturation_bit_exact(key, tmp_path):
     assert sum(ref.overflows.values()) > 0
 
 
-def test_official_statten_cifar_bit_exact(tmp_path):
-    name = "statten_cifar_t4_b2"
-    model = load_checkpoint(official_checkpoint(name)).eval()
-    x = official_expected(name)["inputs"]
-    qg = quantize(lower(model), x)  # calibrated on its own inputs
-    ref, outs = _compare(qg, x, tmp_path, name)
-    n_spikes = sum(int(ref.values[n].abs().sum()) for n in qg.lif_nodes)
-    print(f"{name}: {len(qg.lif_nodes)} LIF layers, {n_spikes} spikes, logits bit-exact")
+def test_official_fixture_bit_exact(official_name, tmp_path):
+    model = load_checkpoint(official_checkpoint(official_name)).eval()
+    x = official_expected(official_name)["inputs"]
+    qg = quantize(lower(model, encoding="events" if x.dim() == 5 else None), x)  # calibrated on its own inputs
+    ref, _ = _compare(qg, x, tmp_path, official_name)
+    assert any(int(ref.values[n].abs().sum()) > 0 for n in qg.lif_nodes)
+
+
+@pytest.mark.parametrize("name", list(EMBEDDED))
+def test_embedded_model_bit_exact(name, tmp_path):
+    _, graph, calib, (x, _) = embedded(name)
+    qg = quantize(graph, calib[:256])  # as statten-hw export
+    ref, _ = _compare(qg, x[:16], tmp_path, name)
+    assert any(int(ref.values[n].abs().sum()) > 0 for n in qg.lif_nodes)
 
 
 def test_quantize_input_is_run_integers_boundary():
