@@ -9,6 +9,7 @@ import io
 import pickle
 import re
 import struct
+import signal
 import subprocess
 import sys
 import zipfile
@@ -48,10 +49,17 @@ def run_cli(*args: str, entry: str = "module", timeout: float = 300) -> subproce
     return subprocess.run([*ENTRY_POINTS[entry], *args], capture_output=True, text=True, timeout=timeout)
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` of a child that must take Ctrl-C: a shell starts background jobs with SIGINT
+    ignored, children inherit that, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen_cli(*args: str, **options) -> subprocess.Popen:
     """The command line as a running process (``python -m statten_hw.cli``), its output piped as text
-    unless ``options`` (for ``subprocess.Popen``) say otherwise."""
-    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **options}
+    unless ``options`` (for ``subprocess.Popen``) say otherwise; SIGINT as a terminal gives it."""
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "preexec_fn": default_sigint,
+               **options}
     return subprocess.Popen([*ENTRY_POINTS["module"], *args], **options)
 
 

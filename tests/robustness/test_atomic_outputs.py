@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from robust_helpers import popen_cli, scratch_files
+from robust_helpers import default_sigint, popen_cli, scratch_files
 from statten_hw.cli import main
 from statten_hw.export.nir_export import export_nir
 from statten_hw.reports.files import atomic_write_bytes
@@ -306,6 +306,7 @@ def test_interrupt_lost_where_python_ignores_exceptions_is_raised_again():
     """What happens to a Ctrl-C or SIGTERM that arrives while Lava forks (at-fork handlers ignore
     exceptions too), here made deterministic with a ``__del__``."""
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", LOST_INTERRUPT], capture_output=True, text=True, timeout=120,
+                          preexec_fn=default_sigint)
     assert done.returncode == 130 and done.stderr == "statten-hw: interrupted\n", (done.returncode, done.stderr)
     assert "went on" not in done.stdout and time.monotonic() - began < 25
