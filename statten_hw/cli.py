@@ -104,7 +104,7 @@ def cmd_export(args) -> None:
 
     from statten_hw.errors import InputError
     from statten_hw.export import export_float_onnx
-    from statten_hw.export.nir_export import export_nir
+    from statten_hw.export.nir_export import build_nir, export_nir
     from statten_hw.export.onnx_integer import export_integer_onnx
     from statten_hw.ir import lower, save_graph
     from statten_hw.sweep.config import check_bits
@@ -122,6 +122,7 @@ def cmd_export(args) -> None:
     # Sequence data ([N, T, C, H, W]) arrives event-encoded; single frames are repeated T times.
     graph = lower(model, encoding="events" if calib_x is not None and calib_x.dim() == 5 else None)
     qgraph = _quantize_for_export(model, graph, calib_x, args) if calib_x is not None else None
+    nir_graph = build_nir(qgraph) if "nir" in formats else None  # refuses a layer NIR cannot type
     stem = Path(args.output) / Path(path).stem
     written = []
     if "ir" in formats:
@@ -131,7 +132,7 @@ def cmd_export(args) -> None:
     if "onnx" in formats:
         written.append(str(export_integer_onnx(qgraph, stem.with_suffix(".int.onnx"), batch_size=args.batch)))
     if "nir" in formats:
-        written.append(str(export_nir(qgraph, stem.with_suffix(".nir"))))
+        written.append(str(export_nir(qgraph, stem.with_suffix(".nir"), built=nir_graph)))
     if "netx" in formats:
         written += _export_netx(qgraph, stem)
     params = sum(p.numel() for p in model.parameters())

@@ -59,7 +59,7 @@ import nir
 import numpy as np
 import torch
 
-from statten_hw.errors import InputError, StattenError
+from statten_hw.errors import InputError, StattenError, UnsupportedLayer, one_line
 from statten_hw.ir.graph import PORT, SHAPE, inputs_by_port, topological_order
 from statten_hw.ir.serialize import jsonable
 from statten_hw.models.checkpoint import MAX_IMG_SIZE, MAX_TIMESTEPS
@@ -182,18 +182,29 @@ def _opaque(g, name: str, op, shape: tuple, meta: dict) -> nir.NIRGraph:
 
 
 def build_nir(qgraph: "Q.QuantizedGraph") -> nir.NIRGraph:
+    """The NIR graph of ``qgraph``; `UnsupportedLayer` where a node has no typed NIR form (a node of
+    ours, or NIR's own type check naming the edge it refuses)."""
     g = qgraph.graph
     order = topological_order(g)
-    nodes = {n: _nir_node(qgraph, n) for n in order}
+    nodes = {}
+    for n in order:
+        try:
+            nodes[n] = _nir_node(qgraph, n)
+        except ValueError as err:
+            raise UnsupportedLayer(n, type(qgraph.qop(n)).__name__, f"no NIR form: {one_line(err)}") from None
     edges = [(u, v) for u, v in g.edges]
     meta = {"format": FORMAT, "weight_bits": int(qgraph.weight_bits), "state_bits": int(qgraph.state_bits),
             "decay_bits": DECAY_BITS, "order": json.dumps(list(g.nodes))}
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=True)
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta, type_check=True)
+    except ValueError as err:
+        raise UnsupportedLayer("nir graph", "NIRGraph", f"NIR's type check refuses it: {one_line(err)}") from None
 
 
-def export_nir(qgraph: "Q.QuantizedGraph", path) -> Path:
-    """Write ``qgraph`` as a NIR file (module docstring: the mapping); atomic; returns ``path``."""
-    graph = build_nir(qgraph)
+def export_nir(qgraph: "Q.QuantizedGraph", path, built: nir.NIRGraph | None = None) -> Path:
+    """Write ``qgraph`` as a NIR file (module docstring: the mapping); atomic; returns ``path``.
+    ``built``: its `build_nir` graph when the caller built it already (to fail before writing anything)."""
+    graph = built if built is not None else build_nir(qgraph)
     with replacing(path) as tmp:
         nir.write(tmp, graph)  # h5py creates the file: mode 0o666 less the umask, like every other output
     return Path(path)

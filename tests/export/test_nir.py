@@ -11,6 +11,7 @@ import pytest
 
 from conftest import EMBEDDED, OFFICIAL, embedded, official_checkpoint, official_expected
 from statten_hw import load_checkpoint
+from statten_hw.errors import UnsupportedLayer
 from statten_hw.export.nir_export import FORMAT, export_nir, import_nir, run_nir_integer
 from statten_hw.ir import lower
 from statten_hw.quant import quantize, run_integer
@@ -56,7 +57,7 @@ TOKEN_GAP = ("Spikformer-style token layers ([N, C] flatten, linear and mean) ha
 
 
 def _token_gap(*names):
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=TOKEN_GAP))
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, raises=UnsupportedLayer, reason=TOKEN_GAP))
             if n in ("ssa", "spikformer_cifar_t4") else n for n in names]
 
 
@@ -110,3 +111,18 @@ def test_file_is_plain_nir_with_standard_primitives(tmp_path):
             assert json.loads(meta["qop"])["mode"] == "STAtten"
             assert sorted(json.loads(meta["inputs"])) == ["k", "q", "v"]
     assert type(import_nir(path).qop(qg.output_node)).__name__ == "QOutput"
+
+
+def test_export_command_refuses_what_nir_cannot_type_before_writing(tmp_path, capsys):
+    """One line naming the layer, exit 2, and no file of any format (the NIR graph is built first)."""
+    from statten_hw.cli import main
+
+    x = official_expected("spikformer_cifar_t4")["inputs"].numpy()
+    data = tmp_path / "cifar.npz"
+    np.savez(data, x=np.concatenate([x] * 3), y=np.zeros(3 * len(x), dtype=np.int64))
+    out = tmp_path / "out"
+    rc = main(["export", str(official_checkpoint("spikformer_cifar_t4")), "--format", "ir,onnx,nir",
+               "--calibration", str(data), "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "patch_embed.tokens" in err and "NIR" in err
+    assert not out.exists() or not any(out.iterdir())
