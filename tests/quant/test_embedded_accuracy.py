@@ -19,9 +19,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import EMBEDDED, embedded
 from statten_hw import load_checkpoint
 from statten_hw.data import load_digits_split
-from statten_hw.defaults import default_checkpoint, seq_checkpoint
+from statten_hw.defaults import default_checkpoint
 from statten_hw.ir import lower
 from statten_hw.quant import quantize, run_integer
 from statten_hw.quant.fixed_point import grid_levels
@@ -30,22 +31,9 @@ from statten_hw.quant.quantize import FRACTION_BITS
 CALIBRATION_SAMPLES = 256  # as ``statten-hw export`` (--calibration-samples)
 ONE_POINT = 0.01
 
-MODELS = {
-    "digits_statten": (default_checkpoint, "digits"),
-    "digits_seq_b1": (lambda: seq_checkpoint(1), "digits-seq"),
-    "digits_seq_b2": (lambda: seq_checkpoint(2), "digits-seq"),
-    "digits_seq_b4": (lambda: seq_checkpoint(4), "digits-seq"),
-    "digits_seq_b8": (lambda: seq_checkpoint(8), "digits-seq"),
-}
-
-
 def _predictions(name: str, weight_bits: int = 8, fraction_bits: int = FRACTION_BITS):
     """``(labels, float predictions, integer predictions)`` on the test split."""
-    path, dataset = MODELS[name]
-    model = load_checkpoint(path()).eval()
-    calib, _ = load_digits_split(dataset, "train")
-    x, y = load_digits_split(dataset, "test")
-    graph = lower(model, encoding="events" if x.dim() == 5 else None)
+    model, graph, calib, (x, y) = embedded(name)
     qgraph = quantize(graph, calib[:CALIBRATION_SAMPLES], weight_bits=weight_bits, fraction_bits=fraction_bits)
     run = run_integer(qgraph, x)
     assert sum(run.overflows.values()) == 0
@@ -59,7 +47,7 @@ def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).to(torch.float64).mean())
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", list(EMBEDDED))
 def test_8bit_integer_loses_at_most_one_point(name):
     y, float_pred, int_pred = _predictions(name)
     float_acc, int_acc = _accuracy(float_pred, y), _accuracy(int_pred, y)
