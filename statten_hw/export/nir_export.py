@@ -27,10 +27,12 @@ all are below ``2**53``), standing for ``q · scale`` (the node's ``metadata['sc
   spike ``H >= threshold`` (ternary: also ``-1`` at ``H <= -threshold``), hard reset ``V = 0``.
 * ``QInput`` -> ``nir.Input`` and ``QOutput`` -> ``nir.Output`` (per-step shapes).
 
-**Everything else** (spiking attention, membrane-add rescale, mean, max pool, flatten, ReLU, Mul) is a
+**Everything else** (spiking attention, membrane-add rescale, mean, max pool, flatten, ReLU, Mul, and a
+linear on tokens ``[N, C]``, which ``nir.Affine`` cannot type: its integer weight and bias are in the
+metadata's ``weight_int``/``bias_int``) is a
 self-describing ``nir.NIRGraph`` (typed ``input -> [shape carrier] -> output``, see ``_opaque``;
 ``nir.read`` with its default type checking accepts the file) whose ``metadata['statten_hw_op']`` names the integer op
-(``"QAttention"``, ``"QAdd"``, ``"QMean"``, ``"QMaxPool2d"``, ``"QFlatten"``, ``"QReLU"``, ``"QMul"``)
+(``"QAttention"``, ``"QAdd"``, ``"QMean"``, ``"QMaxPool2d"``, ``"QFlatten"``, ``"QReLU"``, ``"QMul"``, ``"QLinear"``)
 and ``metadata['qop']`` holds its fields as JSON; its rule is the function of the same op in
 ``statten_hw.quant.execute`` (e.g. ``QAdd``: ``requant(lhs, *lhs_rq) + requant(rhs, *rhs_rq)`` with
 ``requant(q, M, S) = (q·M + 2**(S-1)) >> S``, saturated; ``QAttention``: integer attention counts of
@@ -123,6 +125,10 @@ def _nir_node(qgraph, name: str) -> nir.NIRNode:
         return nir.Conv2d(input_shape=in_hw, weight=op.weight.astype(f64), stride=tuple(op.stride),
                           padding=tuple(op.padding), dilation=(1, 1), groups=int(op.groups),
                           bias=op.bias.astype(f64), metadata=meta)
+    if isinstance(op, Q.QLinear) and len(shape) != 1:  # tokens [N, C]: no NIR primitive (Affine is [C])
+        meta["bias_int"] = np.asarray(op.bias, dtype=np.int64)
+        meta["weight_int"] = np.asarray(op.weight, dtype=np.int64)
+        return _opaque(g, name, op, shape, meta)
     if isinstance(op, Q.QLinear):
         meta["bias_int"] = np.asarray(op.bias, dtype=np.int64)
         return nir.Affine(weight=op.weight.astype(f64), bias=op.bias.astype(f64), metadata=meta)
@@ -160,6 +166,19 @@ def _opaque(g, name: str, op, shape: tuple, meta: dict) -> nir.NIRGraph:
         pass
     elif isinstance(op, Q.QFlatten) and out_shape == (int(np.prod(in_shape)),):
         chain = [("flatten", nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1))]
+    elif isinstance(op, Q.QFlatten) and len(in_shape) == 3 and out_shape == (in_shape[1] * in_shape[2], in_shape[0]):
+        # channels-last tokens [C, H, W] -> [H·W, C]: flatten, then a transposition NIR cannot say
+        c, tokens = in_shape[0], in_shape[1] * in_shape[2]
+        chain = [("flatten", nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=1, end_dim=-1)),
+                 ("transpose", _conv1d_carrier((c, tokens), out_shape))]
+    elif isinstance(op, Q.QLinear) and len(in_shape) == 2:
+        chain = [("linear", _conv1d_carrier(in_shape, out_shape))]  # the weights: metadata weight_int
+    elif isinstance(op, Q.QMean) and len(in_shape) == 2 and out_shape == in_shape[1:]:
+        # mean over the tokens of [N, C]: a Conv1d with one output channel of weight 1/N is that mean
+        n, c = in_shape
+        chain = [("mean", nir.Conv1d(input_shape=c, weight=np.full((1, n, 1), 1.0 / n), stride=1, padding=0,
+                                     dilation=1, groups=1, bias=np.zeros(1))),
+                 ("flatten", nir.Flatten(input_type={"input": np.array([1, c])}, start_dim=0, end_dim=-1))]
     elif isinstance(op, Q.QMaxPool2d) and len(in_shape) == 3:
         # shape carrier only (NIR has no max pool): same window -> same output type
         chain = [("pool", nir.SumPool2d(kernel_size=np.array(op.kernel), stride=np.array(op.stride),
@@ -179,6 +198,19 @@ def _opaque(g, name: str, op, shape: tuple, meta: dict) -> nir.NIRGraph:
     if not np.array_equal(sub.output_type["output"], np.array(out_shape)):
         raise ValueError(f"{name}: NIR subgraph output type {sub.output_type['output']} != {out_shape}")
     return sub
+
+
+def _conv1d_carrier(in_shape: tuple[int, int], out_shape: tuple[int, int]) -> nir.Conv1d:
+    """A zero ``Conv1d`` that only carries the type ``[A, L] -> [B, L']``: kernel 2 with the dilation
+    (and padding, when ``L' > L``) that makes ``L' = L + 2·pad - dilation`` (kernel 1 when equal)."""
+    (a, length), (b, out_length) = in_shape, out_shape
+    if length == out_length:
+        pad, dilation, kernel = 0, 1, 1
+    else:
+        pad = max(0, -(-(out_length - length + 1) // 2))
+        dilation, kernel = length + 2 * pad - out_length, 2
+    return nir.Conv1d(input_shape=length, weight=np.zeros((b, a, kernel)), stride=1, padding=pad,
+                      dilation=dilation, groups=1, bias=np.zeros(b))
 
 
 def build_nir(qgraph: "Q.QuantizedGraph") -> nir.NIRGraph:
@@ -220,8 +252,9 @@ def _qop(name: str, node: nir.NIRNode):
     cls = _CLASSES[as_text(meta["statten_hw_op"])]
     fields = {k: _from_json(v) for k, v in json.loads(as_text(meta["qop"])).items()}
     if cls in (Q.QConv2d, Q.QLinear):
-        fields["weight"] = _int_array(node.weight, f"{name}.weight")
-        fields["bias"] = _int_array(node.bias, f"{name}.bias")
+        opaque = isinstance(node, nir.NIRGraph)  # a linear on tokens: the weights are in the metadata
+        fields["weight"] = _int_array(np.asarray(meta["weight_int"]) if opaque else node.weight, f"{name}.weight")
+        fields["bias"] = _int_array(np.asarray(meta["bias_int"]) if opaque else node.bias, f"{name}.bias")
         if not np.array_equal(fields["bias"], np.asarray(meta["bias_int"])):
             raise ValueError(f"{name}: bias field and metadata bias_int disagree")
     if cls is Q.QLIF and (int(meta["threshold"]) != fields["threshold"] or int(meta["dv"]) != fields["dv"]):
