@@ -1,6 +1,7 @@
 """The command line end to end: export writes loadable files; bad options exit 2 with one line."""
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
 
 from conftest import official_checkpoint, official_expected
@@ -27,6 +28,14 @@ def test_export_writes_graph_and_onnx_that_reproduce_the_model(tmp_path):
 def test_export_unknown_format(tmp_path, capsys):
     assert main(["export", "--format", "vhdl", "-o", str(tmp_path)]) == 2
     assert "unknown export format" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("value", ["-1", "17"])
+def test_export_fraction_bits_out_of_range(value, tmp_path, capsys):
+    assert main(["export", "--fraction-bits", value, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--fraction-bits must be in 0..16, got {value}" in err
     assert not any(tmp_path.iterdir())
 
 
