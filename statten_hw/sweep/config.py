@@ -1,9 +1,10 @@
 """The sweep grid, checkpoint × B × target × bits, checked in full before any task starts.
 
 Each `Configuration` has a content key: a SHA-256 over the checkpoint's bytes, the target file's
-bytes, the data set, every option that changes a result, and the statten-hw version. The key is
-what makes a sweep resumable. If the key is the same, so is the result. A retrained checkpoint,
-an edited target file or a new release gives a new key, and that configuration is computed again.
+bytes, the data set, every option that changes a result, the statten-hw version and a digest of
+its source code (`code_digest`). The key is what makes a sweep resumable. If the key is the same,
+so is the result. A retrained checkpoint, an edited target file or changed code (a new release, or
+an edited checkout under the same version) gives a new key, and that configuration is computed again.
 
 Pairing checkpoints with block sizes (``--block-sizes``):
 
@@ -17,8 +18,10 @@ Pairing checkpoints with block sizes (``--block-sizes``):
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +31,8 @@ from statten_hw import __version__
 from statten_hw.errors import ConfigError, InputError
 
 OWN = "own"
+#: The packages whose code computes a sweep's results (models, mapping and simulator install apart).
+CODE_PACKAGES = ("statten_hw", "statten_hw.models", "statten_hw.mapping", "statten_hw.simulator")
 ALL = "all"
 #: ``--engine none``: map and integer accuracy only, no event simulation (quick, static figures).
 NO_SIMULATION = "none"
@@ -103,7 +108,8 @@ def _checkpoint_configs(path: str, spec: str, target_digests: dict[str, str], bi
     n = len(x) if samples is None else min(samples, len(x))
     common = {"checkpoint_sha256": file_digest(path), "dataset": data,
               "dataset_sha256": file_digest(data) if data.endswith(".npz") else None, "samples": n,
-              "calibration_samples": calibration_samples, "engine": engine, "statten_hw": __version__}
+              "calibration_samples": calibration_samples, "engine": engine, "statten_hw": __version__,
+              "statten_hw_code": code_digest()}
     series = OWN_SERIES if spec == OWN else Path(path).name
     return [Configuration(checkpoint=str(path), target=target, block_size=b, bits=w, dataset=data, samples=n,
                           calibration_samples=calibration_samples, engine=engine, series=series,
@@ -166,6 +172,19 @@ def file_digest(path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def code_digest(packages: tuple[str, ...] = CODE_PACKAGES) -> str:
+    """SHA-256 over the path and bytes of every ``.py`` file of ``packages`` (their installed or
+    checked-out folders, sorted): a result computed by other code never matches."""
+    h = hashlib.sha256()
+    for name in packages:
+        for root in importlib.import_module(name).__path__:
+            for path in sorted(Path(root).rglob("*.py")):
+                h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+                h.update(path.read_bytes())
     return h.hexdigest()
 
 

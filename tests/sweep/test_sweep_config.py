@@ -82,6 +82,23 @@ def test_key_follows_calibration_and_version(tiny, monkeypatch):
     assert _plan(tiny)[0].key != base
 
 
+def test_key_follows_the_code(tiny, monkeypatch, tmp_path):
+    # an edited checkout under the same version: the digest reads every source file of the packages
+    package = tmp_path / "fingerprinted"
+    package.mkdir()
+    (package / "__init__.py").write_text("RULE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = C.code_digest.__wrapped__(("fingerprinted",))
+    assert C.code_digest.__wrapped__(("fingerprinted",)) == before
+    (package / "rules.py").write_text("ROUNDING = 'half up'\n")
+    with_file = C.code_digest.__wrapped__(("fingerprinted",))
+    (package / "rules.py").write_text("ROUNDING = 'half even'\n")
+    assert len({before, with_file, C.code_digest.__wrapped__(("fingerprinted",))}) == 3
+    base = _plan(tiny)[0].key
+    monkeypatch.setattr(C, "code_digest", lambda: "other code")
+    assert _plan(tiny)[0].key != base
+
+
 def test_int_list_keeps_order_and_drops_repeats():
     assert C.int_list("4, 2,4,1", "--bits") == [4, 2, 1]
 
