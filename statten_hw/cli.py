@@ -107,15 +107,14 @@ def cmd_export(args) -> None:
     from statten_hw.export.nir_export import build_nir, export_nir
     from statten_hw.export.onnx_integer import export_integer_onnx
     from statten_hw.ir import lower, save_graph
-    from statten_hw.sweep.config import check_bits
+    from statten_hw.sweep.config import check_bits, check_fraction_bits
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
         raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
     check_bits(args.bits)
-    if not 0 <= args.fraction_bits <= 16:
-        raise InputError(f"--fraction-bits must be in 0..16, got {args.fraction_bits}")
+    check_fraction_bits(args.fraction_bits)
     path, model = _load(args)
     # Everything that can fail on bad input happens before the first file is written.
     calib_x = _calibration_data(model, args) if {"onnx", "nir", "netx"} & set(formats) else None

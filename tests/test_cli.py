@@ -35,7 +35,7 @@ def test_export_unknown_format(tmp_path, capsys):
 def test_export_fraction_bits_out_of_range(value, tmp_path, capsys):
     assert main(["export", "--fraction-bits", value, "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"--fraction-bits must be in 0..16, got {value}" in err
+    assert len(err.splitlines()) == 1 and f"--fraction-bits {value}: fraction_bits must be an int in 0..16, got {value}" in err
     assert not any(tmp_path.iterdir())
 
 

@@ -31,7 +31,7 @@ from statten_hw.ir.graph import SHAPE, inputs_by_port
 from statten_hw.quant.execute import EXECUTORS, trace_lif
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMean
 
-from .network import core_index, group_by_core
+from .network import CoreElements, core_index
 
 CORE_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "events", "buffer_events", "updates",
                "active_updates", "spikes_out")
@@ -72,17 +72,18 @@ def count_layer_outputs(counts: Counts, net, values: dict, first_sample: int) ->
         counts["updates"][i, rows] += np.bincount(layer.owner, minlength=net.n_cores)
         if layer.kind == "readout":
             continue
-        counts["spikes_out"][i, rows] += per_core(v != 0, layer.owner, net.n_cores)
+        counts["spikes_out"][i, rows] += per_core(v != 0, layer.groups, net.n_cores)
 
 
-def per_core(mask: torch.Tensor, owner: np.ndarray, cores: int) -> np.ndarray:
-    """``[T, S', *shape]`` booleans -> int64 ``[S', T, cores]``: how many are set on each core, summed
+def per_core(mask: torch.Tensor, groups: CoreElements, cores: int) -> np.ndarray:
+    """``[T, S', *shape]`` booleans -> int64 ``[S', T, cores]``: how many are set on each core (``groups``:
+    the elements of each, `group_by_core`), summed
     where the tensor lives (CPU or GPU) in int64, one reduction per core over its elements (a view
     where they are consecutive), so the mask is read once and never widened."""
     T, n = mask.shape[:2]
     flat = mask.reshape(T * n, -1)
     out = torch.zeros(T * n, cores, dtype=torch.int64, device=mask.device)
-    for core, elements in group_by_core(owner):
+    for core, elements in groups:
         out[:, core] = count_rows(flat[:, core_index(elements, mask.device)])
     return out.reshape(T, n, cores).transpose(0, 1).cpu().numpy()
 
@@ -146,7 +147,7 @@ def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dic
         if driven is not None:
             active = active | driven
         n = out.shape[1]
-        counts["active_updates"][i, first_sample:first_sample + n] += per_core(active, layer.owner, net.n_cores)
+        counts["active_updates"][i, first_sample:first_sample + n] += per_core(active, layer.groups, net.n_cores)
 
 
 def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tensor) -> torch.Tensor | None:

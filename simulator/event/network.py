@@ -72,6 +72,7 @@ class LayerInfo:
     kind: str
     shape: tuple[int, ...]
     owner: np.ndarray  # [neurons] core of each neuron (flattened)
+    groups: "CoreElements"  # the neurons of each core (`owner` grouped)
     start_step: int
     delay_steps: int
 
@@ -189,8 +190,8 @@ def build_network(qgraph, mapping) -> EventNetwork:
     for row in mapping.layers:
         b.walk_dendrites(row.name)
     b.place_sources()
-    layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), r.start_step,
-                             r.delay_steps) for r in mapping.layers)
+    layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), b.grouped(r.name),
+                             r.start_step, r.delay_steps) for r in mapping.layers)
     projections = tuple(b.projection(*edge) for edge in b.dendrite_edges)
     timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
     return EventNetwork(layers, projections, len(mapping.cores), _hops_matrix(mapping), timesteps)

@@ -4,12 +4,14 @@ our processes (`processes`, `attention`) for the rest, an injector for the input
 Per node of the integer graph (`statten_hw.quant.quantize`):
 
 * ``QConv2d`` -> ``lava.proc.conv.process.Conv``: the 8-bit mantissas and the layer's ``weight_exp``
-  (which our conv model applies, as Loihi does; Lava's own fixed-point conv ignores it), kernel flipped and in Lava's ``(C_out, X, Y, C_in)`` order (Lava convolves,
-  PyTorch correlates), 24-bit accumulator, run by `synapses.PyConvFastModel`. Lava sums in float64,
-  exact far beyond what 24-bit inputs and 8-bit weights can reach.
+  (which our conv model applies, as Loihi does; Lava's own fixed-point conv ignores it), kernel
+  flipped and in Lava's ``(C_out, X, Y, C_in)`` order (Lava convolves, PyTorch correlates), 24-bit
+  accumulator, run by `synapses.PyConvFastModel`. Lava sums in float64, exact far beyond what
+  24-bit inputs and 8-bit weights can reach.
 * ``QLinear`` -> ``lava.proc.dense.process.Dense`` (one weight block per token), Loihi's mixed-sign
-  8-bit synapse: mantissa ``2·w`` with ``weight_exp`` one below the layer's (Lava truncates the lowest bit of mixed-sign
-  weights), int32 sums: a layer whose sums could reach 2^31 is refused (`UnsupportedLayer`).
+  8-bit synapse: mantissa ``2·w`` with ``weight_exp`` one below the layer's (Lava truncates the
+  lowest bit of mixed-sign weights), int32 sums: a layer whose sums could reach 2^31 is refused
+  (`UnsupportedLayer`).
 * ``QLIF`` -> ``lava.proc.lif.process.LIFReset`` (``TernaryLIF`` for ternary neurons) run by
   `neurons.LIF_MODELS`: ``du = 4095`` (no current memory), ``dv`` as is, ``vth = threshold - 1``
   (Lava fires on ``v > vth``), the feeding synapse's bias as ``bias_mant`` with ``bias_exp = 6``,
@@ -154,7 +156,8 @@ class _Builder:
         src = self.inputs(name)["x"]
         w = check_weights(name, "conv2d", op.mantissa)
         kernel = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)).astype(np.int32)
-        conv = self.add(name, lava.Conv(weight=kernel, weight_exp=op.weight_exp, input_shape=lava_shape(self.shape(src)),
+        conv = self.add(name, lava.Conv(weight=kernel, weight_exp=op.weight_exp,
+                                        input_shape=lava_shape(self.shape(src)),
                                         padding=op.padding, stride=op.stride, groups=op.groups,
                                         num_message_bits=self.message_bits(src), name=name))
         self.out[src].port.connect(conv.s_in)

@@ -252,10 +252,10 @@ def _qop(name: str, node: nir.NIRNode):
     cls = _CLASSES[as_text(meta["statten_hw_op"])]
     fields = {k: _from_json(v) for k, v in json.loads(as_text(meta["qop"])).items()}
     if cls in (Q.QConv2d, Q.QLinear):
-        opaque = isinstance(node, nir.NIRGraph)  # a linear on tokens: the weights are in the metadata
+        opaque = isinstance(node, nir.NIRGraph)  # a linear on tokens: its arrays are in the metadata only
         fields["weight"] = _int_array(np.asarray(meta["weight_int"]) if opaque else node.weight, f"{name}.weight")
         fields["bias"] = _int_array(np.asarray(meta["bias_int"]) if opaque else node.bias, f"{name}.bias")
-        if not np.array_equal(fields["bias"], np.asarray(meta["bias_int"])):
+        if not opaque and not np.array_equal(fields["bias"], np.asarray(meta["bias_int"])):
             raise ValueError(f"{name}: bias field and metadata bias_int disagree")
     if cls is Q.QLIF and (int(meta["threshold"]) != fields["threshold"] or int(meta["dv"]) != fields["dv"]):
         raise ValueError(f"{name}: LIF metadata disagrees with its qop fields")
@@ -324,7 +324,7 @@ def _written_nodes(graph: nir.NIRGraph) -> list[str]:
     """The nodes of the file less the ``Output`` node ``output_<n>`` that ``nir.read`` adds after a node
     ``n`` whose output no edge consumed (an unused value of the integer graph, e.g. a DVS pool that
     SDSA does not read); ours carry ``statten_hw_op`` metadata, those do not."""
-    added = {v for u, v in map(lambda e: (as_text(e[0]), as_text(e[1])), graph.edges) if v == f"output_{u}"}
+    added = {as_text(v) for u, v in graph.edges if as_text(v) == f"output_{as_text(u)}"}
     return [n for n in graph.nodes
             if not (n in added and isinstance(graph.nodes[n], nir.Output) and "statten_hw_op" not in graph.nodes[n].metadata)]
 

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping
 
 import networkx as nx
@@ -105,9 +106,9 @@ class QSynapse:
     w_scale: float
     weight_exp: int
 
-    @property
+    @cached_property  # read on every integer run of the layer; the weights are frozen
     def mantissa(self) -> np.ndarray:
-        return self.weight >> self.weight_exp
+        return _frozen(self.weight >> self.weight_exp)
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,6 +276,12 @@ def _fraction_bits(peak_sum: float, state_bits: int, most: int) -> int:
     return max(0, min(most, state_bits - 1 - STREAM_HEADROOM_BITS - 1 - used))
 
 
+def check_fraction_bits(fraction_bits: int) -> None:
+    """ValueError unless ``fraction_bits`` is an int in 0..16."""
+    if not isinstance(fraction_bits, int) or not 0 <= fraction_bits <= 16:
+        raise ValueError(f"fraction_bits must be an int in 0..16, got {fraction_bits!r}")
+
+
 def _peak(t: torch.Tensor) -> float:
     p = float(t.detach().abs().max()) if t.numel() else 0.0
     return p if p > 0 else 1.0
@@ -287,8 +294,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
     layer's weight exponent (at most ``fraction_bits``)."""
     if not isinstance(state_bits, int) or not 4 <= state_bits <= 48:
         raise ValueError(f"state_bits must be an int in 4..48, got {state_bits!r}")
-    if not isinstance(fraction_bits, int) or not 0 <= fraction_bits <= 16:
-        raise ValueError(f"fraction_bits must be an int in 0..16, got {fraction_bits!r}")
+    check_fraction_bits(fraction_bits)
     quantize_symmetric(np.zeros(1), weight_bits)  # validates weight_bits
     calib = run_float(graph, calibration_x, keep=True)
     stream_cap = limit(state_bits - STREAM_HEADROOM_BITS)

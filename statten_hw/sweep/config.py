@@ -153,6 +153,16 @@ def check_bits(bits: int) -> None:
         raise InputError(f"--bits {bits}: {err}") from None
 
 
+def check_fraction_bits(fraction_bits: int) -> None:
+    """Refuse what the quantizer refuses for its fraction bits, with its own range."""
+    from statten_hw.quant.quantize import check_fraction_bits as quantizer_check
+
+    try:
+        quantizer_check(fraction_bits)
+    except ValueError as err:
+        raise InputError(f"--fraction-bits {fraction_bits}: {err}") from None
+
+
 def _target_digest(target: str) -> str:
     """SHA-256 of the target's file, once it loads: the built-in TOML for a built-in name, the YAML
     shipped with SANA-FE for ``sanafe:<name>``, the user's file otherwise."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from statten_hw.simulator.event.counts import LONG_ROWS, count_rows, per_core
+from statten_hw.simulator.event.network import group_by_core
 from statten_hw.simulator.event.fast import CHUNK, _by_core, _exact_sum
 
 
@@ -21,7 +22,7 @@ def test_per_core_counts_long_rows_by_core():
     gen = torch.Generator().manual_seed(1)
     mask = torch.rand(3, 2, 2 * LONG_ROWS, generator=gen) < 0.5  # [T, S, elements]
     owner = np.repeat([0, 2], LONG_ROWS)
-    got = per_core(mask, owner, 3)
+    got = per_core(mask, group_by_core(owner), 3)
     assert got.shape == (2, 3, 3)
     assert (got[:, :, 0] == mask[:, :, :LONG_ROWS].sum(2).T.numpy()).all()
     assert (got[:, :, 1] == 0).all()
