@@ -50,7 +50,9 @@ class FoldedFakeQuant(nn.Module):
         folded = w * factor
         step = folded.detach().abs().max().clamp_min(torch.finfo(w.dtype).tiny) / self.levels
         rounded = torch.clamp(torch.round(folded / step), -self.levels, self.levels) * step
-        return (folded + (rounded - folded).detach()) / factor
+        # a channel whose BN scale is 0 folds to 0 whatever its weights: keep them (0/0 would be NaN)
+        unfold = torch.where(factor == 0, torch.ones_like(factor), factor)
+        return torch.where(factor == 0, w, (folded + (rounded - folded).detach()) / unfold)
 
 
 def _quantized_layers(model: nn.Module, encoding: str | None) -> list[tuple[str, str | None]]:

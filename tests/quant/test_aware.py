@@ -65,6 +65,19 @@ def test_gradient_passes_the_rounding_and_batchnorm_stays_frozen():
     assert torch.equal(bn.running_mean, stats) and not bn.training
 
 
+def test_a_channel_switched_off_by_its_batchnorm_stays_finite():
+    model = small_model("statten")
+    x = small_input(model, batch=4)
+    conv, bn = model.get_submodule("patch_embed.proj_conv"), model.get_submodule("patch_embed.proj_bn")
+    with torch.no_grad():
+        bn.weight[0] = 0.0
+    kept = conv.weight[0].detach().clone()
+    quantization_aware(model, 8)
+    bake(model)
+    assert torch.isfinite(conv.weight).all() and torch.equal(conv.weight[0], kept)
+    assert _grid_error(model, x, 8) < 1e-3
+
+
 def test_refuses_one_bit():
     with pytest.raises(ValueError, match="2..16"):
         quantization_aware(small_model("statten"), 1)
