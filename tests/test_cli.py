@@ -25,6 +25,30 @@ def test_export_writes_graph_and_onnx_that_reproduce_the_model(tmp_path):
     assert np.abs(logits - expected["logits"].numpy()).max() <= 1e-5
 
 
+def test_export_prints_its_summary(tmp_path, capsys):
+    """Nodes, parameters, bits, files and float-vs-integer accuracy, each derived here independently."""
+    from statten_hw.data import load_dataset
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.evaluate import accuracy
+    from statten_hw.ir import lower
+    from statten_hw.quant import quantize, run_integer
+
+    assert main(["export", "--format", "ir,onnx", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    model = load_checkpoint(default_checkpoint()).eval()
+    graph = lower(model)
+    calib, _ = load_dataset("digits", split="train")
+    x, y = load_dataset("digits", split="test")
+    logits = run_integer(quantize(graph, calib[:256]), x).logits_int
+    integer = float((logits.argmax(-1) == y).double().mean())
+    assert (f"integer network (8-bit weights): accuracy float {100 * accuracy(model, x, y):.2f} % vs "
+            f"integer {100 * integer:.2f} % on {len(y)} digits test samples") in out
+    params = sum(p.numel() for p in model.parameters())
+    assert f"{params:,} parameters, deployment graph of {graph.number_of_nodes()} nodes" in out
+    for name in ("digits_statten.json", "digits_statten.npz", "digits_statten.int.onnx"):
+        assert str(tmp_path / name) in out and (tmp_path / name).is_file()
+
+
 def test_export_unknown_format(tmp_path, capsys):
     assert main(["export", "--format", "vhdl", "-o", str(tmp_path)]) == 2
     assert "unknown export format" in capsys.readouterr().err
