@@ -18,7 +18,7 @@ import torch
 from statten_hw.errors import InputError
 
 from .event.counts import Counts
-from .event.network import EventNetwork, build_network
+from .event.network import EventNetwork
 from .event.timing import Timeline, timeline
 
 ENGINES = ("fast", "detailed")
@@ -69,7 +69,7 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     check_input_shape(deployment.model, x)
-    net = build_network(deployment.qgraph, deployment.mapping)
+    net = deployment.event_network
     if engine == "fast":
         from .event.fast import run_fast
 

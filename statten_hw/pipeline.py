@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -36,6 +37,14 @@ class Deployment:
     @property
     def target(self):
         return self.mapping.target
+
+    @cached_property
+    def event_network(self):
+        """The event simulator's network of this placement (`statten_hw.simulator.event.network`),
+        built once: it depends on the graph and the mapping only, and every simulation reads it."""
+        from statten_hw.simulator.event.network import build_network
+
+        return build_network(self.qgraph, self.mapping)
 
 
 def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None = None, *, bits: int = 8,

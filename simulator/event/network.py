@@ -6,11 +6,14 @@ conv/linear (weighted synapses), an attention node (q, k, v into the block buffe
 (the shortcut, element by element). It is found by walking back from each layer's neurons through
 the ops computed on the layer's own cores (`owners`), stopping at the nodes whose values arrive from
 elsewhere. Each event is sent as one packet to every core holding at least one of its targets
-(``coverage``); each target it reaches is one synaptic operation on the target's core.
+(``coverage``); each target it reaches is one synaptic operation on the target's core. Both are
+linear in the events, so a projection keeps them per input element and destination core
+(``counters``): an engine counts a step's events with one product per sending core.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 import numpy as np
@@ -27,7 +30,7 @@ from .synapses import (AttentionSynapses, ConvSynapses, ElementwiseSynapses, Lin
 _SPIKE_PRESERVING = (QMaxPool2d, QFlatten)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Projection:
     """Events of ``source`` into ``target`` (a dendrite node of ``layer``); see the module docstring."""
 
@@ -39,10 +42,25 @@ class Projection:
     origin: np.ndarray  # [in elements] sending core per input element (HOST for the input)
     owner: np.ndarray  # [out elements] core per target element
     spiking: bool  # binary/ternary events (accumulates) or graded ones (multiply-accumulates)
-    dst_cores: np.ndarray  # the cores holding targets, one coverage column each
-    coverage: torch.Tensor  # [in elements, len(dst_cores)] float32 1/0: the event goes to that core
+    dst_cores: np.ndarray  # the cores holding targets
+    # [in elements, 2·len(dst_cores) + 1] float32, per input element: its targets on each dst core (the
+    # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), and 1
+    counters: torch.Tensor
     senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
     receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
+
+    @property
+    def coverage(self) -> torch.Tensor:
+        """``[in elements, len(dst_cores)]`` 1/0: an event of the element is sent to that core."""
+        n = len(self.dst_cores)
+        return self.counters[:, n:2 * n]
+
+    @cached_property
+    def largest_core_total(self) -> float:
+        """The most synaptic operations (or packets) one destination core can receive in a step: every
+        input element firing. Counts below 2^24 are exact in float32."""
+        n = len(self.dst_cores)
+        return float(self.counters[:, :2 * n].sum(0).max()) if n else 0.0
 
 
 #: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
@@ -161,10 +179,10 @@ class _Builder:
         indicators = torch.zeros(len(dst), owner.size, dtype=torch.float32)
         for row, (_, elements) in enumerate(receivers):
             indicators[row, elements] = 1
-        # float32 suffices: only "reached at all" (> 0) is kept, and sums of non-negative terms stay > 0
-        reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1)
-        coverage = (reach > 0).to(torch.float32).T.contiguous()
-        return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, coverage,
+        # targets per element and core: sums of 0/1 terms, exact in float32 on the CPU (no Winograd there)
+        reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1).T
+        counters = torch.cat([reach, reach > 0, torch.ones(len(origin), 1, dtype=reach.dtype)], 1)
+        return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
                           self.grouped(source), receivers)
 
     def grouped(self, node: str) -> CoreElements:

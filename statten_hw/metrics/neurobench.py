@@ -55,7 +55,8 @@ from statten_hw.errors import GraphError, UnsupportedLayer
 from statten_hw.ir import nodes as ir
 from statten_hw.ir.execute_float import _dvs_pool as _float_dvs_pool, _heads_from_map, run_float
 from statten_hw.ir.graph import OP, inputs_by_port, topological_order
-from statten_hw.quant.execute import IntegerRun, LifTrace, _dvs_pool as _integer_dvs_pool, _heads, trace_lif
+from statten_hw.quant.execute import (IntegerRun, LifTrace, _dvs_pool as _integer_dvs_pool, _heads, execution_plan,
+                                      trace_lif)
 from statten_hw.quant.fixed_point import saturate
 from statten_hw.quant.quantize import QAttention, QConv2d, QLIF, QLinear, QReLU, QuantizedGraph
 
@@ -202,22 +203,27 @@ def is_spiking(x: torch.Tensor) -> bool:
 
 
 def layer_operations(s: Synapse) -> tuple[int, int]:
-    """``(effective, dense)`` operations of one layer over its whole input (all steps, all samples)."""
-    fan, dense = fan_outs(s.op, tuple(s.x.shape[2:]))
-    events = events_per_site(s.x).cpu().to(torch.float64)  # the run may live on a GPU
-    return int((events * fan).sum()), dense * s.x.shape[0] * s.x.shape[1]
+    """``(effective, dense)`` operations of one layer over its whole input (all steps, all samples):
+    each step-sample's 0/1 event row times the fan-outs, one matrix-vector product."""
+    shape = tuple(s.x.shape[2:])
+    fan, dense = fan_outs(s.op, shape)
+    events = (s.x != 0).reshape(-1, fan.numel())
+    # a row's sum is at most Σ fan: exact in float32 below 2^24 on the CPU (float64 on CUDA: see execute)
+    dtype = torch.float32 if s.x.device.type == "cpu" and fan.sum() < 1 << 24 else torch.float64
+    per_row = events.to(dtype) @ _fan_on(s.op, shape, s.x.device, dtype)
+    return int(per_row.sum(dtype=torch.float64)), dense * s.x.shape[0] * s.x.shape[1]
 
 
-def events_per_site(x: torch.Tensor) -> torch.Tensor:
-    """Non-zero entries of ``x [T, batch, *shape]`` per site (``shape``), over steps and samples:
-    added one step-sample at a time into a counter just wide enough (uint8 below 256 of them), some
-    times faster than ``count_nonzero`` over the leading axes, which widens every entry to int64."""
-    rows = x.flatten(0, 1)
-    wide = torch.uint8 if len(rows) < 256 else torch.int64
-    count = torch.zeros(rows.shape[1:], dtype=wide, device=x.device)
-    for row in rows:
-        count.add_(row != 0)
-    return count
+#: `fan_outs`' effective fan-outs, flat, per (input shape, device, dtype): the form the product reads.
+_FAN_ON: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def _fan_on(op, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    per_key = _FAN_ON.setdefault(op, {})
+    key = (shape, str(device), dtype)
+    if key not in per_key:
+        per_key[key] = fan_outs(op, shape)[0].reshape(-1).to(device=device, dtype=dtype)
+    return per_key[key]
 
 
 def synaptic_operations(synapses: list[Synapse], samples: int) -> dict[str, float]:
@@ -310,17 +316,16 @@ def _float_rule(name, op, ins, out):
     return None
 
 
-def _activity(g: nx.DiGraph, op_of, values: dict, rule) -> tuple[list[Synapse], list[Neuron], int]:
+def _activity(steps: list[tuple[str, object, tuple]], values: dict, rule) -> tuple[list[Synapse], list[Neuron], int]:
+    """``steps``: ``(node, op, ((port, source), ...))`` in dependency order, the input first."""
     synapses, neurons = [], []
-    for name in topological_order(g):
-        ins = {port: values[src] for port, src in inputs_by_port(g, name).items()}
-        found = rule(name, op_of(name), ins, values[name])
+    for name, op, inputs in steps:
+        found = rule(name, op, {port: values[src] for port, src in inputs}, values[name])
         if isinstance(found, Synapse):
             synapses.append(found)
         elif isinstance(found, Neuron):
             neurons.append(found)
-    first = next(n for n in topological_order(g) if g.in_degree(n) == 0)
-    return synapses, neurons, values[first].shape[1]
+    return synapses, neurons, values[steps[0][0]].shape[1]
 
 
 # --- entry points -------------------------------------------------------------------------------
@@ -345,7 +350,7 @@ def integer_footprint(qgraph: QuantizedGraph) -> int:
 
 def synaptic_ops(qgraph: QuantizedGraph) -> list:
     """The integer conv/linear ops of ``qgraph``, in topological order: the layers NeuroBench counts."""
-    return [op for n in topological_order(qgraph.graph) if isinstance(op := qgraph.qop(n), (QConv2d, QLinear))]
+    return [step.op for step in execution_plan(qgraph) if isinstance(step.op, (QConv2d, QLinear))]
 
 
 def neurobench_metrics(qgraph: QuantizedGraph, run: IntegerRun, model: nn.Module | None = None) -> dict:
@@ -356,7 +361,8 @@ def neurobench_metrics(qgraph: QuantizedGraph, run: IntegerRun, model: nn.Module
     ``"float_model"`` adds the two static metrics NeuroBench reports for that torch module. A run
     made with ``trace_lifs=True`` gives its LIFs' counts directly; otherwise each LIF is rerun."""
     rule = partial(_integer_rule, state_bits=qgraph.state_bits, traces=run.lif_traces or {})
-    synapses, neurons, samples = _activity(qgraph.graph, qgraph.qop, run.values, rule)
+    steps = [(step.name, step.op, step.inputs) for step in execution_plan(qgraph)]
+    synapses, neurons, samples = _activity(steps, run.values, rule)
     result = {"Footprint": integer_footprint(qgraph), "ConnectionSparsity": integer_connection_sparsity(qgraph),
               **workload_metrics(synapses, neurons, samples)}
     if model is not None:
@@ -370,6 +376,7 @@ def float_neurobench_metrics(model: nn.Module, graph: nx.DiGraph, x: torch.Tenso
     metrics of the torch module, workload metrics of ``graph`` (``ir.lower(model)`` or an equivalent
     hand-built graph, run by ``ir.execute_float``, which is bit-exact with the model)."""
     values = run_float(graph, x, keep=True)
-    synapses, neurons, samples = _activity(graph, lambda n: graph.nodes[n][OP], values, _float_rule)
+    steps = [(n, graph.nodes[n][OP], tuple(inputs_by_port(graph, n).items())) for n in topological_order(graph)]
+    synapses, neurons, samples = _activity(steps, values, _float_rule)
     return {"Footprint": torch_footprint(model), "ConnectionSparsity": torch_connection_sparsity(model),
             **workload_metrics(synapses, neurons, samples)}

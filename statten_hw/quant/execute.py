@@ -12,6 +12,7 @@ membrane (`LifTrace`), reduced while the LIF runs, so nothing replays the membra
 """
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Callable
@@ -80,13 +81,22 @@ class _Ctx:
 
     def sat(self, name: str, v: torch.Tensor, quantity: str) -> torch.Tensor:
         """`saturate` and count, after a one-pass range check: values almost always fit, and then
-        the four full passes of clip-and-mask are skipped (this sits on every LIF step)."""
-        self.overflows.setdefault(name, 0)
-        if v.numel() == 0 or _peak(v) <= limit(self.bits):
+        the four full passes of clip-and-mask are skipped."""
+        if v.numel() == 0 or self.fits(name, _peak(v)):
             return v
         v, mask = saturate(v, self.bits, self.strict, layer=name, quantity=quantity)
         self.overflows[name] += int(mask.sum())
         return v
+
+    def fits(self, name: str, bound: float) -> bool:
+        """Whether values up to ``bound`` in magnitude fit the state (then no check is needed); registers
+        ``name`` among the checked nodes either way."""
+        self.overflows.setdefault(name, 0)
+        return bound <= limit(self.bits)
+
+    def sat_beyond(self, name: str, v: torch.Tensor, bound: float, quantity: str) -> torch.Tensor:
+        """`sat`, skipped when ``bound`` (a proven ``max |v|``) already fits: no pass over ``v`` at all."""
+        return v if self.fits(name, bound) else self.sat(name, v, quantity)
 
 
 def _peak(z: torch.Tensor) -> float:
@@ -126,15 +136,14 @@ def _exact_dtype(name: str, bound: float, device: torch.device) -> torch.dtype:
     raise GraphError(f"node {name!r}: integer sums may reach {bound:.3g} >= 2^53, beyond exact float64 kernels")
 
 
-def _conv_int(z: torch.Tensor, op: Q.QConv2d, name: str = "?") -> torch.Tensor:
-    """Integer conv2d through a float ``conv2d`` of the mantissas: exact while every partial sum stays
-    below the float type's integer range (checked from the input's largest magnitude and the
-    mantissas' absolute row sums; TF32 off), and fast on CPU (oneDNN) and CUDA alike, where torch has
-    no int64 convolution. The weight exponent and the bias are applied in int64 (`_finish`)."""
-    dtype = _exact_dtype(name, _peak(z) * _mantissa_bound(op), z.device)
-    with _no_tf32():
-        out = F.conv2d(z.to(dtype), _float_mantissa(op, z.device, dtype), stride=op.stride, padding=op.padding,
-                       groups=op.groups)
+def _conv_int(z: torch.Tensor, op: Q.QConv2d, peak: float, name: str = "?") -> torch.Tensor:
+    """Integer conv2d of ``z`` (``max |z| = peak``) through a float ``conv2d`` of the mantissas: exact
+    while every partial sum stays below the float type's integer range (checked from ``peak`` and the
+    mantissas' absolute row sums; TF32 off by `run_integer`), and fast on CPU (oneDNN) and CUDA alike,
+    where torch has no int64 convolution. The weight exponent and the bias are applied in int64."""
+    dtype = _exact_dtype(name, peak * op.mantissa_bound, z.device)
+    out = F.conv2d(z.to(dtype), _device_mantissa(op, z.device, dtype), stride=op.stride, padding=op.padding,
+                   groups=op.groups)
     return _finish(out, op, channel_dims=2)
 
 
@@ -142,24 +151,34 @@ def _finish(sums: torch.Tensor, op, channel_dims: int) -> torch.Tensor:
     """``(round(sums) << weight_exp) + bias`` in int64; the bias has ``channel_dims`` trailing axes to
     broadcast over (2 for a conv's ``[C, H, W]``, 0 for a linear's last axis)."""
     out = sums.round_().to(I64)
-    bias = torch.tensor(op.bias, dtype=I64, device=out.device).reshape(-1, *([1] * channel_dims))
+    bias = _device_bias(op, out.device).reshape(-1, *([1] * channel_dims))
     return torch.add(bias, out, alpha=1 << op.weight_exp)  # one pass: bias + out · 2**exp
 
 
-_BOUNDS: "weakref.WeakKeyDictionary[object, float]" = weakref.WeakKeyDictionary()
+def _accumulator_bound(op, peak: float) -> float:
+    """``max |W·z + b|`` over inputs up to ``peak`` in magnitude: what the saturation check can prove."""
+    return peak * op.mantissa_bound * (1 << op.weight_exp) + op.bias_bound
 
 
-def _mantissa_bound(op) -> float:
-    """``max_o Σ|M[o]|`` of a conv/linear op's mantissas: with inputs up to ``p`` in magnitude no
-    partial sum exceeds ``p`` times it. Kept per op (its weights are frozen): the weights are large."""
-    if op not in _BOUNDS:
-        _BOUNDS[op] = float(np.abs(op.mantissa).reshape(op.weight.shape[0], -1).sum(1).max(initial=0))
-    return _BOUNDS[op]
+#: A synaptic op's mantissas and bias as tensors, per (device, dtype): made once, not on every run.
+_DEVICE_TENSORS: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
-def _float_mantissa(op, device, dtype) -> torch.Tensor:
+def _on_device(op, what: str, array: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    cache = _DEVICE_TENSORS.setdefault(op, {})
+    key = (what, str(device), dtype)
+    if key not in cache:
+        cache[key] = torch.tensor(array, dtype=dtype, device=device)
+    return cache[key]
+
+
+def _device_mantissa(op, device, dtype) -> torch.Tensor:
     """The op's integer mantissas as a ``dtype`` tensor on ``device``."""
-    return torch.tensor(op.mantissa, dtype=dtype, device=device)
+    return _on_device(op, "mantissa", op.mantissa, device, dtype)
+
+
+def _device_bias(op, device) -> torch.Tensor:
+    return _on_device(op, "bias", op.bias, device, I64)
 
 
 class _no_tf32:
@@ -174,63 +193,87 @@ class _no_tf32:
 
 
 def _conv(op, ins, x, ctx, name):
-    return ctx.sat(name, _per_step(lambda z: _conv_int(z, op, name), ins["x"]), "accumulator")
+    z = ins["x"]
+    peak = _peak(z)
+    out = _per_step(lambda z: _conv_int(z, op, peak, name), z)
+    return ctx.sat_beyond(name, out, _accumulator_bound(op, peak), "accumulator")
 
 
 def _linear(op: Q.QLinear, ins, x, ctx, name):
     x = ins["x"]
-    dtype = _exact_dtype(name, _peak(x) * _mantissa_bound(op), x.device)
-    with _no_tf32():
-        sums = torch.matmul(x.to(dtype), _float_mantissa(op, x.device, dtype).T)
-    return ctx.sat(name, _finish(sums, op, channel_dims=0), "accumulator")
+    peak = _peak(x)
+    dtype = _exact_dtype(name, peak * op.mantissa_bound, x.device)
+    sums = torch.matmul(x.to(dtype), _device_mantissa(op, x.device, dtype).T)
+    return ctx.sat_beyond(name, _finish(sums, op, channel_dims=0), _accumulator_bound(op, peak), "accumulator")
 
 
 def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str | None = None) -> torch.Tensor:
     """Lava's bit-accurate LIF over ``[T, ...]`` int64 currents (du = 4096: no current memory).
 
-    Memory-bound on large layers, so the state is updated in place and spikes are written into
-    one preallocated ``[T, ...]`` output: each step reads and writes the state a few times only.
-    With ``ctx.traces`` set, the `LifTrace` goes there under ``key`` (default ``name``)."""
-    if ctx.traces is not None:
-        return _traced_lif(X, op, ctx, name, key or name)
-    out = torch.empty_like(X)
-    v = torch.zeros_like(X[0])
-    for t, x_t in enumerate(X):
-        v = ctx.sat(name, leak_(v, op.dv).add_(x_t), "membrane")
-        _fire(v, op, out[t])
-    return out
-
-
-def _fire(h: torch.Tensor, op: Q.QLIF, out_t: torch.Tensor) -> torch.Tensor:
-    """Writes the spikes of the membrane ``h`` into ``out_t`` and hard-resets ``h`` in place (``h`` is
-    the state itself, or its clipped copy); returns where it fired."""
-    fired = h >= op.threshold
-    if op.ternary:
-        torch.sub(fired.to(I64), (h <= -op.threshold).to(I64), out=out_t)
-        fired = out_t != 0
-    else:
-        out_t.copy_(fired)
-    h.masked_fill_(fired, 0)
-    return fired
-
-
-def _traced_lif(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str) -> torch.Tensor:
-    """`lif_integer` that also reduces the membrane to its `LifTrace` as it runs, with the same
-    arithmetic; the state alternates between two buffers, so the step before is there to compare."""
-    out = torch.empty_like(X)
-    before = torch.empty(X.shape, dtype=torch.bool, device=X.device)
+    Memory-bound on large layers and call-bound on small ones, so each step is a few in-place
+    kernels: the leak, the input, the threshold test into a preallocated mask and the reset. The
+    membrane never exceeds the sum of the input magnitudes (the leak and the reset only shrink it),
+    so one range check of the whole input usually proves that no step can saturate. With
+    ``ctx.traces`` set, the `LifTrace` goes there under ``key`` (default ``name``)."""
+    checked = not ctx.fits(name, X.shape[0] * _peak(X)) if X.numel() else False
+    fired = _Firing(X, op)
+    trace = _TraceBuffers(X) if ctx.traces is not None else None
     v, spare = torch.zeros_like(X[0]), torch.empty_like(X[0])
-    # summed on the device (no sync per step); count_nonzero: torch's sum of booleans widens each first
-    changes = spikes = torch.zeros((), dtype=I64, device=X.device)
     for t, x_t in enumerate(X):
-        torch.ne(v, 0, out=before[t])
-        h = ctx.sat(name, leak_into(spare, v, op.dv).add_(x_t), "membrane")
-        spikes = spikes + torch.count_nonzero(_fire(h, op, out[t]))
-        if t:
-            changes = changes + torch.count_nonzero(torch.ne(h, v))
+        h = leak_into(spare, v, op.dv).add_(x_t)
+        if checked:
+            h = ctx.sat(name, h, "membrane")
+        fired.fire(h, t)
+        if trace is not None:
+            trace.step(t, v, h)
         v, spare = h, v
-    ctx.traces[key] = LifTrace(before, X[0].numel() + int(changes), X.numel(), int(spikes))
-    return out
+    spikes = fired.spikes()
+    if trace is not None:
+        ctx.traces[key or name] = trace.finish(spikes)
+    return spikes
+
+
+class _Firing:
+    """The threshold test and hard reset, one step at a time, into boolean masks ``[T, ...]`` turned
+    into int64 spikes once at the end (binary: ``h >= θ``; ternary also -1 where ``h <= -θ``)."""
+
+    def __init__(self, X: torch.Tensor, op: Q.QLIF):
+        self.op = op
+        self.up = torch.empty(X.shape, dtype=torch.bool, device=X.device)
+        self.down = torch.empty_like(self.up) if op.ternary else None
+
+    def fire(self, h: torch.Tensor, t: int) -> None:
+        """Spikes of the membrane ``h`` at step ``t``; resets ``h`` in place where it fired."""
+        torch.ge(h, self.op.threshold, out=self.up[t])
+        if self.down is not None:
+            torch.le(h, -self.op.threshold, out=self.down[t])
+            h.masked_fill_(self.down[t], 0)
+        h.masked_fill_(self.up[t], 0)
+
+    def spikes(self) -> torch.Tensor:
+        up = self.up.to(I64)
+        return up if self.down is None else up.sub_(self.down.to(I64))
+
+
+class _TraceBuffers:
+    """A LIF's `LifTrace`, gathered as it runs: per step whether the state was not 0 before it, and
+    whether it changed; reduced to counts once at the end (one byte per element and step)."""
+
+    def __init__(self, X: torch.Tensor):
+        self.shape = X.shape
+        self.before = torch.empty(X.shape, dtype=torch.bool, device=X.device)
+        self.changed = torch.empty((max(X.shape[0] - 1, 0), *X.shape[1:]), dtype=torch.bool, device=X.device)
+
+    def step(self, t: int, v: torch.Tensor, h: torch.Tensor) -> None:
+        """``v``: the state before step ``t``; ``h``: after it (reset done)."""
+        torch.ne(v, 0, out=self.before[t])
+        if t:
+            torch.ne(h, v, out=self.changed[t - 1])
+
+    def finish(self, spikes: torch.Tensor) -> LifTrace:
+        step = self.shape[1:].numel()
+        return LifTrace(self.before, step + int(torch.count_nonzero(self.changed)), spikes.numel(),
+                        int(torch.count_nonzero(spikes)))
 
 
 def trace_lif(X: torch.Tensor, op: Q.QLIF, state_bits: int) -> tuple[torch.Tensor, LifTrace]:
@@ -241,16 +284,24 @@ def trace_lif(X: torch.Tensor, op: Q.QLIF, state_bits: int) -> tuple[torch.Tenso
     return spikes, ctx.traces["lif"]
 
 
-def leak_(v: torch.Tensor, dv: int) -> torch.Tensor:
-    """`fixed_point.decay` of int64 ``v``, in place and in two passes instead of five: Lava's
-    ``sign(p)·(|p| >> 12)`` of ``p = v·(4096-dv)`` is ``p / 4096`` truncated toward zero, which torch's
-    integer division computes exactly."""
-    return leak_into(v, v, dv)
-
-
 def leak_into(out: torch.Tensor, v: torch.Tensor, dv: int) -> torch.Tensor:
-    """`leak_` of ``v`` written into ``out`` (``out`` may be ``v``)."""
-    return torch.mul(v, (1 << DECAY_BITS) - dv, out=out).div_(1 << DECAY_BITS, rounding_mode="trunc")
+    """`fixed_point.decay` of int64 ``v`` written into ``out`` (``out`` may be ``v``), in one or two
+    passes instead of five: Lava's ``sign(p)·(|p| >> 12)`` of ``p = v·(4096-dv)`` is ``p / 4096``
+    truncated toward zero, which torch's integer division computes exactly; the ratio is reduced
+    first, so tau = 2 (dv = 2048) is a single halving."""
+    mult, div = _leak_ratio(dv)
+    if mult != 1:
+        return torch.mul(v, mult, out=out).div_(div, rounding_mode="trunc")
+    if div != 1:
+        return torch.div(v, div, rounding_mode="trunc", out=out)
+    return out.copy_(v)
+
+
+def _leak_ratio(dv: int) -> tuple[int, int]:
+    """``(4096-dv) / 4096`` in lowest terms."""
+    keep, whole = (1 << DECAY_BITS) - dv, 1 << DECAY_BITS
+    common = math.gcd(keep, whole)
+    return keep // common, whole // common
 
 
 def _lif(op, ins, x, ctx, name):
@@ -305,8 +356,7 @@ def _heads(z, heads):
 def _counts(product, q, k, v) -> torch.Tensor:
     """An attention product of spike/count tensors as exact int64 counts (sf lives in the scale),
     computed in float64 (BLAS on CPU; CUDA has no int64 matmul): spike counts are far below 2^53."""
-    with _no_tf32():
-        return product(*(z.to(torch.float64) for z in (q, k, v))).round().to(I64)
+    return product(*(z.to(torch.float64) for z in (q, k, v))).round().to(I64)
 
 
 def _dvs_pool(z):
@@ -351,6 +401,37 @@ EXECUTORS: dict[type, Callable] = {
 }
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One node of a run: its executor and the nodes feeding each input port."""
+
+    name: str
+    op: object
+    run: Callable
+    inputs: tuple[tuple[str, str], ...]  # (port, source)
+
+
+#: A quantized graph's steps in dependency order, worked out once per graph (it is frozen): a run
+#: then walks a tuple instead of sorting the graph and reading its edges, which costs as much as a
+#: small network's kernels.
+_PLANS: "weakref.WeakKeyDictionary[object, tuple[_Step, ...]]" = weakref.WeakKeyDictionary()
+
+
+def execution_plan(qgraph: "Q.QuantizedGraph") -> tuple[_Step, ...]:
+    """The `_Step` of every node of ``qgraph`` in dependency order; `UnsupportedLayer` for an op with
+    no integer rule."""
+    if qgraph not in _PLANS:
+        g, steps = qgraph.graph, []
+        for name in topological_order(g):
+            op = g.nodes[name][Q.QOP]
+            run = EXECUTORS.get(type(op))
+            if run is None:
+                raise UnsupportedLayer(name, type(op).__name__, "no integer executor")
+            steps.append(_Step(name, op, run, tuple(inputs_by_port(g, name).items())))
+        _PLANS[qgraph] = tuple(steps)
+    return _PLANS[qgraph]
+
+
 @torch.no_grad()
 def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = False,
                 device: str | torch.device | None = None, trace_lifs: bool = False) -> IntegerRun:
@@ -360,18 +441,13 @@ def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = Fals
     ``trace_lifs``: fill ``lif_traces`` (`LifTrace`), for the simulator's and NeuroBench's counts."""
     if device is not None:
         x = x.to(device)
-    g = qgraph.graph
     ctx = _Ctx(qgraph.state_bits, strict, {} if trace_lifs else None)
     values: dict[str, torch.Tensor] = {}
-    for name in topological_order(g):
-        op = g.nodes[name][Q.QOP]
-        run = EXECUTORS.get(type(op))
-        if run is None:
-            raise UnsupportedLayer(name, type(op).__name__, "no integer executor")
-        ins = {port: values[src] for port, src in inputs_by_port(g, name).items()}
-        out = run(op, ins, x, ctx, name)
-        if out.dtype != I64:
-            raise GraphError(f"node {name!r}: integer executor produced {out.dtype}")
-        values[name] = out
+    with _no_tf32():
+        for step in execution_plan(qgraph):
+            out = step.run(step.op, {port: values[src] for port, src in step.inputs}, x, ctx, step.name)
+            if out.dtype != I64:
+                raise GraphError(f"node {step.name!r}: integer executor produced {out.dtype}")
+            values[step.name] = out
     out_name = qgraph.output_node
     return IntegerRun(values[out_name], qgraph.scale(out_name), values, ctx.overflows, ctx.traces)

@@ -110,6 +110,17 @@ class QSynapse:
     def mantissa(self) -> np.ndarray:
         return _frozen(self.weight >> self.weight_exp)
 
+    @cached_property
+    def mantissa_bound(self) -> int:
+        """``max_o Σ|M[o]|``: with inputs up to ``p`` in magnitude no partial sum of mantissas exceeds ``p``
+        times it (how the integer kernels pick an exact float type and skip saturation checks)."""
+        return int(np.abs(self.mantissa).reshape(self.weight.shape[0], -1).sum(1).max(initial=0))
+
+    @cached_property
+    def bias_bound(self) -> int:
+        """``max |bias|``."""
+        return int(np.abs(self.bias).max(initial=0))
+
 
 @dataclass(frozen=True, eq=False)
 class QConv2d(QSynapse):

@@ -1,5 +1,5 @@
 """NeuroBench fan-outs: the separable form equals the transposed conv it replaces; kept per (op, shape);
-the one-pass AC test; events per input site."""
+the one-pass AC test; a layer's operations."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from statten_hw.ir import nodes as ir
-from statten_hw.metrics.neurobench import _fan_out, events_per_site, fan_outs, is_spiking
+from statten_hw.metrics.neurobench import Synapse, _fan_out, fan_outs, is_spiking, layer_operations
 
 
 def _transposed(op, in_shape, mask: np.ndarray) -> torch.Tensor:
@@ -55,10 +55,20 @@ def test_is_spiking(values, dtype, spiking):
     assert is_spiking(torch.tensor(values, dtype=dtype)) == spiking
 
 
-@pytest.mark.parametrize("steps, batch", [(4, 2), (255, 1), (16, 20)])  # 256+ step-samples: a wider counter
-def test_events_per_site_equal_count_nonzero(steps, batch):
-    gen = torch.Generator().manual_seed(steps)
-    x = torch.randint(-1, 2, (steps, batch, 3, 5), generator=gen)
-    x[:, :, 0, 0] = 1  # a site with an event at every step and sample
-    assert torch.equal(events_per_site(x).to(torch.int64), torch.count_nonzero(x, dim=(0, 1)))
-    assert torch.equal(events_per_site(x.to(torch.float32) / 2).to(torch.int64), torch.count_nonzero(x, dim=(0, 1)))
+@pytest.mark.parametrize("steps, batch", [(4, 2), (3, 1), (16, 20)])
+@pytest.mark.parametrize("graded", [False, True])
+def test_layer_operations_equal_the_zero_one_layer(steps, batch, graded):
+    """NeuroBench's definition run literally: a 0/1 copy of the conv (bias 0) on a 0/1 copy of its
+    input, outputs summed over steps and samples; dense: every weight and input set to 1."""
+    gen = torch.Generator().manual_seed(steps * 3 + graded)
+    w = torch.randint(-1, 2, (6, 2, 3, 3), generator=gen).numpy().astype(np.float32)
+    op = ir.Conv2d(weight=w, stride=(2, 1), padding=(1, 1), groups=2)
+    x = torch.randint(-1, 2, (steps, batch, 4, 7, 5), generator=gen) * (3 if graded else 1)
+    x[:, :, 0, 0, 0] = 1  # a site with an event at every step and sample
+
+    def zero_one(inputs, weights):
+        return F.conv2d(inputs.flatten(0, 1), weights, stride=op.stride, padding=op.padding, groups=op.groups).sum()
+
+    effective = zero_one((x != 0).double(), torch.from_numpy(w != 0).double())
+    dense = zero_one(torch.ones_like(x, dtype=torch.float64), torch.ones(w.shape, dtype=torch.float64))
+    assert layer_operations(Synapse("conv", op, x)) == (int(effective), int(dense))
