@@ -22,6 +22,7 @@ who sent the packets counted for it.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,11 @@ class Counts:
         for name in STEP_FIELDS:
             self.arrays.setdefault(name, np.zeros(shape, np.int64))
 
+    @classmethod
+    def of(cls, net, samples: int) -> "Counts":
+        """Zero counts for ``samples`` samples run through the event network ``net``."""
+        return cls(tuple(layer.name for layer in net.layers), samples, net.timesteps, net.n_cores, sources=net.sources)
+
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
@@ -69,36 +75,32 @@ def count_layer_outputs(counts: Counts, net, values: dict, first_sample: int) ->
         v = values[layer.name]
         T, n = v.shape[0], v.shape[1]
         rows = slice(first_sample, first_sample + n)
-        counts["updates"][i, rows] += np.bincount(layer.owner, minlength=net.n_cores)
+        counts["updates"][i, rows] += layer.neurons_per_core
         if layer.kind == "readout":
             continue
-        counts["spikes_out"][i, rows] += per_core(v != 0, layer.groups, net.n_cores)
+        counts["spikes_out"][i, rows] += per_core(v, layer.groups, net.n_cores)
 
 
-def per_core(mask: torch.Tensor, groups: CoreElements, cores: int) -> np.ndarray:
-    """``[T, S', *shape]`` booleans -> int64 ``[S', T, cores]``: how many are set on each core (``groups``:
-    the elements of each, `group_by_core`), summed
-    where the tensor lives (CPU or GPU) in int64, one reduction per core over its elements (a view
-    where they are consecutive), so the mask is read once and never widened."""
-    T, n = mask.shape[:2]
-    flat = mask.reshape(T * n, -1)
-    out = torch.zeros(T * n, cores, dtype=torch.int64, device=mask.device)
-    for core, elements in groups:
-        out[:, core] = count_rows(flat[:, core_index(elements, mask.device)])
-    return out.reshape(T, n, cores).transpose(0, 1).cpu().numpy()
-
-
-#: Row length from which `count_rows` counts row by row on the CPU.
-LONG_ROWS = 1 << 14
-
-
-def count_rows(mask: torch.Tensor) -> torch.Tensor:
-    """Set entries per row of a 2-D boolean tensor, int64. On the CPU long rows are counted one by one
-    with ``count_nonzero``, a vectorised pass: torch's row sums of booleans widen every element to
-    int64 first, some 20 times slower on one thread."""
-    if mask.device.type == "cpu" and mask.shape[1] >= LONG_ROWS:
-        return torch.stack([torch.count_nonzero(row) for row in mask])
-    return mask.sum(1, dtype=torch.int64)
+def per_core(values: torch.Tensor, groups: CoreElements, cores: int) -> np.ndarray:
+    """``[T, S', *shape]`` -> int64 ``[S', T, cores]``: how many entries are not 0 (or not False) on each
+    core (``groups``: the elements of each, `group_by_core`), one count per row and core over the core's
+    elements (a view where they are consecutive): nothing is widened or copied. On the CPU numpy counts
+    on the tensor's own memory (``count_nonzero`` of a row is one vectorised pass, and a numpy call
+    costs a fraction of a torch call on small layers); on a GPU torch counts there and only the counts
+    move."""
+    T, n = values.shape[:2]
+    flat = values.reshape(T * n, -1)
+    if flat.device.type == "cpu":
+        rows = flat.numpy()
+        out = np.zeros((T * n, cores), np.int64)
+        for core, elements in groups:
+            out[:, core] = [np.count_nonzero(row) for row in rows[:, elements]]
+    else:
+        on_device = torch.zeros(T * n, cores, dtype=torch.int64, device=flat.device)
+        for core, elements in groups:
+            on_device[:, core] = torch.count_nonzero(flat[:, core_index(elements, flat.device)], dim=1)
+        out = on_device.cpu().numpy()
+    return out.reshape(T, n, cores).swapaxes(0, 1)
 
 
 def on_steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
@@ -108,22 +110,6 @@ def on_steps(values: torch.Tensor, timesteps: int) -> torch.Tensor:
     full = torch.zeros((timesteps, *values.shape[1:]), dtype=values.dtype, device=values.device)
     full[-1] = values[-1]
     return full
-
-
-def layer_sources(qgraph, net) -> dict[str, tuple[str, ...]]:
-    """Per layer, the layers (or the network input) behind its projections' sources: the walk goes back
-    through the ops computed on the sending side (flattens, pooling, means) to a layer or the input."""
-    layers = {layer.name for layer in net.layers}
-    found: dict[str, set[str]] = {layer.name: set() for layer in net.layers}
-    for p in net.projections:
-        stack = [p.source]
-        while stack:
-            n = stack.pop()
-            if n in layers or isinstance(qgraph.qop(n), QInput):
-                found[p.layer].add(n)
-            else:
-                stack.extend(qgraph.graph.predecessors(n))
-    return {name: tuple(sorted(s)) for name, s in found.items()}
 
 
 def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dict, first_sample: int,
@@ -139,6 +125,10 @@ def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dic
     ``state_before`` is the membrane test; a LIF without one is rerun from its input current."""
     T, layers = counts.timesteps, {layer.name for layer in net.layers}
     for i, layer in enumerate(net.layers):
+        if always_driven(qgraph, layer.name, layers):  # every neuron has input at every step
+            n = values[layer.name].shape[1]
+            counts["active_updates"][i, first_sample:first_sample + n] += layer.neurons_per_core
+            continue
         out = on_steps(values[layer.name], T)
         active = _state_before(qgraph, layer, values, T, traces or {})  # not to be written: a trace's own
         if layer.kind != "readout":
@@ -161,11 +151,39 @@ def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tens
     if isinstance(op, (QConv2d, QLinear, QAttention)):
         return hit
     for port, src in inputs_by_port(qgraph.graph, node).items():
-        arrives = src in layers or isinstance(qgraph.qop(src), QInput) or (
-            isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs")
-        if not arrives and (before := _driven(qgraph, src, layers, reached, like)) is not None:
+        if not _arrives(qgraph, op, port, src, layers) and (
+                before := _driven(qgraph, src, layers, reached, like)) is not None:
             hit = _either(hit, _carry(op, before, shape))
     return hit
+
+
+#: Per quantized graph (frozen) and node: `always_driven`.
+_ALWAYS_DRIVEN: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def always_driven(qgraph, node: str, layers: set[str]) -> bool:
+    """Whether `_driven` holds for every element of ``node`` at every step whatever the events: a bias
+    on every element, here or carried to it from the ops before it on the receiving core. Then the
+    events that reach it need not be found at all."""
+    known = _ALWAYS_DRIVEN.setdefault(qgraph, {})
+    if node not in known:
+        op = qgraph.qop(node)
+        known[node] = full_bias(op) or not isinstance(op, (QConv2d, QLinear, QAttention)) and not (
+            isinstance(op, QMean) and op.time) and any(
+            always_driven(qgraph, src, layers) for port, src in inputs_by_port(qgraph.graph, node).items()
+            if not _arrives(qgraph, op, port, src, layers))
+    return known[node]
+
+
+def full_bias(op) -> bool:
+    """A conv or linear whose every output has a bias that is not 0 (a constant input at every step)."""
+    return isinstance(op, (QConv2d, QLinear)) and bool(np.all(op.bias != 0))
+
+
+def _arrives(qgraph, op, port: str, src: str, layers: set[str]) -> bool:
+    """The value of ``src`` comes to ``op`` as events, from another layer, the input or a shortcut."""
+    return src in layers or isinstance(qgraph.qop(src), QInput) or (
+        isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs")
 
 
 def _either(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

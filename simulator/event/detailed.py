@@ -23,7 +23,7 @@ from statten_hw.ir.graph import inputs_by_port, topological_order
 from statten_hw.quant.execute import EXECUTORS, _Ctx
 from statten_hw.quant.quantize import QOP, QConv2d, QLinear
 
-from .counts import Counts, count_active_updates, count_layer_outputs, layer_sources
+from .counts import Counts, count_active_updates, count_layer_outputs
 from .network import EventNetwork, Projection
 from .owners import HOST
 from .synapses import AttentionSynapses
@@ -124,8 +124,7 @@ class DetailedEngine:
     def run(self, x: torch.Tensor, progress: bool = False):
         """(logits_int, spikes {layer: [T, S, ...]}, Counts) for the batch ``x``, on the CPU."""
         g, S, T = self.qgraph.graph, x.shape[0], self.net.timesteps
-        counts = Counts(tuple(layer.name for layer in self.net.layers), S, T, self.net.n_cores,
-                        sources=layer_sources(self.qgraph, self.net))
+        counts = Counts.of(self.net, S)
         logits, spikes = [], defaultdict(list)
         from tqdm import tqdm
 

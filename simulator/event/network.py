@@ -91,6 +91,7 @@ class LayerInfo:
     shape: tuple[int, ...]
     owner: np.ndarray  # [neurons] core of each neuron (flattened)
     groups: "CoreElements"  # the neurons of each core (`owner` grouped)
+    neurons_per_core: np.ndarray  # [n_cores] how many of its neurons each core holds
     start_step: int
     delay_steps: int
 
@@ -102,6 +103,8 @@ class EventNetwork:
     n_cores: int
     hops: np.ndarray  # [n_cores, n_cores] NoC hops between placed cores
     timesteps: int
+    # per layer, the layers (or the network input) whose events its projections carry: who sent them
+    sources: dict[str, tuple[str, ...]]
 
 
 def _shapes(qgraph) -> dict[str, tuple[int, ...]]:
@@ -208,11 +211,31 @@ def build_network(qgraph, mapping) -> EventNetwork:
     for row in mapping.layers:
         b.walk_dendrites(row.name)
     b.place_sources()
+    n_cores = len(mapping.cores)
     layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), b.grouped(r.name),
-                             r.start_step, r.delay_steps) for r in mapping.layers)
+                             np.bincount(b.owner[r.name].reshape(-1), minlength=n_cores), r.start_step,
+                             r.delay_steps) for r in mapping.layers)
     projections = tuple(b.projection(*edge) for edge in b.dendrite_edges)
     timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
-    return EventNetwork(layers, projections, len(mapping.cores), _hops_matrix(mapping), timesteps)
+    return EventNetwork(layers, projections, n_cores, _hops_matrix(mapping), timesteps,
+                        _layer_sources(qgraph, layers, projections))
+
+
+def _layer_sources(qgraph, layers: tuple[LayerInfo, ...], projections: tuple[Projection, ...]
+                   ) -> dict[str, tuple[str, ...]]:
+    """Per layer, the layers (or the network input) behind its projections' sources: the walk goes back
+    through the ops computed on the sending side (flattens, pooling, means) to a layer or the input."""
+    names = {layer.name for layer in layers}
+    found: dict[str, set[str]] = {name: set() for name in names}
+    for p in projections:
+        stack = [p.source]
+        while stack:
+            n = stack.pop()
+            if n in names or isinstance(qgraph.qop(n), QInput):
+                found[p.layer].add(n)
+            else:
+                stack.extend(qgraph.graph.predecessors(n))
+    return {layer.name: tuple(sorted(found[layer.name])) for layer in layers}
 
 
 __all__ = ["CoreElements", "EventNetwork", "LayerInfo", "Projection", "build_network", "fan_out", "group_by_core"]

@@ -107,7 +107,7 @@ def _layer_slots(counts: Counts, net: EventNetwork, block: int) -> tuple[dict[st
 
 def _neurons(net: EventNetwork) -> np.ndarray:
     """``[L, K]``: neurons of each layer on each core."""
-    return np.stack([np.bincount(layer.owner, minlength=net.n_cores) for layer in net.layers])
+    return np.stack([layer.neurons_per_core for layer in net.layers])
 
 
 def _buffer_bits(slots: dict, block_of_slot: np.ndarray) -> np.ndarray:

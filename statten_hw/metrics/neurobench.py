@@ -206,23 +206,24 @@ def layer_operations(s: Synapse) -> tuple[int, int]:
     """``(effective, dense)`` operations of one layer over its whole input (all steps, all samples):
     each step-sample's 0/1 event row times the fan-outs, one matrix-vector product."""
     shape = tuple(s.x.shape[2:])
-    fan, dense = fan_outs(s.op, shape)
-    events = (s.x != 0).reshape(-1, fan.numel())
-    # a row's sum is at most Σ fan: exact in float32 below 2^24 on the CPU (float64 on CUDA: see execute)
-    dtype = torch.float32 if s.x.device.type == "cpu" and fan.sum() < 1 << 24 else torch.float64
-    per_row = events.to(dtype) @ _fan_on(s.op, shape, s.x.device, dtype)
-    return int(per_row.sum(dtype=torch.float64)), dense * s.x.shape[0] * s.x.shape[1]
+    fan = _fan_on(s.op, shape, s.x.device)
+    per_row = (s.x != 0).reshape(-1, fan.numel()).to(fan.dtype) @ fan
+    return int(per_row.sum(dtype=torch.float64)), fan_outs(s.op, shape)[1] * s.x.shape[0] * s.x.shape[1]
 
 
-#: `fan_outs`' effective fan-outs, flat, per (input shape, device, dtype): the form the product reads.
+#: `fan_outs`' effective fan-outs, flat, per (input shape, device): the form the product reads.
 _FAN_ON: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
-def _fan_on(op, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _fan_on(op, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The fan-outs in the float type whose sums are exact: a row's sum is at most ``Σ fan``, exact in
+    float32 below 2^24 on the CPU; float64 on CUDA (cuBLAS may split sums differently, `quant.execute`)."""
     per_key = _FAN_ON.setdefault(op, {})
-    key = (shape, str(device), dtype)
+    key = (shape, str(device))
     if key not in per_key:
-        per_key[key] = fan_outs(op, shape)[0].reshape(-1).to(device=device, dtype=dtype)
+        fan = fan_outs(op, shape)[0].reshape(-1)
+        exact32 = device.type == "cpu" and float(fan.sum()) < 1 << 24
+        per_key[key] = fan.to(device=device, dtype=torch.float32 if exact32 else torch.float64)
     return per_key[key]
 
 

@@ -27,8 +27,8 @@ from statten_hw.quant import run_integer  # noqa: E402
 from statten_hw.quant.execute import IntegerRun, _Ctx, _dvs_pool, _heads, lif_integer  # noqa: E402
 from statten_hw.quant.fixed_point import decay, saturate  # noqa: E402
 from statten_hw.quant.quantize import QAttention, QLIF  # noqa: E402
-from statten_hw.simulator.event.counts import Counts, count_active_updates, layer_sources  # noqa: E402
-from statten_hw.simulator.event.fast import _count_projection  # noqa: E402
+from statten_hw.simulator.event.counts import Counts, count_active_updates  # noqa: E402
+from statten_hw.simulator.event.fast import _count_projection, _counting, event_rows  # noqa: E402
 from statten_hw.simulator.event.network import build_network  # noqa: E402
 
 # a2os2a has a ternary LIF, sdsa and sdsa_dvs SDSA's K⊙V neurons, statten_mlp_res membrane shortcuts.
@@ -105,11 +105,12 @@ def test_saturating_lif_trace_equals_the_replay(ternary):
 def _active_updates(d, x, run) -> np.ndarray:
     net = build_network(d.qgraph, d.mapping)
     T, S = net.timesteps, x.shape[0]
-    counts = Counts(tuple(layer.name for layer in net.layers), S, T, net.n_cores, sources=layer_sources(d.qgraph, net))
+    counts = Counts.of(net, S)
     index = {layer.name: i for i, layer in enumerate(net.layers)}
     reached: dict = {}
     for p in net.projections:
-        _count_projection(p, run.values[p.source], net, T, S, counts.arrays, index[p.layer], reached)
+        E = event_rows(run.values[p.source], T, _counting(p, net, d.qgraph, torch.device("cpu")).dtype)
+        _count_projection(p, E, net, d.qgraph, T, S, counts.arrays, index[p.layer], reached)
     count_active_updates(counts, net, d.qgraph, run.values, reached, 0, run.lif_traces)
     return counts["active_updates"]
 

@@ -1,0 +1,58 @@
+"""The fast engine's counting primitives: per-core counts, each projection's per-core counters, the
+float type its products run in."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "ir"))
+sys.path.insert(0, str(Path(__file__).parent))
+from sim_nets import small_deployment  # noqa: E402
+
+from statten_hw.simulator.event.counts import per_core  # noqa: E402
+from statten_hw.simulator.event.fast import FLOAT32_EXACT, count_dtype  # noqa: E402
+from statten_hw.simulator.event.network import group_by_core  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64])
+def test_per_core_counts_nonzero_entries_of_each_core(dtype):
+    gen = torch.Generator().manual_seed(1)
+    width = 1 << 15  # long rows, and a core whose elements are not consecutive
+    values = (torch.rand(3, 2, 3 * width, generator=gen) < 0.5).to(dtype)  # [T, S, elements]
+    owner = np.concatenate([np.zeros(width, int), np.tile([2, 3], width)])
+    got = per_core(values, group_by_core(owner), 4)
+    assert got.shape == (2, 3, 4)
+    for core in range(4):
+        want = (values[:, :, owner == core] != 0).sum(2).T.numpy()
+        assert (got[:, :, core] == want).all(), core
+    assert per_core(values[:, :, :width][..., ::2], group_by_core(np.zeros(width // 2, int)), 1).sum() == \
+        int((values[:, :, :width:2] != 0).sum())  # a strided view
+
+
+def test_count_dtype_is_float32_only_while_sums_stay_exact():
+    assert count_dtype("cpu", FLOAT32_EXACT - 1) == torch.float32
+    assert count_dtype("cpu", FLOAT32_EXACT) == torch.float64
+    assert float(torch.tensor(FLOAT32_EXACT + 1, dtype=torch.float32)) != FLOAT32_EXACT + 1  # why: 2^24 + 1 rounds
+
+
+@pytest.mark.parametrize("key", ["statten", "ssa", "statten_mlp_res"])
+def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
+    """Per input element and destination core: the targets it has there (from ``targets(e)``, the
+    detailed engine's definition), whether it is sent there, and 1."""
+    net = small_deployment(key).event_network
+    for p in net.projections:
+        n = len(p.dst_cores)
+        column = {int(core): i for i, core in enumerate(p.dst_cores)}
+        want = np.zeros((len(p.origin), 2 * n + 1), np.float32)
+        want[:, 2 * n] = 1
+        for e in range(len(p.origin)):
+            targets, _ = p.synapses.targets(e)
+            for core in p.owner[targets]:
+                want[e, column[int(core)]] += 1
+        want[:, n:2 * n] = want[:, :n] > 0
+        assert np.array_equal(p.counters.numpy(), want), (p.source, p.target)
+        assert p.largest_core_total == want[:, :2 * n].sum(0).max()
