@@ -20,9 +20,10 @@ import torch
 CALIBRATION_SAMPLES = 256
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Deployment:
-    """A loaded model, its quantized integer graph and its mapping on one target with blocks of B."""
+    """A loaded model, its quantized integer graph and its mapping on one target with blocks of B.
+    A snapshot: what is derived from it (the event network, static metrics) is kept with it."""
 
     checkpoint: Path
     model: torch.nn.Module

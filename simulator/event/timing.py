@@ -77,17 +77,20 @@ def _step_slots(counts: Counts, net: EventNetwork, slots: int, first_fire: list[
     """Counts moved onto global steps: layer i fires its step t at ``first_fire[i] + t`` and its events
     arrive ``gap + delay_i`` steps before. ``[S, G, K]`` per field, ``max_hops``/``host_packets [S, G]``."""
     L, S, T, K = counts["sops"].shape
-    out = {f: np.zeros((S, slots, K), np.int64) for f in (*ARRIVAL_FIELDS, *FIRE_FIELDS)}
+    arriving = np.stack([counts[f] for f in ARRIVAL_FIELDS])  # [F, L, S, T, K]: one slice add per layer
+    firing = np.stack([counts[f] for f in FIRE_FIELDS])
+    arrived = np.zeros((len(ARRIVAL_FIELDS), S, slots, K), np.int64)
+    fired = np.zeros((len(FIRE_FIELDS), S, slots, K), np.int64)
     hops, host = np.zeros((S, slots), np.int64), np.zeros((S, slots), np.int64)
     for i, layer in enumerate(net.layers):
-        fire = np.arange(T) + first_fire[i]
-        arrive = fire - gap - layer.delay_steps
-        for f in ARRIVAL_FIELDS:
-            out[f][:, arrive] += counts[f][i]
-        for f in FIRE_FIELDS:
-            out[f][:, fire] += counts[f][i]
-        hops[:, arrive] = np.maximum(hops[:, arrive], counts["max_hops"][i])
+        fire = slice(first_fire[i], first_fire[i] + T)
+        start = first_fire[i] - gap - layer.delay_steps
+        arrive = slice(start, start + T)
+        arrived[:, :, arrive] += arriving[:, i]
+        fired[:, :, fire] += firing[:, i]
+        np.maximum(hops[:, arrive], counts["max_hops"][i], out=hops[:, arrive])
         host[:, arrive] += counts["host_packets"][i]
+    out = {**dict(zip(ARRIVAL_FIELDS, arrived)), **dict(zip(FIRE_FIELDS, fired))}
     out["max_hops"], out["host_packets"] = hops, host
     return out
 

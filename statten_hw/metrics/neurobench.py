@@ -367,9 +367,13 @@ def neurobench_metrics(qgraph: QuantizedGraph, run: IntegerRun, model: nn.Module
     result = {"Footprint": integer_footprint(qgraph), "ConnectionSparsity": integer_connection_sparsity(qgraph),
               **workload_metrics(synapses, neurons, samples)}
     if model is not None:
-        result["float_model"] = {"Footprint": torch_footprint(model),
-                                 "ConnectionSparsity": torch_connection_sparsity(model)}
+        result["float_model"] = float_model_metrics(model)
     return result
+
+
+def float_model_metrics(model: nn.Module) -> dict:
+    """The two static metrics NeuroBench reports for the torch module ``model``."""
+    return {"Footprint": torch_footprint(model), "ConnectionSparsity": torch_connection_sparsity(model)}
 
 
 def float_neurobench_metrics(model: nn.Module, graph: nx.DiGraph, x: torch.Tensor) -> dict:
