@@ -56,3 +56,22 @@ def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
         want[:, n:2 * n] = want[:, :n] > 0
         assert np.array_equal(p.counters.numpy(), want), (p.source, p.target)
         assert p.largest_core_total == want[:, :2 * n].sum(0).max()
+
+
+@pytest.mark.parametrize("key", ["statten", "sdsa", "ssa", "statten_mlp_res"])
+def test_always_driven_layers_are_driven_everywhere_with_no_events(key):
+    """The static shortcut against the definition: with no event reaching anything, `_driven` of a
+    layer called always driven is True at every element and step; of the others, not everywhere."""
+    from statten_hw.simulator.event.counts import _driven, always_driven
+
+    d = small_deployment(key)
+    net = d.event_network
+    layers = {layer.name for layer in net.layers}
+    like = torch.zeros((net.timesteps, 2, 1), dtype=torch.int64)
+    verdicts = set()
+    for layer in net.layers:
+        driven = _driven(d.qgraph, layer.name, layers, {}, like)
+        everywhere = driven is not None and bool(driven.all()) and driven.shape[2:] == layer.shape
+        assert always_driven(d.qgraph, layer.name, layers) == everywhere, layer.name
+        verdicts.add(everywhere)
+    assert verdicts == {True, False}  # both kinds occur in every one of these networks
