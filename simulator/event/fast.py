@@ -85,12 +85,11 @@ def event_rows(values: torch.Tensor, T: int, dtype: torch.dtype) -> torch.Tensor
     return (on_steps(values, T) != 0).to(dtype).reshape(T * values.shape[1], -1)
 
 
-def _count_projection(p: Projection, E: torch.Tensor, net: EventNetwork, qgraph, T: int, S: int,
+def _count_projection(p: Projection, plan: _Counting, E: torch.Tensor, T: int, S: int,
                       acc: dict[str, np.ndarray], layer: int, reached: dict) -> None:
-    """Adds the events ``E`` (`event_rows` of the source, in `_counting`'s dtype) through ``p`` to
-    ``acc`` (the `Counts` arrays) at ``layer``, and marks the targets they reach in
-    ``reached[p.target]`` where that matters (`counts.always_driven`)."""
-    plan = _counting(p, net, qgraph, E.device)
+    """Adds the events ``E`` (`event_rows` of the source, in ``plan``'s dtype) through ``p`` to ``acc``
+    (the `Counts` arrays) at ``layer``, and marks the targets they reach in ``reached[p.target]`` where
+    that matters (`counts.always_driven`)."""
     if plan.needs_reach:
         hit = (p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)) > 0).reshape(T, S, *p.synapses.out_shape)
         reached[p.target] = reached[p.target] | hit if p.target in reached else hit
@@ -137,9 +136,9 @@ def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu", pr
     reached: dict[str, torch.Tensor] = {}
     last, E = None, None  # projections of one source follow each other (q, k and v read the same spikes)
     for p in tqdm(net.projections, desc="counting events", unit="projection", disable=not progress):
-        dtype = _counting(p, net, qgraph, run.values[p.source].device).dtype
-        if last != (p.source, dtype):
-            last, E = (p.source, dtype), event_rows(run.values[p.source], T, dtype)
-        _count_projection(p, E, net, qgraph, T, S, counts.arrays, index[p.layer], reached)
+        plan = _counting(p, net, qgraph, run.values[p.source].device)
+        if last != (p.source, plan.dtype):
+            last, E = (p.source, plan.dtype), event_rows(run.values[p.source], T, plan.dtype)
+        _count_projection(p, plan, E, T, S, counts.arrays, index[p.layer], reached)
     count_active_updates(counts, net, qgraph, run.values, reached, 0, run.lif_traces)
     return run, counts

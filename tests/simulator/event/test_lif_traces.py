@@ -109,8 +109,9 @@ def _active_updates(d, x, run) -> np.ndarray:
     index = {layer.name: i for i, layer in enumerate(net.layers)}
     reached: dict = {}
     for p in net.projections:
-        E = event_rows(run.values[p.source], T, _counting(p, net, d.qgraph, torch.device("cpu")).dtype)
-        _count_projection(p, E, net, d.qgraph, T, S, counts.arrays, index[p.layer], reached)
+        plan = _counting(p, net, d.qgraph, torch.device("cpu"))
+        E = event_rows(run.values[p.source], T, plan.dtype)
+        _count_projection(p, plan, E, T, S, counts.arrays, index[p.layer], reached)
     count_active_updates(counts, net, d.qgraph, run.values, reached, 0, run.lif_traces)
     return counts["active_updates"]
 
