@@ -2,16 +2,19 @@
 
 Values come from the integer reference kernels (`statten_hw.quant.run_integer`, CPU or CUDA). Every
 count a projection adds is linear in its events ``E`` (nonzero source values, one row per step and
-sample), so each sending core's events go through one product with the projection's ``counters``
-(`network.Projection`): synaptic ops and packets per destination core, and events sent. What follows
-from those per (sender, destination) totals (packets in and out, hops, the longest route) is a few
-numpy operations on small arrays. The detailed engine counts the same things one packet at a time.
+sample): each sending core's events go through one product with the projection's ``counters``
+(`network.Projection`), widened here by two per-element columns that depend on the sender (packets
+sent, and their hops). Each product lands in its own rows of one buffer per run (`_Tally`), and one
+scatter at the end adds every row to its count: synaptic ops and packets received per destination
+core, events, packets and hops per sending core, host packets. The longest route of a step is the
+one nonlinear count: the largest ``far`` (longest route of an element's packets) among the events.
+The detailed engine counts the same things one packet at a time.
 
-Exactness: event indicators are 0/1 and ``counters`` small integers, so every product is a sum of
+Exactness: event indicators are 0/1 and the counters small integers, so every product is a sum of
 non-negative integers, exact in float32 while the largest possible total (all inputs firing) stays
-below 2^24 (`Projection.largest_core_total`), else computed in float64. On CUDA always float64:
-cuDNN may pick Winograd or FFT convolutions for float32, which round. The LIFs' membrane counts
-(active updates) come from the integer run itself (``trace_lifs``), not from a replay.
+below 2^24, else computed in float64. On CUDA always float64: cuDNN may pick Winograd or FFT
+convolutions for float32, which round. The LIFs' membrane counts (active updates) come from the
+integer run itself (``trace_lifs``), not from a replay.
 """
 from __future__ import annotations
 
@@ -40,44 +43,112 @@ def count_dtype(device, largest_total: float) -> torch.dtype:
 
 
 @dataclass(frozen=True)
-class _Counting:
-    """What counting a projection's events on one device needs besides the events, made once: the
-    product's float type and ``counters`` in it, each sending core's input rows, and the routes."""
+class _Block:
+    """One projection's counting on one device: per sending core its input rows and its ``counters``
+    transposed (``[2·n + 3, rows]``), each product's first row in the buffer of ``dtype``, and ``far``
+    where routes are not 0."""
 
+    projection: Projection
+    layer: int
     dtype: torch.dtype
-    counters: torch.Tensor
     rows: tuple  # per sending core: its input elements (a slice, or an index tensor on the device)
-    dst: slice | np.ndarray  # the destination cores, as an index into the core axis
-    host: np.ndarray  # [senders] bool: the sender is the host (the network input)
-    cores: slice | np.ndarray  # the other senders' cores, as an index into the core axis
-    route: np.ndarray  # [other senders, destinations] hops
+    weights: tuple  # per sending core: its counters transposed
+    offsets: tuple  # per sending core: the first buffer row its product fills
+    far: torch.Tensor | None  # [in elements] the longest route of an element's packets; None: all 0
     needs_reach: bool  # which targets the events reach matters (`counts.full_bias`: not when all are biased)
 
 
-#: Per projection and device, its `_Counting`.
-_COUNTING: "weakref.WeakKeyDictionary[Projection, dict]" = weakref.WeakKeyDictionary()
+def _longest_routes(p: Projection, hops: np.ndarray) -> torch.Tensor:
+    """``far`` per input element: the longest route among its packets (0 from the host, whose packets
+    count apart, and for an element sent nowhere)."""
+    far = torch.zeros(p.counters.shape[0], dtype=torch.float64)
+    for core, rows in p.senders:
+        if core != HOST and len(p.dst_cores):
+            far[rows] = (p.coverage[rows].double() * torch.from_numpy(hops[core, p.dst_cores]).double()).amax(1)
+    return far
 
 
-def _counting(p: Projection, net: EventNetwork, qgraph, device: torch.device) -> _Counting:
-    per_device = _COUNTING.setdefault(p, {})
-    key = str(device)
-    if key not in per_device:
-        dtype = count_dtype(device, max(p.largest_core_total, float(np.prod(p.synapses.in_shape))))
-        senders = np.array([o for o, _ in p.senders], np.int64)
-        host = senders == HOST
-        cores = senders[~host]
-        per_device[key] = _Counting(dtype, p.counters.to(device=device, dtype=dtype),
-                                    tuple(core_index(rows, device) for _, rows in p.senders), _as_index(p.dst_cores),
-                                    host, _as_index(cores), net.hops[np.ix_(cores, p.dst_cores)],
-                                    not full_bias(qgraph.qop(p.target)))
-    return per_device[key]
+class _Tally:
+    """How one event network's events are counted on one device, made once: every projection's
+    `_Block`, the buffer size per float type, and where each buffer row adds in the counts."""
+
+    def __init__(self, net: EventNetwork, qgraph, device: torch.device):
+        self.heights = {torch.float32: 0, torch.float64: 0}
+        self.places: dict[str, list] = {}  # count name -> [(dtype, buffer row, layer, core)]
+        index = {layer.name: i for i, layer in enumerate(net.layers)}
+        self.blocks = tuple(self._block(p, index[p.layer], net, qgraph, device) for p in net.projections)
+        self.longest = [i for i, b in enumerate(self.blocks) if b.far is not None]
+        self._finish_places()
+
+    def _block(self, p: Projection, layer: int, net: EventNetwork, qgraph, device) -> _Block:
+        dtype, far = count_dtype(device, p.largest_total), _longest_routes(p, net.hops)
+        offsets = []
+        for core, _ in p.senders:
+            offsets.append(self.heights[dtype])
+            self._place(p, dtype, layer, core, offsets[-1])
+            self.heights[dtype] += p.counters.shape[1]
+        # transposed views where a core's rows are consecutive (BLAS reads them as they are: no copy)
+        weights = tuple(p.counters[rows].T.to(device=device, dtype=dtype) for _, rows in p.senders)
+        return _Block(p, layer, dtype, tuple(core_index(rows, device) for _, rows in p.senders), weights,
+                      tuple(offsets), far.to(device=device, dtype=dtype) if far.any() else None,
+                      not full_bias(qgraph.qop(p.target)))
+
+    def _place(self, p: Projection, dtype, layer: int, sender: int, first: int) -> None:
+        """Where the rows of one sender's product add: ``[ops per destination | packets per destination
+        | events | packets sent | hops]`` (the host's events and hops are not a core's)."""
+        n = len(p.dst_cores)
+        for name, row0 in (("sops" if p.spiking else "macs", first), ("packets_in", first + n)):
+            self._add(name, dtype, range(row0, row0 + n), layer, p.dst_cores)
+        if isinstance(p.synapses, AttentionSynapses):
+            self._add("buffer_events", dtype, range(first + n, first + 2 * n), layer, p.dst_cores)
+        if sender == HOST:
+            self._add("host_packets", dtype, [first + 2 * n + 1], layer, [0])
+            return
+        for name, row in (("events", first + 2 * n), ("packets_out", first + 2 * n + 1), ("hops_out", first + 2 * n + 2)):
+            self._add(name, dtype, [row], layer, [sender])
+
+    def _add(self, name: str, dtype, rows, layer: int, cores) -> None:
+        self.places.setdefault((name, dtype), []).extend((r, layer, int(c)) for r, c in zip(rows, cores))
+
+    def _finish_places(self) -> None:
+        """Per (count, float type): the buffer rows, and their layers and cores, as arrays."""
+        self.places = {key: tuple(np.array(column, np.int64) for column in zip(*rows))
+                       for key, rows in self.places.items()}
+
+    def buffers(self, steps: int, device) -> dict[torch.dtype, torch.Tensor]:
+        """Empty ``[rows, steps]`` buffers, one per float type, that the products fill."""
+        return {dtype: torch.empty(h, steps, dtype=dtype, device=device) for dtype, h in self.heights.items() if h}
+
+    def add_to(self, acc: dict[str, np.ndarray], buffers: dict, longest: torch.Tensor | None, T: int, S: int) -> None:
+        """Adds the filled buffers to the `Counts` arrays ``acc`` (``[L, S, T, K]``, or ``[L, S, T]``),
+        and the steps' longest routes (``[blocks with far, T·S]``) to ``max_hops``."""
+        totals = {dtype: b.to(torch.int64).cpu().numpy() for dtype, b in buffers.items()}  # exact integers
+        for (name, dtype), (rows, layers, cores) in self.places.items():
+            array = acc[name]
+            K = array.shape[3] if array.ndim == 4 else 1
+            np.add.at(array.reshape(-1), _flat_index(layers, cores, S, T, K), totals[dtype][rows])
+        if longest is not None:
+            layers = np.array([self.blocks[i].layer for i in self.longest], np.int64)
+            np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(layers, 0, S, T, 1),
+                          longest.to(torch.int64).cpu().numpy())
 
 
-def _as_index(ids: np.ndarray) -> slice | np.ndarray:
-    """Sorted distinct ids as a slice where they are consecutive (numpy then adds into a view)."""
-    if len(ids) and np.array_equal(ids, np.arange(ids[0], ids[0] + len(ids))):
-        return slice(int(ids[0]), int(ids[0]) + len(ids))
-    return ids
+def _flat_index(layers: np.ndarray, cores, S: int, T: int, K: int) -> np.ndarray:
+    """``[places, T·S]``: where each place (layer, core) of a ``[L, S, T, K]`` array is, in the flat array,
+    at each buffer column (step-major, as `event_rows` orders its rows)."""
+    t, s = np.divmod(np.arange(T * S), S)
+    return (layers * (S * T * K) + cores)[:, None] + (s * T * K + t * K)[None, :]
+
+
+#: Per event network, per device: its `_Tally`.
+_TALLIES: "weakref.WeakKeyDictionary[EventNetwork, dict]" = weakref.WeakKeyDictionary()
+
+
+def _tally(net: EventNetwork, qgraph, device: torch.device) -> _Tally:
+    per_device = _TALLIES.setdefault(net, {})
+    if str(device) not in per_device:
+        per_device[str(device)] = _Tally(net, qgraph, device)
+    return per_device[str(device)]
 
 
 def event_rows(values: torch.Tensor, T: int, dtype: torch.dtype) -> torch.Tensor:
@@ -85,60 +156,38 @@ def event_rows(values: torch.Tensor, T: int, dtype: torch.dtype) -> torch.Tensor
     return (on_steps(values, T) != 0).to(dtype).reshape(T * values.shape[1], -1)
 
 
-def _count_projection(p: Projection, plan: _Counting, E: torch.Tensor, T: int, S: int,
-                      acc: dict[str, np.ndarray], layer: int, reached: dict) -> None:
-    """Adds the events ``E`` (`event_rows` of the source, in ``plan``'s dtype) through ``p`` to ``acc``
-    (the `Counts` arrays) at ``layer``, and marks the targets they reach in ``reached[p.target]`` where
-    that matters (`counts.always_driven`)."""
-    if plan.needs_reach:
-        hit = (p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)) > 0).reshape(T, S, *p.synapses.out_shape)
-        reached[p.target] = reached[p.target] | hit if p.target in reached else hit
-    per_sender = torch.stack([E[:, rows] @ plan.counters[rows] for rows in plan.rows])
-    _add_sender_totals(p, plan, per_sender.round().to(torch.int64).cpu().numpy(), T, S, acc, layer)
+def count_events(qgraph, net: EventNetwork, values: dict, counts: Counts, progress: bool = False) -> dict:
+    """Adds the events of every projection (sources' ``values`` ``[T', S, ...]`` of one run) to
+    ``counts``; returns ``reached``: per projection target whose reach matters, bool ``[T, S, *shape]``,
+    the elements at least one event reached (`counts.count_active_updates`)."""
+    from tqdm import tqdm
 
-
-def _add_sender_totals(p: Projection, plan: _Counting, totals: np.ndarray, T: int, S: int,
-                       acc: dict[str, np.ndarray], layer: int) -> None:
-    """``totals [senders, T·S, 2·n + 1]``: per sending core and step-sample, the synaptic ops and the
-    packets it caused on each of the ``n`` destination cores, and the events it sent."""
-    n = len(p.dst_cores)
-    ops, packets, events = totals[:, :, :n], totals[:, :, n:2 * n], totals[:, :, 2 * n]
-
-    def by_sample(a: np.ndarray) -> np.ndarray:  # [T·S, ...] -> [S, T, ...]
-        return a.reshape(T, S, *a.shape[1:]).swapaxes(0, 1)
-
-    acc["sops" if p.spiking else "macs"][layer][:, :, plan.dst] += by_sample(ops.sum(0))
-    received = by_sample(packets.sum(0))
-    acc["packets_in"][layer][:, :, plan.dst] += received
-    if isinstance(p.synapses, AttentionSynapses):
-        acc["buffer_events"][layer][:, :, plan.dst] += received
-    if plan.host.any():
-        acc["host_packets"][layer] += by_sample(packets[plan.host].sum((0, 2)))
-        packets, events = packets[~plan.host], events[~plan.host]
-    if not len(packets):
-        return
-    acc["packets_out"][layer][:, :, plan.cores] += by_sample(packets.sum(2).T)
-    acc["events"][layer][:, :, plan.cores] += by_sample(events.T)
-    acc["hops_out"][layer][:, :, plan.cores] += by_sample((packets * plan.route[:, None, :]).sum(2).T)
-    longest = ((packets > 0) * plan.route[:, None, :]).max((0, 2), initial=0)
-    np.maximum(acc["max_hops"][layer], by_sample(longest), out=acc["max_hops"][layer])
+    device = values[net.projections[0].source].device if net.projections else torch.device("cpu")
+    tally, T, S = _tally(net, qgraph, device), net.timesteps, counts.samples
+    buffers = tally.buffers(T * S, device)
+    longest = torch.empty(len(tally.longest), T * S, dtype=torch.float64, device=device) if tally.longest else None
+    reached: dict[str, torch.Tensor] = {}
+    last, E = None, None  # projections of one source follow each other (q, k and v read the same spikes)
+    for i, b in enumerate(tqdm(tally.blocks, desc="counting events", unit="projection", disable=not progress)):
+        p = b.projection
+        if last != (p.source, b.dtype):
+            last, E = (p.source, b.dtype), event_rows(values[p.source], T, b.dtype)
+        if b.needs_reach:
+            hit = (p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)) > 0).reshape(T, S, *p.synapses.out_shape)
+            reached[p.target] = reached[p.target] | hit if p.target in reached else hit
+        for rows, weights, first in zip(b.rows, b.weights, b.offsets):
+            torch.matmul(weights, E[:, rows].T, out=buffers[b.dtype][first:first + len(weights)])
+        if b.far is not None:
+            longest[tally.longest.index(i)] = (E * b.far).amax(1)
+    tally.add_to(counts.arrays, buffers, longest, T, S)
+    return reached
 
 
 def run_fast(qgraph, net: EventNetwork, x: torch.Tensor, device: str = "cpu", progress: bool = False):
     """(IntegerRun on ``device``, Counts) for the batch ``x``; ``progress``: a bar over the projections."""
-    from tqdm import tqdm
-
     run = run_integer(qgraph, x, device=device, trace_lifs=True)  # the LIFs' membrane counts, kept as they run
-    T, S = net.timesteps, x.shape[0]
-    counts = Counts.of(net, S)
-    index = {layer.name: i for i, layer in enumerate(net.layers)}
+    counts = Counts.of(net, x.shape[0])
     count_layer_outputs(counts, net, {layer.name: run.values[layer.name] for layer in net.layers}, 0)
-    reached: dict[str, torch.Tensor] = {}
-    last, E = None, None  # projections of one source follow each other (q, k and v read the same spikes)
-    for p in tqdm(net.projections, desc="counting events", unit="projection", disable=not progress):
-        plan = _counting(p, net, qgraph, run.values[p.source].device)
-        if last != (p.source, plan.dtype):
-            last, E = (p.source, plan.dtype), event_rows(run.values[p.source], T, plan.dtype)
-        _count_projection(p, plan, E, T, S, counts.arrays, index[p.layer], reached)
+    reached = count_events(qgraph, net, run.values, counts, progress)
     count_active_updates(counts, net, qgraph, run.values, reached, 0, run.lif_traces)
     return run, counts

@@ -7,8 +7,9 @@ conv/linear (weighted synapses), an attention node (q, k, v into the block buffe
 the ops computed on the layer's own cores (`owners`), stopping at the nodes whose values arrive from
 elsewhere. Each event is sent as one packet to every core holding at least one of its targets
 (``coverage``); each target it reaches is one synaptic operation on the target's core. Both are
-linear in the events, so a projection keeps them per input element and destination core
-(``counters``): an engine counts a step's events with one product per sending core.
+linear in the events, as are the packets an event sends and the hops they travel, so a projection
+keeps them per input element (``counters``): an engine counts a step's events with one product per
+sending core.
 """
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ class Projection:
     owner: np.ndarray  # [out elements] core per target element
     spiking: bool  # binary/ternary events (accumulates) or graded ones (multiply-accumulates)
     dst_cores: np.ndarray  # the cores holding targets
-    # [in elements, 2·len(dst_cores) + 1] float32, per input element: its targets on each dst core (the
-    # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), and 1
+    # [in elements, 2·len(dst_cores) + 3] float32, per input element: its targets on each dst core (the
+    # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), 1 (the
+    # event), the packets it sends and the NoC hops they travel (0 from the host, which is no core)
     counters: torch.Tensor
     senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
     receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
@@ -56,11 +58,10 @@ class Projection:
         return self.counters[:, n:2 * n]
 
     @cached_property
-    def largest_core_total(self) -> float:
-        """The most synaptic operations (or packets) one destination core can receive in a step: every
-        input element firing. Counts below 2^24 are exact in float32."""
-        n = len(self.dst_cores)
-        return float(self.counters[:, :2 * n].sum(0).max()) if n else 0.0
+    def largest_total(self) -> float:
+        """The largest count of one step through any column of ``counters`` (synaptic operations or
+        packets on one core, events, hops): every input element firing. Float32 sums are exact below 2^24."""
+        return float(self.counters.sum(0, dtype=torch.float64).max())
 
 
 #: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
@@ -96,8 +97,8 @@ class LayerInfo:
     delay_steps: int
 
 
-@dataclass(frozen=True)
-class EventNetwork:
+@dataclass(frozen=True, eq=False)
+class EventNetwork:  # compared by identity: engines keep derived plans per network
     layers: tuple[LayerInfo, ...]
     projections: tuple[Projection, ...]
     n_cores: int
@@ -174,7 +175,7 @@ class _Builder:
             return all(self.spiking(s) for _, s in _ports(self.g, n))
         return isinstance(op, QMul) and all(self.spiking(s) for _, s in _ports(self.g, n))
 
-    def projection(self, layer, source, target, port) -> Projection:
+    def projection(self, layer, source, target, port, hops: np.ndarray) -> Projection:
         syn = _synapses(self.op(target), self.shapes[source], self.shapes[target], port)
         owner, origin = self.owner[target].reshape(-1), self.owner[source].reshape(-1)
         receivers = self.grouped(target)
@@ -184,7 +185,13 @@ class _Builder:
             indicators[row, elements] = 1
         # targets per element and core: sums of 0/1 terms, exact in float32 on the CPU (no Winograd there)
         reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1).T
-        counters = torch.cat([reach, reach > 0, torch.ones(len(origin), 1, dtype=reach.dtype)], 1)
+        coverage = (reach > 0).to(reach.dtype)
+        travelled = torch.zeros(len(origin), 1, dtype=reach.dtype)
+        for core, rows in self.grouped(source):
+            if core != HOST:
+                travelled[rows, 0] = coverage[rows] @ torch.from_numpy(hops[core, dst]).to(reach.dtype)
+        counters = torch.cat([reach, coverage, torch.ones(len(origin), 1, dtype=reach.dtype),
+                              coverage.sum(1, keepdim=True), travelled], 1)
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
                           self.grouped(source), receivers)
 
@@ -215,9 +222,10 @@ def build_network(qgraph, mapping) -> EventNetwork:
     layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), b.grouped(r.name),
                              np.bincount(b.owner[r.name].reshape(-1), minlength=n_cores), r.start_step,
                              r.delay_steps) for r in mapping.layers)
-    projections = tuple(b.projection(*edge) for edge in b.dendrite_edges)
+    hops = _hops_matrix(mapping)
+    projections = tuple(b.projection(*edge, hops) for edge in b.dendrite_edges)
     timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
-    return EventNetwork(layers, projections, n_cores, _hops_matrix(mapping), timesteps,
+    return EventNetwork(layers, projections, n_cores, hops, timesteps,
                         _layer_sources(qgraph, layers, projections))
 
 

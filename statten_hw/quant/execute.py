@@ -34,8 +34,8 @@ NEG = -(1 << 62)  # max-pool padding: below every saturated value
 
 @dataclass(frozen=True)
 class LifTrace:
-    """What the counts need of one LIF's membrane ``v`` (its state after the reset), reduced while the
-    LIF runs instead of kept: ``int64 [T, ...]`` membranes would be as large as the spikes again.
+    """What the counts need of one LIF's membrane ``v`` (its state after the reset), reduced when the
+    LIF finishes instead of kept: ``int64 [T, ...]`` membranes would be as large as the spikes again.
 
     ``state_before`` bool ``[T, ...]``: ``v != 0`` before each step (False at step 0), SANA-FE's
     "state can change" (`simulator.event.counts.count_active_updates`); ``membrane_updates``:
@@ -211,25 +211,23 @@ def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str | No
     """Lava's bit-accurate LIF over ``[T, ...]`` int64 currents (du = 4096: no current memory).
 
     Memory-bound on large layers and call-bound on small ones, so each step is a few in-place
-    kernels: the leak, the input, the threshold test into a preallocated mask and the reset. The
-    membrane never exceeds the sum of the input magnitudes (the leak and the reset only shrink it),
-    so one range check of the whole input usually proves that no step can saturate. With
-    ``ctx.traces`` set, the `LifTrace` goes there under ``key`` (default ``name``)."""
+    kernels: the leak and the input written into the step's row of the membrane history, the
+    threshold test into a preallocated mask and the reset. The membrane never exceeds the sum of the
+    input magnitudes (the leak and the reset only shrink it), so one range check of the whole input
+    usually proves that no step can saturate. With ``ctx.traces`` set, the `LifTrace` (two passes
+    over the history) goes there under ``key`` (default ``name``)."""
     checked = not ctx.fits(name, X.shape[0] * _peak(X)) if X.numel() else False
     fired = _Firing(X, op)
-    trace = _TraceBuffers(X) if ctx.traces is not None else None
-    v, spare = torch.zeros_like(X[0]), torch.empty_like(X[0])
-    for t, x_t in enumerate(X):
-        h = leak_into(spare, v, op.dv).add_(x_t)
+    history = torch.zeros((X.shape[0] + 1, *X.shape[1:]), dtype=X.dtype, device=X.device)  # [0]: the initial 0
+    states = history.unbind(0)
+    for t, x_t in enumerate(X.unbind(0)):
+        h = leak_into(states[t + 1], states[t], op.dv).add_(x_t)
         if checked:
-            h = ctx.sat(name, h, "membrane")
+            h = states[t + 1].copy_(ctx.sat(name, h, "membrane"))
         fired.fire(h, t)
-        if trace is not None:
-            trace.step(t, v, h)
-        v, spare = h, v
     spikes = fired.spikes()
-    if trace is not None:
-        ctx.traces[key or name] = trace.finish(spikes)
+    if ctx.traces is not None:
+        ctx.traces[key or name] = _trace(history, spikes)
     return spikes
 
 
@@ -255,25 +253,12 @@ class _Firing:
         return up if self.down is None else up.sub_(self.down.to(I64))
 
 
-class _TraceBuffers:
-    """A LIF's `LifTrace`, gathered as it runs: per step whether the state was not 0 before it, and
-    whether it changed; reduced to counts once at the end (one byte per element and step)."""
-
-    def __init__(self, X: torch.Tensor):
-        self.shape = X.shape
-        self.before = torch.empty(X.shape, dtype=torch.bool, device=X.device)
-        self.changed = torch.empty((max(X.shape[0] - 1, 0), *X.shape[1:]), dtype=torch.bool, device=X.device)
-
-    def step(self, t: int, v: torch.Tensor, h: torch.Tensor) -> None:
-        """``v``: the state before step ``t``; ``h``: after it (reset done)."""
-        torch.ne(v, 0, out=self.before[t])
-        if t:
-            torch.ne(h, v, out=self.changed[t - 1])
-
-    def finish(self, spikes: torch.Tensor) -> LifTrace:
-        step = self.shape[1:].numel()
-        return LifTrace(self.before, step + int(torch.count_nonzero(self.changed)), spikes.numel(),
-                        int(torch.count_nonzero(spikes)))
+def _trace(history: torch.Tensor, spikes: torch.Tensor) -> LifTrace:
+    """The `LifTrace` of a LIF's membrane ``history`` (``[T + 1, ...]``, the state before the first step
+    and after each) and its ``spikes``."""
+    step = history[0].numel()
+    changed = torch.count_nonzero(history[2:] != history[1:-1])
+    return LifTrace(history[:-1] != 0, step + int(changed), spikes.numel(), int(torch.count_nonzero(spikes)))
 
 
 def trace_lif(X: torch.Tensor, op: Q.QLIF, state_bits: int) -> tuple[torch.Tensor, LifTrace]:

@@ -19,10 +19,6 @@ from .html import figure_png, html_page, pyplot
 from .mapping import mapping_report_dict
 
 
-def _int(a) -> int:
-    return int(np.asarray(a).sum())
-
-
 def _bitmap_bits(counts, layer_style: bool) -> np.ndarray:
     """``layer`` targets write and read every layer's output block as a bitmap: neurons bits per step."""
     if not layer_style:
@@ -42,29 +38,31 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
     visit_pj = visit_energy_pj(tl, target) * S  # [L, slots, K], all samples
     seconds = tl.cycles / target.timing.clock_hz  # per sample
     static_j = target.energy.static_power_mw * 1e-3 * seconds.sum() * mapping.totals.chips
+    per_layer = {name: a.sum(axis=tuple(range(1, a.ndim))).tolist() for name, a in c.items()}  # one pass each
+    per_core = {name: a.sum((0, 1, 2)).tolist() for name, a in c.items() if a.ndim == 4}
+    energy = (dyn_pj.sum((1, 2)) + visit_pj.sum(1)) * PJ  # [L, K]
     for i, row in enumerate(doc["layers"]):
-        spikes = _int(c["spikes_out"][i])
-        row.update(spikes=spikes, sops=_int(c["sops"][i]) + _int(c["macs"][i]), macs=_int(c["macs"][i]),
-                   firing_rate=spikes / (row["neurons"] * T * S),
-                   energy_j=(float(dyn_pj[i].sum()) + float(visit_pj[i].sum())) * PJ,
-                   packets=_int(c["packets_in"][i]), neuron_updates=_int(c["updates"][i]),
-                   active_updates=_int(c["active_updates"][i]))
-    busy = tl.busy.sum((0, 1))
+        spikes = per_layer["spikes_out"][i]
+        row.update(spikes=spikes, sops=per_layer["sops"][i] + per_layer["macs"][i], macs=per_layer["macs"][i],
+                   firing_rate=spikes / (row["neurons"] * T * S), energy_j=float(energy[i].sum()),
+                   packets=per_layer["packets_in"][i], neuron_updates=per_layer["updates"][i],
+                   active_updates=per_layer["active_updates"][i])
+    busy, buffer_peak = tl.busy.sum((0, 1)).tolist(), tl.buffer_bits.max((0, 1), initial=0)
+    core_energy = energy.sum(0).tolist()
     for k, row in enumerate(doc["cores"]):
-        row.update(spikes_in=_int(c["packets_in"][..., k]), spikes_out=_int(c["spikes_out"][..., k]),
-                   sops=_int(c["sops"][..., k]) + _int(c["macs"][..., k]), neuron_updates=_int(c["updates"][..., k]),
-                   active_updates=_int(c["active_updates"][..., k]),
-                   cycles_busy=float(busy[k]), noc_packets=_int(c["packets_out"][..., k]),
-                   noc_hops=_int(c["hops_out"][..., k]),
-                   energy_j=(float(dyn_pj[..., k].sum()) + float(visit_pj[..., k].sum())) * PJ,
-                   buffer_peak_bytes=int(np.ceil(tl.buffer_bits[..., k].max(initial=0) / 8)))
-    dyn_j = (float(dyn_pj.sum()) + float(visit_pj.sum())) * PJ
-    doc["totals"].update(spikes=_int(c["spikes_out"]), sops=_int(c["sops"]) + _int(c["macs"]),
-                         neuron_updates=_int(c["updates"]), cycles=float(tl.cycles.sum()),
+        row.update(spikes_in=per_core["packets_in"][k], spikes_out=per_core["spikes_out"][k],
+                   sops=per_core["sops"][k] + per_core["macs"][k], neuron_updates=per_core["updates"][k],
+                   active_updates=per_core["active_updates"][k], cycles_busy=busy[k],
+                   noc_packets=per_core["packets_out"][k], noc_hops=per_core["hops_out"][k],
+                   energy_j=core_energy[k], buffer_peak_bytes=int(np.ceil(buffer_peak[k] / 8)))
+    total = {name: sum(values) for name, values in per_layer.items()}
+    dyn_j = float(energy.sum())
+    doc["totals"].update(spikes=total["spikes_out"], sops=total["sops"] + total["macs"],
+                         neuron_updates=total["updates"], cycles=float(tl.cycles.sum()),
                          latency_s=float(seconds.sum()), energy_j=dyn_j + static_j)
-    doc["totals"].update(macs=_int(c["macs"]), noc_packets=_int(c["packets_out"]) + _int(c["host_packets"]),
-                         input_packets=_int(c["host_packets"]), noc_hops=_int(c["hops_out"]),
-                         active_updates=_int(c["active_updates"]),
+    doc["totals"].update(macs=total["macs"], noc_packets=total["packets_out"] + total["host_packets"],
+                         input_packets=total["host_packets"], noc_hops=total["hops_out"],
+                         active_updates=total["active_updates"],
                          buffer_peak_bytes=max((r["buffer_peak_bytes"] for r in doc["cores"]), default=0))
     breakdown = {part: float(pj.sum()) for part, pj in parts.items()} | {"neuron_access": float(visit_pj.sum())}
     doc["simulation"] = {

@@ -16,6 +16,7 @@ from sim_nets import small_deployment  # noqa: E402
 from statten_hw.simulator.event.counts import per_core  # noqa: E402
 from statten_hw.simulator.event.fast import FLOAT32_EXACT, count_dtype  # noqa: E402
 from statten_hw.simulator.event.network import group_by_core  # noqa: E402
+from statten_hw.simulator.event.owners import HOST  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", [torch.bool, torch.int64])
@@ -42,20 +43,28 @@ def test_count_dtype_is_float32_only_while_sums_stay_exact():
 @pytest.mark.parametrize("key", ["statten", "ssa", "statten_mlp_res"])
 def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
     """Per input element and destination core: the targets it has there (from ``targets(e)``, the
-    detailed engine's definition), whether it is sent there, and 1."""
+    detailed engine's definition) and whether it is sent there; then 1, the packets it sends and the
+    hops they travel on the placed mesh (none from the host)."""
     net = small_deployment(key).event_network
+    travelled = 0
     for p in net.projections:
         n = len(p.dst_cores)
         column = {int(core): i for i, core in enumerate(p.dst_cores)}
-        want = np.zeros((len(p.origin), 2 * n + 1), np.float32)
+        want = np.zeros((len(p.origin), 2 * n + 3), np.float32)
         want[:, 2 * n] = 1
         for e in range(len(p.origin)):
             targets, _ = p.synapses.targets(e)
             for core in p.owner[targets]:
                 want[e, column[int(core)]] += 1
+            sent_to = sorted({int(core) for core in p.owner[targets]})
+            want[e, 2 * n + 1] = len(sent_to)
+            if p.origin[e] != HOST:
+                want[e, 2 * n + 2] = sum(net.hops[p.origin[e], core] for core in sent_to)
         want[:, n:2 * n] = want[:, :n] > 0
         assert np.array_equal(p.counters.numpy(), want), (p.source, p.target)
-        assert p.largest_core_total == want[:, :2 * n].sum(0).max()
+        assert p.largest_total == want.sum(0).max()
+        travelled += want[:, 2 * n + 2].sum()
+    assert travelled > 0  # packets really travel between cores
 
 
 @pytest.mark.parametrize("key", ["statten", "sdsa", "ssa", "statten_mlp_res"])

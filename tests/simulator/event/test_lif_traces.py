@@ -28,7 +28,7 @@ from statten_hw.quant.execute import IntegerRun, _Ctx, _dvs_pool, _heads, lif_in
 from statten_hw.quant.fixed_point import decay, saturate  # noqa: E402
 from statten_hw.quant.quantize import QAttention, QLIF  # noqa: E402
 from statten_hw.simulator.event.counts import Counts, count_active_updates  # noqa: E402
-from statten_hw.simulator.event.fast import _count_projection, _counting, event_rows  # noqa: E402
+from statten_hw.simulator.event.fast import count_events  # noqa: E402
 from statten_hw.simulator.event.network import build_network  # noqa: E402
 
 # a2os2a has a ternary LIF, sdsa and sdsa_dvs SDSA's K⊙V neurons, statten_mlp_res membrane shortcuts.
@@ -103,15 +103,10 @@ def test_saturating_lif_trace_equals_the_replay(ternary):
 
 
 def _active_updates(d, x, run) -> np.ndarray:
+    """The fast engine's active updates from ``run`` (its LIF traces, or reruns where it has none)."""
     net = build_network(d.qgraph, d.mapping)
-    T, S = net.timesteps, x.shape[0]
-    counts = Counts.of(net, S)
-    index = {layer.name: i for i, layer in enumerate(net.layers)}
-    reached: dict = {}
-    for p in net.projections:
-        plan = _counting(p, net, d.qgraph, torch.device("cpu"))
-        E = event_rows(run.values[p.source], T, plan.dtype)
-        _count_projection(p, plan, E, T, S, counts.arrays, index[p.layer], reached)
+    counts = Counts.of(net, x.shape[0])
+    reached = count_events(d.qgraph, net, run.values, counts)
     count_active_updates(counts, net, d.qgraph, run.values, reached, 0, run.lif_traces)
     return counts["active_updates"]
 
