@@ -3,12 +3,12 @@
 Values come from the integer reference kernels (`statten_hw.quant.run_integer`, CPU or CUDA). Every
 count a projection adds is linear in its events ``E`` (nonzero source values, one row per step and
 sample): each sending core's events go through one product with the projection's ``counters``
-(`network.Projection`), widened here by two per-element columns that depend on the sender (packets
-sent, and their hops). Each product lands in its own rows of one buffer per run (`_Tally`), and one
-scatter at the end adds every row to its count: synaptic ops and packets received per destination
-core, events, packets and hops per sending core, host packets. The longest route of a step is the
-one nonlinear count: the largest ``far`` (longest route of an element's packets) among the events.
-The detailed engine counts the same things one packet at a time.
+(`network.Projection`: targets and packets per destination core, and per element the event, the
+packets it sends and their hops). Each product lands in its own columns of one buffer per run
+(`_Tally`), and one scatter at the end adds every column to its count: synaptic ops and packets
+received per destination core, events, packets and hops per sending core, host packets. The longest
+route of a step is the one nonlinear count: the largest ``far`` (longest route of an element's
+packets) among the events. The detailed engine counts the same things one packet at a time.
 
 Exactness: event indicators are 0/1 and the counters small integers, so every product is a sum of
 non-negative integers, exact in float32 while the largest possible total (all inputs firing) stays
@@ -45,15 +45,15 @@ def count_dtype(device, largest_total: float) -> torch.dtype:
 @dataclass(frozen=True)
 class _Block:
     """One projection's counting on one device: per sending core its input rows and its ``counters``
-    transposed (``[2·n + 3, rows]``), each product's first row in the buffer of ``dtype``, and ``far``
-    where routes are not 0."""
+    (``[rows, 2·n + 3]``), each product's first column in the buffer of ``dtype``, and ``far`` where
+    routes are not 0."""
 
     projection: Projection
     layer: int
     dtype: torch.dtype
     rows: tuple  # per sending core: its input elements (a slice, or an index tensor on the device)
-    weights: tuple  # per sending core: its counters transposed
-    offsets: tuple  # per sending core: the first buffer row its product fills
+    weights: tuple  # per sending core: its rows of the counters
+    offsets: tuple  # per sending core: the first buffer column its product fills
     far: torch.Tensor | None  # [in elements] the longest route of an element's packets; None: all 0
     needs_reach: bool  # which targets the events reach matters (`counts.full_bias`: not when all are biased)
 
@@ -70,72 +70,67 @@ def _longest_routes(p: Projection, hops: np.ndarray) -> torch.Tensor:
 
 class _Tally:
     """How one event network's events are counted on one device, made once: every projection's
-    `_Block`, the buffer size per float type, and where each buffer row adds in the counts."""
+    `_Block`, the buffer width per float type, and where each buffer column adds in the counts."""
 
     def __init__(self, net: EventNetwork, qgraph, device: torch.device):
-        self.heights = {torch.float32: 0, torch.float64: 0}
-        self.places: dict[str, list] = {}  # count name -> [(dtype, buffer row, layer, core)]
+        self.widths = {torch.float32: 0, torch.float64: 0}
+        places: dict[tuple, list] = {}  # (count name, dtype) -> [(buffer column, layer, core)]
         index = {layer.name: i for i, layer in enumerate(net.layers)}
-        self.blocks = tuple(self._block(p, index[p.layer], net, qgraph, device) for p in net.projections)
-        self.longest = [i for i, b in enumerate(self.blocks) if b.far is not None]
-        self._finish_places()
+        self.blocks = tuple(self._block(p, index[p.layer], net, qgraph, device, places) for p in net.projections)
+        # per (count name, dtype): the buffer columns that add to it, and their layers and cores
+        self.places = {key: tuple(np.array(column, np.int64) for column in zip(*found)) for key, found in places.items()}
+        self.far_layers = np.array([b.layer for b in self.blocks if b.far is not None], np.int64)
 
-    def _block(self, p: Projection, layer: int, net: EventNetwork, qgraph, device) -> _Block:
+    def _block(self, p: Projection, layer: int, net: EventNetwork, qgraph, device, places: dict) -> _Block:
         dtype, far = count_dtype(device, p.largest_total), _longest_routes(p, net.hops)
         offsets = []
         for core, _ in p.senders:
-            offsets.append(self.heights[dtype])
-            self._place(p, dtype, layer, core, offsets[-1])
-            self.heights[dtype] += p.counters.shape[1]
-        # transposed views where a core's rows are consecutive (BLAS reads them as they are: no copy)
-        weights = tuple(p.counters[rows].T.to(device=device, dtype=dtype) for _, rows in p.senders)
+            offsets.append(self.widths[dtype])
+            for name, columns, cores in _sender_places(p, core):
+                places.setdefault((name, dtype), []).extend(
+                    (offsets[-1] + column, layer, int(c)) for column, c in zip(columns, cores))
+            self.widths[dtype] += p.counters.shape[1]
+        weights = tuple(p.counters[rows].to(device=device, dtype=dtype) for _, rows in p.senders)  # views on the CPU
         return _Block(p, layer, dtype, tuple(core_index(rows, device) for _, rows in p.senders), weights,
                       tuple(offsets), far.to(device=device, dtype=dtype) if far.any() else None,
                       not full_bias(qgraph.qop(p.target)))
 
-    def _place(self, p: Projection, dtype, layer: int, sender: int, first: int) -> None:
-        """Where the rows of one sender's product add: ``[ops per destination | packets per destination
-        | events | packets sent | hops]`` (the host's events and hops are not a core's)."""
-        n = len(p.dst_cores)
-        for name, row0 in (("sops" if p.spiking else "macs", first), ("packets_in", first + n)):
-            self._add(name, dtype, range(row0, row0 + n), layer, p.dst_cores)
-        if isinstance(p.synapses, AttentionSynapses):
-            self._add("buffer_events", dtype, range(first + n, first + 2 * n), layer, p.dst_cores)
-        if sender == HOST:
-            self._add("host_packets", dtype, [first + 2 * n + 1], layer, [0])
-            return
-        for name, row in (("events", first + 2 * n), ("packets_out", first + 2 * n + 1), ("hops_out", first + 2 * n + 2)):
-            self._add(name, dtype, [row], layer, [sender])
-
-    def _add(self, name: str, dtype, rows, layer: int, cores) -> None:
-        self.places.setdefault((name, dtype), []).extend((r, layer, int(c)) for r, c in zip(rows, cores))
-
-    def _finish_places(self) -> None:
-        """Per (count, float type): the buffer rows, and their layers and cores, as arrays."""
-        self.places = {key: tuple(np.array(column, np.int64) for column in zip(*rows))
-                       for key, rows in self.places.items()}
-
     def buffers(self, steps: int, device) -> dict[torch.dtype, torch.Tensor]:
-        """Empty ``[rows, steps]`` buffers, one per float type, that the products fill."""
-        return {dtype: torch.empty(h, steps, dtype=dtype, device=device) for dtype, h in self.heights.items() if h}
+        """Empty ``[steps, columns]`` buffers, one per float type, that the products fill."""
+        return {dtype: torch.empty(steps, w, dtype=dtype, device=device) for dtype, w in self.widths.items() if w}
 
     def add_to(self, acc: dict[str, np.ndarray], buffers: dict, longest: torch.Tensor | None, T: int, S: int) -> None:
         """Adds the filled buffers to the `Counts` arrays ``acc`` (``[L, S, T, K]``, or ``[L, S, T]``),
-        and the steps' longest routes (``[blocks with far, T·S]``) to ``max_hops``."""
+        and the steps' longest routes (``[T·S, blocks with far]``) to ``max_hops``."""
         totals = {dtype: b.to(torch.int64).cpu().numpy() for dtype, b in buffers.items()}  # exact integers
-        for (name, dtype), (rows, layers, cores) in self.places.items():
+        for (name, dtype), (columns, layers, cores) in self.places.items():
             array = acc[name]
             K = array.shape[3] if array.ndim == 4 else 1
-            np.add.at(array.reshape(-1), _flat_index(layers, cores, S, T, K), totals[dtype][rows])
+            np.add.at(array.reshape(-1), _flat_index(layers, cores, S, T, K), totals[dtype][:, columns].T)
         if longest is not None:
-            layers = np.array([self.blocks[i].layer for i in self.longest], np.int64)
-            np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(layers, 0, S, T, 1),
-                          longest.to(torch.int64).cpu().numpy())
+            np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(self.far_layers, 0, S, T, 1),
+                          longest.to(torch.int64).cpu().numpy().T)
+
+
+def _sender_places(p: Projection, sender: int):
+    """``(count name, columns, cores)``: where the columns of one sender's product add, ``[ops per
+    destination | packets per destination | events | packets sent | hops]`` (`Projection.counters`);
+    the host's packets are host packets, its events and hops no core's."""
+    n = len(p.dst_cores)
+    yield "sops" if p.spiking else "macs", range(n), p.dst_cores
+    yield "packets_in", range(n, 2 * n), p.dst_cores
+    if isinstance(p.synapses, AttentionSynapses):
+        yield "buffer_events", range(n, 2 * n), p.dst_cores
+    if sender == HOST:
+        yield "host_packets", [2 * n + 1], [0]
+        return
+    for name, column in (("events", 2 * n), ("packets_out", 2 * n + 1), ("hops_out", 2 * n + 2)):
+        yield name, [column], [sender]
 
 
 def _flat_index(layers: np.ndarray, cores, S: int, T: int, K: int) -> np.ndarray:
     """``[places, T·S]``: where each place (layer, core) of a ``[L, S, T, K]`` array is, in the flat array,
-    at each buffer column (step-major, as `event_rows` orders its rows)."""
+    at each step-sample (step-major, as `event_rows` orders its rows)."""
     t, s = np.divmod(np.arange(T * S), S)
     return (layers * (S * T * K) + cores)[:, None] + (s * T * K + t * K)[None, :]
 
@@ -165,10 +160,10 @@ def count_events(qgraph, net: EventNetwork, values: dict, counts: Counts, progre
     device = values[net.projections[0].source].device if net.projections else torch.device("cpu")
     tally, T, S = _tally(net, qgraph, device), net.timesteps, counts.samples
     buffers = tally.buffers(T * S, device)
-    longest = torch.empty(len(tally.longest), T * S, dtype=torch.float64, device=device) if tally.longest else None
+    longest = []  # per block with far: the longest route of each step-sample
     reached: dict[str, torch.Tensor] = {}
     last, E = None, None  # projections of one source follow each other (q, k and v read the same spikes)
-    for i, b in enumerate(tqdm(tally.blocks, desc="counting events", unit="projection", disable=not progress)):
+    for b in tqdm(tally.blocks, desc="counting events", unit="projection", disable=not progress):
         p = b.projection
         if last != (p.source, b.dtype):
             last, E = (p.source, b.dtype), event_rows(values[p.source], T, b.dtype)
@@ -176,10 +171,10 @@ def count_events(qgraph, net: EventNetwork, values: dict, counts: Counts, progre
             hit = (p.synapses.count(E.reshape(T * S, *p.synapses.in_shape)) > 0).reshape(T, S, *p.synapses.out_shape)
             reached[p.target] = reached[p.target] | hit if p.target in reached else hit
         for rows, weights, first in zip(b.rows, b.weights, b.offsets):
-            torch.matmul(weights, E[:, rows].T, out=buffers[b.dtype][first:first + len(weights)])
+            torch.matmul(E[:, rows], weights, out=buffers[b.dtype][:, first:first + weights.shape[1]])
         if b.far is not None:
-            longest[tally.longest.index(i)] = (E * b.far).amax(1)
-    tally.add_to(counts.arrays, buffers, longest, T, S)
+            longest.append((E * b.far).amax(1))
+    tally.add_to(counts.arrays, buffers, torch.stack(longest, 1) if longest else None, T, S)
     return reached
 
 
