@@ -7,8 +7,8 @@ sample): each sending core's events go through one product with the projection's
 packets it sends and their hops). Each product lands in its own columns of one buffer per run
 (`_Tally`), and one scatter at the end adds every column to its count: synaptic ops and packets
 received per destination core, events, packets and hops per sending core, host packets. The longest
-route of a step is the one nonlinear count: the largest ``far`` (longest route of an element's
-packets) among the events. The detailed engine counts the same things one packet at a time.
+route of a step is the one nonlinear count: the largest ``longest_route`` among the events. The
+detailed engine counts the same things one packet at a time.
 
 Exactness: event indicators are 0/1 and the counters small integers, so every product is a sum of
 non-negative integers, exact in float32 while the largest possible total (all inputs firing) stays
@@ -54,18 +54,8 @@ class _Block:
     rows: tuple  # per sending core: its input elements (a slice, or an index tensor on the device)
     weights: tuple  # per sending core: its rows of the counters
     offsets: tuple  # per sending core: the first buffer column its product fills
-    far: torch.Tensor | None  # [in elements] the longest route of an element's packets; None: all 0
+    far: torch.Tensor | None  # `Projection.longest_route`; None where all are 0
     needs_reach: bool  # which targets the events reach matters (`counts.full_bias`: not when all are biased)
-
-
-def _longest_routes(p: Projection, hops: np.ndarray) -> torch.Tensor:
-    """``far`` per input element: the longest route among its packets (0 from the host, whose packets
-    count apart, and for an element sent nowhere)."""
-    far = torch.zeros(p.counters.shape[0], dtype=torch.float64)
-    for core, rows in p.senders:
-        if core != HOST and len(p.dst_cores):
-            far[rows] = (p.coverage[rows].double() * torch.from_numpy(hops[core, p.dst_cores]).double()).amax(1)
-    return far
 
 
 class _Tally:
@@ -76,13 +66,13 @@ class _Tally:
         self.widths = {torch.float32: 0, torch.float64: 0}
         places: dict[tuple, list] = {}  # (count name, dtype) -> [(buffer column, layer, core)]
         index = {layer.name: i for i, layer in enumerate(net.layers)}
-        self.blocks = tuple(self._block(p, index[p.layer], net, qgraph, device, places) for p in net.projections)
+        self.blocks = tuple(self._block(p, index[p.layer], qgraph, device, places) for p in net.projections)
         # per (count name, dtype): the buffer columns that add to it, and their layers and cores
         self.places = {key: tuple(np.array(column, np.int64) for column in zip(*found)) for key, found in places.items()}
         self.far_layers = np.array([b.layer for b in self.blocks if b.far is not None], np.int64)
 
-    def _block(self, p: Projection, layer: int, net: EventNetwork, qgraph, device, places: dict) -> _Block:
-        dtype, far = count_dtype(device, p.largest_total), _longest_routes(p, net.hops)
+    def _block(self, p: Projection, layer: int, qgraph, device, places: dict) -> _Block:
+        dtype, far = count_dtype(device, p.largest_total), p.longest_route
         offsets = []
         for core, _ in p.senders:
             offsets.append(self.widths[dtype])
@@ -108,8 +98,7 @@ class _Tally:
             K = array.shape[3] if array.ndim == 4 else 1
             np.add.at(array.reshape(-1), _flat_index(layers, cores, S, T, K), totals[dtype][:, columns].T)
         if longest is not None:
-            np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(self.far_layers, 0, S, T, 1),
-                          longest.to(torch.int64).cpu().numpy().T)
+            np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(self.far_layers, 0, S, T, 1), longest.cpu().numpy().T)
 
 
 def _sender_places(p: Projection, sender: int):
@@ -173,7 +162,7 @@ def count_events(qgraph, net: EventNetwork, values: dict, counts: Counts, progre
         for rows, weights, first in zip(b.rows, b.weights, b.offsets):
             torch.matmul(E[:, rows], weights, out=buffers[b.dtype][:, first:first + weights.shape[1]])
         if b.far is not None:
-            longest.append((E * b.far).amax(1))
+            longest.append((E * b.far).amax(1).to(torch.int64))
     tally.add_to(counts.arrays, buffers, torch.stack(longest, 1) if longest else None, T, S)
     return reached
 

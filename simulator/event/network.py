@@ -48,6 +48,7 @@ class Projection:
     # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), 1 (the
     # event), the packets it sends and the NoC hops they travel (0 from the host, which is no core)
     counters: torch.Tensor
+    longest_route: torch.Tensor  # [in elements] float32: the most hops among an element's packets (0 from the host)
     senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
     receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
 
@@ -186,14 +187,15 @@ class _Builder:
         # targets per element and core: sums of 0/1 terms, exact in float32 on the CPU (no Winograd there)
         reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1).T
         coverage = (reach > 0).to(reach.dtype)
-        travelled = torch.zeros(len(origin), 1, dtype=reach.dtype)
+        travelled, longest = torch.zeros(len(origin), dtype=reach.dtype), torch.zeros(len(origin), dtype=reach.dtype)
         for core, rows in self.grouped(source):
-            if core != HOST:
-                travelled[rows, 0] = coverage[rows] @ torch.from_numpy(hops[core, dst]).to(reach.dtype)
+            if core != HOST and len(dst):
+                route = coverage[rows] * torch.from_numpy(hops[core, dst]).to(reach.dtype)  # hops per packet
+                travelled[rows], longest[rows] = route.sum(1), route.amax(1)
         counters = torch.cat([reach, coverage, torch.ones(len(origin), 1, dtype=reach.dtype),
-                              coverage.sum(1, keepdim=True), travelled], 1)
+                              coverage.sum(1, keepdim=True), travelled[:, None]], 1)
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
-                          self.grouped(source), receivers)
+                          longest, self.grouped(source), receivers)
 
     def grouped(self, node: str) -> CoreElements:
         """`group_by_core` of a node's owners, once per node (q, k and v read the same spikes)."""

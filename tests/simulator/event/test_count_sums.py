@@ -44,7 +44,7 @@ def test_count_dtype_is_float32_only_while_sums_stay_exact():
 def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
     """Per input element and destination core: the targets it has there (from ``targets(e)``, the
     detailed engine's definition) and whether it is sent there; then 1, the packets it sends and the
-    hops they travel on the placed mesh (none from the host)."""
+    hops they travel on the placed mesh (none from the host); and the longest of those routes."""
     net = small_deployment(key).event_network
     travelled = 0
     for p in net.projections:
@@ -60,6 +60,9 @@ def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
             want[e, 2 * n + 1] = len(sent_to)
             if p.origin[e] != HOST:
                 want[e, 2 * n + 2] = sum(net.hops[p.origin[e], core] for core in sent_to)
+                assert p.longest_route[e] == max((net.hops[p.origin[e], core] for core in sent_to), default=0)
+            else:
+                assert p.longest_route[e] == 0
         want[:, n:2 * n] = want[:, :n] > 0
         assert np.array_equal(p.counters.numpy(), want), (p.source, p.target)
         assert p.largest_total == want.sum(0).max()
