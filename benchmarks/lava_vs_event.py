@@ -1,6 +1,7 @@
 """Item 2: the event simulator (fast engine) against the Lava backend (``Loihi2SimCfg``, fixed point).
 
-Same deployment (the embedded digits STAtten), same batch, same T. Both must be bit-exact: the Lava
+Same deployment (the embedded digits STAtten), same batch, same T. Batches are the first samples of
+the digits test split, then of its train split (up to the whole data set, 1797 images). Both must be bit-exact: the Lava
 run's spikes of every layer and its logits are compared with the integer reference, as the event
 simulator's are. Lava's time is given two ways: the whole ``run_lava`` call (build, compile, run,
 stop) and its stepping alone (``LavaRun.step_s``); the goal is >= 1000x on the whole call.
@@ -11,8 +12,12 @@ stop) and its stepping alone (``LavaRun.step_s``); the goal is >= 1000x on the w
 One torch thread by default (``--threads``): with one per core, on a shared machine, the event
 simulator's small parallel regions wait for the busy other core (0.6 s instead of 0.05 s per image).
 
-Run: python benchmarks/lava_vs_event.py [--batches 1,16] [--repeats 3]
-Writes benchmarks/results/lava_vs_event.json.
+``--device cuda`` runs the event simulator on the GPU (Lava's ``Loihi2SimCfg`` has only CPU models)
+on the same machine and in the same run, with the spikes checked against the CPU integer reference;
+it writes ``lava_vs_event_cuda.json`` beside the CPU result.
+
+Run: python benchmarks/lava_vs_event.py [--batches 1,16] [--repeats 3] [--device cuda]
+Writes benchmarks/results/lava_vs_event.json (or lava_vs_event_DEVICE.json).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import statistics
 import sys
 
 import numpy as np
+import torch
 
 from harness import load_average, paired, parser, set_threads, write_result
 
@@ -33,8 +39,9 @@ def bit_exact(lava_run, reference) -> dict:
     return {"layers_compared": len(layers), "layers_equal": sum(layers.values()), "logits_equal": logits}
 
 
-def measure_lava(deployment, x, repeats: int) -> dict:
-    """Paired timings of ``simulate(fast)`` and ``run_lava`` on the batch ``x``, with both checked."""
+def measure_lava(deployment, x, repeats: int, device: str = "cpu") -> dict:
+    """Paired timings of ``simulate(fast)`` on ``device`` and ``run_lava`` on the batch ``x``, both
+    checked against the integer reference run on the CPU."""
     from statten_hw.quant import run_integer
     from statten_hw.simulator import simulate
     from statten_hw.simulator.lava.run import run_lava
@@ -44,14 +51,14 @@ def measure_lava(deployment, x, repeats: int) -> dict:
     def lava():
         lava_runs.append(run_lava(deployment.qgraph, x))
 
-    timings = paired({"event_fast": lambda: simulate(deployment, x), "lava": lava}, repeats)
+    timings = paired({"event_fast": lambda: simulate(deployment, x, device=device), "lava": lava}, repeats)
     step_s = statistics.median(r.step_s for r in lava_runs[-repeats:])
     reference = run_integer(deployment.qgraph, x)
-    sim = simulate(deployment, x)
-    event_exact = all(np.array_equal(sim.spikes[n].numpy(), reference.values[n].numpy()) for n in sim.spikes)
+    sim = simulate(deployment, x, device=device)
+    event_exact = all(np.array_equal(sim.spikes[n].cpu().numpy(), reference.values[n].numpy()) for n in sim.spikes)
     per = [lv / ev for lv, ev in zip(timings["lava"]["wall_s"], timings["event_fast"]["wall_s"])]
     ratio = statistics.median(per)
-    return {"batch": int(x.shape[0]), "timings": timings, "lava_step_s_median": step_s,
+    return {"batch": int(x.shape[0]), "event_device": device, "timings": timings, "lava_step_s_median": step_s,
             "lava_steps": lava_runs[-1].steps, "speedup": {"median": ratio, "per_repeat": per,
                                                            "stepping_only": step_s / timings["event_fast"]["median_s"]},
             "goal": GOAL, "met": ratio >= GOAL, "lava_bit_exact": bit_exact(lava_runs[-1], reference),
@@ -64,19 +71,21 @@ def main(argv=None) -> None:
 
     p = parser(__doc__, repeats=3, threads=1)
     p.add_argument("--batches", default="1,16", help="comma list of batch sizes")
+    p.add_argument("--device", default="cpu", help="the event simulator's device (cpu, cuda); Lava runs on the CPU")
     args = p.parse_args(argv)
     threads = set_threads(args.threads)
     load = load_average()
     deployment = prepare(None, "loihi2")
-    x, _ = load_dataset(deployment.dataset, split="test")
+    x = torch.cat([load_dataset(deployment.dataset, split=split)[0] for split in ("test", "train")])  # all 1797
     rows = []
     for batch in (int(b) for b in args.batches.split(",")):
-        rows.append(measure_lava(deployment, x[:batch], args.repeats))
+        rows.append(measure_lava(deployment, x[:batch], args.repeats, args.device))
         r = rows[-1]
         print(f"batch {batch}: event {r['timings']['event_fast']['median_s']:.3f} s, Lava "
               f"{r['timings']['lava']['median_s']:.1f} s (stepping {r['lava_step_s_median']:.1f} s): "
               f"{r['speedup']['median']:.0f}x (goal >= {GOAL:.0f}x); Lava bit-exact {r['lava_bit_exact']}")
-    write_result(args.results, "lava_vs_event", {"model": deployment.model.config.to_dict(), "target": "loihi2",
+    name = "lava_vs_event" if args.device == "cpu" else f"lava_vs_event_{args.device.split(':')[0]}"
+    write_result(args.results, name, {"model": deployment.model.config.to_dict(), "target": "loihi2",
                                                  "threads": threads, "repeats": args.repeats, "results": rows}, load)
 
 

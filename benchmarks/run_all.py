@@ -58,9 +58,11 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             out.append(("1", f"fast engine / float forward, {key}", "<= 2x",
                         f"{r['ratio']['median']:.2f}x ({r['timings']['fast_engine']['median_s']:.3g} s vs "
                         f"{r['timings']['float_forward']['median_s']:.3g} s)", _yes(r["met"])))
-    if d := _load("lava_vs_event"):
-        for r in d["results"]:
-            out.append(("2", f"Lava / event simulator, batch {r['batch']}", ">= 1000x",
+    for name, where in (("lava_vs_event", "CPU"), ("lava_vs_event_h100_cpu", "CPU of the GPU host"),
+                        ("lava_vs_event_cuda", "CUDA; Lava on the same host's CPU")):
+        d = _load(name)
+        for r in d["results"] if d else []:
+            out.append(("2", f"Lava / event simulator ({where}), batch {r['batch']}", ">= 1000x",
                         f"{r['speedup']['median']:.0f}x (stepping only {r['speedup']['stepping_only']:.0f}x); "
                         f"Lava bit-exact {r['lava_bit_exact']['layers_equal']}/{r['lava_bit_exact']['layers_compared']}"
                         f" layers", _yes(r["met"])))

@@ -41,6 +41,7 @@ def conv_xyz(s_in: np.ndarray, weight: np.ndarray, stride, padding, dilation, gr
     """Lava's convolution (``lava.proc.conv.utils.conv``): ``(X, Y, C_in)`` input, ``(C_out, kX, kY,
     C_in/groups)`` weight, true convolution (the kernel is flipped), -> ``(X', Y', C_out)`` int64."""
     (sx, sy), (px, py), (dx, dy) = (tuple(int(v) for v in a) for a in (stride, padding, dilation))
+    groups = int(groups)  # Lava keeps it in a narrow integer Var: C_out // groups could overflow it (NumPy 2)
     c_out, kx, ky, c_group = weight.shape
     kernel = np.zeros((c_out, dx * (kx - 1) + 1, dy * (ky - 1) + 1, c_group), np.int64)
     kernel[:, ::dx, ::dy, :] = weight[:, ::-1, ::-1, :]  # dilated, flipped: convolution as correlation
