@@ -68,7 +68,8 @@ class _Tally:
         index = {layer.name: i for i, layer in enumerate(net.layers)}
         self.blocks = tuple(self._block(p, index[p.layer], qgraph, device, places) for p in net.projections)
         # per (count name, dtype): the buffer columns that add to it, and their layers and cores
-        self.places = {key: tuple(np.array(column, np.int64) for column in zip(*found)) for key, found in places.items()}
+        self.places = {key: tuple(np.array(column, np.int64) for column in zip(*found))
+                       for key, found in places.items()}
         self.far_layers = np.array([b.layer for b in self.blocks if b.far is not None], np.int64)
 
     def _block(self, p: Projection, layer: int, qgraph, device, places: dict) -> _Block:
@@ -98,7 +99,8 @@ class _Tally:
             K = array.shape[3] if array.ndim == 4 else 1
             np.add.at(array.reshape(-1), _flat_index(layers, cores, S, T, K), totals[dtype][:, columns].T)
         if longest is not None:
-            np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(self.far_layers, 0, S, T, 1), longest.cpu().numpy().T)
+            np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(self.far_layers, 0, S, T, 1),
+                          longest.cpu().numpy().T)
 
 
 def _sender_places(p: Projection, sender: int):
