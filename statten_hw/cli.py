@@ -312,6 +312,9 @@ def cmd_simulate(args) -> None:
     print(f"{deployment.checkpoint.name} on {doc['target']} (B = {doc['block_size']}): {s['samples']} sample(s){acc}; "
           f"per inference {pi['cycles']:,.0f} cycles, {pi['latency_s'] * 1e6:,.2f} µs, {pi['energy_j'] * 1e6:,.3f} µJ; "
           f"{doc['totals']['cores']} core(s); report in {args.output}/")
+    if problems := doc["precision"]["problems"]:
+        print(f"warning: the integer graph does not fit {doc['target']}'s number formats in {len(problems)} place(s) "
+              f"(first: {problems[0]}); report.md lists them", file=sys.stderr)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:

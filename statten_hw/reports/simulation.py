@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from statten_hw.quant.precision import precision_section
 from statten_hw.simulator.event.timing import PJ, energy_parts_pj, visit_energy_pj
 
 from .files import atomic_write_text, write_csv, write_json
@@ -64,6 +65,7 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
                          input_packets=total["host_packets"], noc_hops=total["hops_out"],
                          active_updates=total["active_updates"],
                          buffer_peak_bytes=max((r["buffer_peak_bytes"] for r in doc["cores"]), default=0))
+    doc["precision"] = precision_section(deployment.qgraph, target.precision)
     breakdown = {part: float(pj.sum()) for part, pj in parts.items()} | {"neuron_access": float(visit_pj.sum())}
     doc["simulation"] = {
         "engine": engine, "device": device, "samples": S, "timesteps": T,
@@ -91,7 +93,7 @@ def _markdown(doc: dict) -> str:
              f"neuron updates {t['neuron_updates']:,} (active {t['active_updates']:,}), NoC packets "
              f"{t['noc_packets']:,}, hops {t['noc_hops']:,}",
              f"- cores {t['cores']} on {t['chips']} chip(s); peak buffer use {t['buffer_peak_bytes']:,} B of "
-             f"{t['buffer_bytes']:,} B allocated", "",
+             f"{t['buffer_bytes']:,} B allocated", *_precision_lines(doc), "",
              "| energy part | J |", "|---|---|"]
     lines += [f"| {k} | {v:.3e} |" for k, v in s["energy_breakdown_j"].items()]
     lines += ["", "## Layers", "", "| layer | kind | neurons | spikes | rate | SOPs | packets | energy J |",
@@ -104,6 +106,15 @@ def _markdown(doc: dict) -> str:
               f"{c['sops']:,} | {c['neuron_updates']:,} | {c['cycles_busy']:,.0f} | {c['noc_packets']:,} | "
               f"{c['noc_hops']:,} | {c['energy_j']:.3e} |" for c in doc["cores"]]
     return "\n".join(lines) + "\n"
+
+
+def _precision_lines(doc: dict) -> list[str]:
+    problems = doc["precision"]["problems"]
+    if not problems:
+        return ["- number formats: every weight, state and decay of the integer graph fits the target's"]
+    return [f"- **number formats: the integer graph does not fit the target's in {len(problems)} place(s)**, so "
+            "the figures are approximate there:",
+            *(f"  - {p}" for p in problems)]
 
 
 def _plots(doc: dict) -> list[tuple[str, str]]:

@@ -170,9 +170,10 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
         # cluster shuts down printed a traceback at the end of a successful sweep).
         # No dashboard; the scheduler's health endpoint takes any free port rather than 8787 (which
         # another cluster on this machine may hold).
-        with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL,
-                          scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
+        with _environment_restored(), LocalCluster(
+                n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None, silence_logs=logging.CRITICAL,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
             with Client(cluster, set_as_default=False) as client:
                 yield client
         return
@@ -181,6 +182,20 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
         yield client
     finally:
         client.close()
+
+
+@contextmanager
+def _environment_restored():
+    """Dask's nannies write their workers' settings (``OMP_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_``,
+    ...) into this process's environment before spawning them, and leave them there: every process
+    started afterwards (Lava's workers, SANA-FE, a user's own) would inherit one thread. The
+    environment is put back when the cluster is gone."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _connect(scheduler: str, timeout: float):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import os
 import re
 import subprocess
 import sys
@@ -138,8 +139,16 @@ def measure(case: str) -> dict:
             "ratio": round(estimate / measured, 2), "seconds": round(time.perf_counter() - began, 1)}
 
 
+#: Settings a caller's environment may carry (a Dask cluster or CI sets them) that shrink a run's
+#: memory: one OpenMP/BLAS thread needs less scratch. Measurements run without them, as a user's
+#: default run, whose peak the estimate must cover.
+_THREAD_AND_ALLOCATOR_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
+
+
 def measure_in_subprocess(case: str, timeout: float = 600) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--one", case], capture_output=True, text=True, timeout=timeout)
+    env = {k: v for k, v in os.environ.items() if k not in _THREAD_AND_ALLOCATOR_SETTINGS}
+    proc = subprocess.run([sys.executable, __file__, "--one", case], capture_output=True, text=True, timeout=timeout,
+                          env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

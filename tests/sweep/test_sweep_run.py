@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import pytest
 from sweep_processes import descendants, survivors
@@ -12,6 +13,7 @@ from statten_hw.data import load_dataset
 from statten_hw.pipeline import prepare
 from statten_hw.quant import run_integer
 from statten_hw.sweep import ResultStore, add_sweep_parser, execute, plan
+from statten_hw.sweep.run import _environment_restored, dask_client
 from sweep_fixtures import no_stray_processes, tiny  # noqa: F401 (pytest fixtures)
 
 pytestmark = pytest.mark.slow
@@ -24,10 +26,21 @@ def cluster():
     from distributed import LocalCluster
 
     before = set(descendants())
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local:
+    with _environment_restored(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                               dashboard_address=None,
+                                               scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as local:
         yield local.scheduler_address
     assert not survivors(before), "the LocalCluster left processes behind"
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was(no_stray_processes):
+    """Dask writes its workers' thread and allocator settings into our environment while it spawns
+    them; after the cluster, processes we start must not inherit them."""
+    before = dict(os.environ)
+    with dask_client(None, 1) as client:
+        assert "MALLOC_TRIM_THRESHOLD_" in os.environ  # what dask sets for its workers
+        assert client.submit(lambda: os.environ.get("OMP_NUM_THREADS")).result() == "1"
+    assert dict(os.environ) == before
 
 
 def _plan(tiny, block_sizes="1,4", engine="none", samples=None):

@@ -1,0 +1,96 @@
+"""Whether an integer graph's numbers fit a target's formats (``[precision]`` of its file).
+
+The graph is quantized with the command's ``--bits`` mantissas, per-layer weight exponents and
+24-bit state whatever the target (`quantize`); its figures are exact for a target whose formats hold
+those numbers, and describe another one only approximately. So every simulation report names where
+they do not fit, layer by layer:
+
+* weights: a synapse stores ``mantissa`` in ``weight_bits`` (two's complement) and the layer's
+  exponent in a signed ``weight_exponent_bits`` field (``-2^(e-1) .. 2^(e-1) - 1``; 0 bits: no
+  exponent). A layer whose exponent is beyond the field's largest ``E`` stores ``mantissa << (exp - E)``
+  instead (exact: its low bits are 0), which then needs ``exp - E`` more bits;
+* state: membranes and sums saturate at ``state_bits`` in the graph, so a narrower target state would
+  clip where the graph does not;
+* decay: a LIF's ``dv`` has 12 fractional bits (Lava's resolution); with ``decay_bits`` d the target
+  holds the multiples of ``2^(12 - d)`` only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fixed_point import DECAY_BITS
+from .quantize import QAttention, QConv2d, QLIF, QLinear
+
+
+@dataclass(frozen=True)
+class GraphPrecision:
+    """The widest numbers an integer graph uses: mantissa bits (signed), largest weight exponent,
+    state bits and the decay resolution (bits)."""
+
+    weight_bits: int
+    weight_exponent: int
+    state_bits: int
+    decay_bits: int
+
+
+def signed_bits(peak: int) -> int:
+    """Two's-complement bits that hold ``-peak .. peak``."""
+    return int(peak).bit_length() + 1
+
+
+def largest_exponent(exponent_bits: int) -> int:
+    """The largest value of a signed ``exponent_bits`` field (0 without one)."""
+    return (1 << (exponent_bits - 1)) - 1 if exponent_bits > 0 else 0
+
+
+def _synapses(qgraph):
+    return [(n, qgraph.qop(n)) for n in qgraph.graph if isinstance(qgraph.qop(n), (QConv2d, QLinear))]
+
+
+def _lifs(qgraph):
+    for n in qgraph.graph:
+        op = qgraph.qop(n)
+        if isinstance(op, QLIF):
+            yield n, op
+        elif isinstance(op, QAttention) and op.kv_lif is not None:
+            yield f"{n}.kv_lif", op.kv_lif
+
+
+def graph_precision(qgraph) -> GraphPrecision:
+    synapses = _synapses(qgraph)
+    return GraphPrecision(max((signed_bits(np.abs(op.mantissa).max(initial=0)) for _, op in synapses), default=1),
+                          max((op.weight_exp for _, op in synapses), default=0), qgraph.state_bits, DECAY_BITS)
+
+
+def precision_problems(qgraph, precision) -> list[str]:
+    """One line per number of ``qgraph`` that the target's ``precision`` (`targets.schema.Precision`)
+    cannot hold exactly (module docstring); empty when everything fits."""
+    problems = []
+    top = largest_exponent(precision.weight_exponent_bits)
+    for name, op in _synapses(qgraph):
+        need = signed_bits(np.abs(op.mantissa).max(initial=0)) + max(0, op.weight_exp - top)
+        if need > precision.weight_bits:
+            problems.append(f"{name}: weights need {need} bits (mantissa << exponent {op.weight_exp}); the target "
+                            f"stores {precision.weight_bits}-bit weights with exponents up to {top}")
+    if qgraph.state_bits > precision.state_bits:
+        problems.append(f"state: the graph keeps {qgraph.state_bits}-bit membranes and sums; the target's are "
+                        f"{precision.state_bits} bits")
+    step = 1 << max(0, DECAY_BITS - precision.decay_bits)
+    for name, op in _lifs(qgraph):
+        if op.dv % step:
+            problems.append(f"{name}: decay dv = {op.dv}/{1 << DECAY_BITS} needs {DECAY_BITS} bits; the target's "
+                            f"{precision.decay_bits}-bit decay holds multiples of {step}")
+    return problems
+
+
+def precision_section(qgraph, precision) -> dict:
+    """The report's ``precision``: the graph's widest numbers, the target's formats, and the problems."""
+    from dataclasses import asdict
+
+    return {"graph": asdict(graph_precision(qgraph)), "target": asdict(precision),
+            "problems": precision_problems(qgraph, precision)}
+
+
+__all__ = ["GraphPrecision", "graph_precision", "precision_problems", "precision_section"]
