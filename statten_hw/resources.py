@@ -22,10 +22,9 @@ node of the integer graph over a batch, which the integer executor keeps for the
   values, their concatenation and the report (Lava).
 * ``A = 8·T·S·heads·N²`` per Spikformer (SSA) attention node: its ``Q·Kᵀ`` scores in float64
   (the block-wise modes only hold ``d x d`` or ``B x B`` products, far below ``M``).
-* ``C = 4 B x (2 x cores of the widest layer + 4) x Σ over edges of the source's numel``: the event
-  network's float32 counters (per source element and destination core: targets and coverage; and
-  per source element: 1, packets sent, hops) and longest routes, plus the ``8·K²`` hop matrix of
-  the ``K`` cores used.
+* ``C = 4 B x (2 x cores of the widest layer + 2) x Σ over edges of the source's numel``: the event
+  network's float32 counters (per source element and destination core: targets and coverage, and
+  one column of ones) and longest routes, plus the ``8·K²`` hop matrix of the ``K`` cores used.
 * Lava: one OS process per node (measured 7.4 MiB private memory each, 36 processes for the
   embedded model), the weights copied into them, and ``R = 8 x min(S, 16) x window x Σ numel``: the
   recorder's buffer of one run of 16 sample windows (`statten_hw.simulator.lava.schedule`).
@@ -146,7 +145,7 @@ def _coverage_bytes(qgraph, mapping) -> int:
     g = qgraph.graph
     widest = max((len(layer.cores) for layer in mapping.layers), default=1)
     sources = sum(math.prod(g.nodes[u][SHAPE]) for u, _ in g.edges)
-    return 4 * (2 * widest + 4) * sources + 8 * mapping.totals.cores ** 2
+    return 4 * (2 * widest + 2) * sources + 8 * mapping.totals.cores ** 2
 
 
 def _weights(qgraph) -> int:

@@ -3,12 +3,12 @@
 Values come from the integer reference kernels (`statten_hw.quant.run_integer`, CPU or CUDA). Every
 count a projection adds is linear in its events ``E`` (nonzero source values, one row per step and
 sample): each sending core's events go through one product with the projection's ``counters``
-(`network.Projection`: targets and packets per destination core, and per element the event, the
-packets it sends and their hops). Each product lands in its own columns of one buffer per run
-(`_Tally`), and one scatter at the end adds every column to its count: synaptic ops and packets
-received per destination core, events, packets and hops per sending core, host packets. The longest
-route of a step is the one nonlinear count: the largest ``longest_route`` among the events. The
-detailed engine counts the same things one packet at a time.
+(`network.Projection`: targets and packets per destination core, and the event). Each product lands
+in its own columns of one buffer per run (`_Tally`), and one scatter at the end adds every column to
+its counts: synaptic ops and packets received per destination core; events, packets sent and their
+hops (the packets to each destination core times its distance) per sending core; host packets. The
+longest route of a step is the one nonlinear count: the largest ``longest_route`` among the events.
+The detailed engine counts the same things one packet at a time.
 
 Exactness: event indicators are 0/1 and the counters small integers, so every product is a sum of
 non-negative integers, exact in float32 while the largest possible total (all inputs firing) stays
@@ -45,8 +45,8 @@ def count_dtype(device, largest_total: float) -> torch.dtype:
 @dataclass(frozen=True)
 class _Block:
     """One projection's counting on one device: per sending core its input rows and its ``counters``
-    (``[rows, 2·n + 3]``), each product's first column in the buffer of ``dtype``, and ``far`` where
-    routes are not 0."""
+    (``[rows, 2·n + 1]``), each product's first column in the buffer of ``dtype``, and ``far`` where
+    packets travel."""
 
     projection: Projection
     layer: int
@@ -54,7 +54,7 @@ class _Block:
     rows: tuple  # per sending core: its input elements (a slice, or an index tensor on the device)
     weights: tuple  # per sending core: its rows of the counters
     offsets: tuple  # per sending core: the first buffer column its product fills
-    far: torch.Tensor | None  # `Projection.longest_route`; None where all are 0
+    far: torch.Tensor | None  # `Projection.longest_route`
     needs_reach: bool  # which targets the events reach matters (`counts.full_bias`: not when all are biased)
 
 
@@ -64,26 +64,26 @@ class _Tally:
 
     def __init__(self, net: EventNetwork, qgraph, device: torch.device):
         self.widths = {torch.float32: 0, torch.float64: 0}
-        places: dict[tuple, list] = {}  # (count name, dtype) -> [(buffer column, layer, core)]
+        places: dict[tuple, list] = {}  # (count name, dtype) -> [(buffer column, layer, core, weight)]
         index = {layer.name: i for i, layer in enumerate(net.layers)}
-        self.blocks = tuple(self._block(p, index[p.layer], qgraph, device, places) for p in net.projections)
-        # per (count name, dtype): the buffer columns that add to it, and their layers and cores
-        self.places = {key: tuple(np.array(column, np.int64) for column in zip(*found))
-                       for key, found in places.items()}
+        self.blocks = tuple(self._block(p, index[p.layer], net.hops, qgraph, device, places) for p in net.projections)
+        # per (count name, dtype): the buffer columns that add to it, their layers, cores and weights
+        # (None: all 1)
+        self.places = {key: _arrays(found) for key, found in places.items()}
         self.far_layers = np.array([b.layer for b in self.blocks if b.far is not None], np.int64)
 
-    def _block(self, p: Projection, layer: int, qgraph, device, places: dict) -> _Block:
+    def _block(self, p: Projection, layer: int, hops: np.ndarray, qgraph, device, places: dict) -> _Block:
         dtype, far = count_dtype(device, p.largest_total), p.longest_route
         offsets = []
         for core, _ in p.senders:
             offsets.append(self.widths[dtype])
-            for name, columns, cores in _sender_places(p, core):
+            for name, columns, cores, weights in _sender_places(p, core, hops):
                 places.setdefault((name, dtype), []).extend(
-                    (offsets[-1] + column, layer, int(c)) for column, c in zip(columns, cores))
+                    (offsets[-1] + column, layer, int(c), int(w)) for column, c, w in zip(columns, cores, weights))
             self.widths[dtype] += p.counters.shape[1]
         weights = tuple(p.counters[rows].to(device=device, dtype=dtype) for _, rows in p.senders)  # views on the CPU
         return _Block(p, layer, dtype, tuple(core_index(rows, device) for _, rows in p.senders), weights,
-                      tuple(offsets), far.to(device=device, dtype=dtype) if far.any() else None,
+                      tuple(offsets), None if far is None else far.to(device=device, dtype=dtype),
                       not full_bias(qgraph.qop(p.target)))
 
     def buffers(self, steps: int, device) -> dict[torch.dtype, torch.Tensor]:
@@ -94,29 +94,40 @@ class _Tally:
         """Adds the filled buffers to the `Counts` arrays ``acc`` (``[L, S, T, K]``, or ``[L, S, T]``),
         and the steps' longest routes (``[T·S, blocks with far]``) to ``max_hops``."""
         totals = {dtype: b.to(torch.int64).cpu().numpy() for dtype, b in buffers.items()}  # exact integers
-        for (name, dtype), (columns, layers, cores) in self.places.items():
+        for (name, dtype), (columns, layers, cores, weights) in self.places.items():
             array = acc[name]
             K = array.shape[3] if array.ndim == 4 else 1
-            np.add.at(array.reshape(-1), _flat_index(layers, cores, S, T, K), totals[dtype][:, columns].T)
+            values = totals[dtype][:, columns].T
+            np.add.at(array.reshape(-1), _flat_index(layers, cores, S, T, K),
+                      values if weights is None else values * weights[:, None])
         if longest is not None:
             np.maximum.at(acc["max_hops"].reshape(-1), _flat_index(self.far_layers, 0, S, T, 1),
                           longest.cpu().numpy().T)
 
 
-def _sender_places(p: Projection, sender: int):
-    """``(count name, columns, cores)``: where the columns of one sender's product add, ``[ops per
-    destination | packets per destination | events | packets sent | hops]`` (`Projection.counters`);
-    the host's packets are host packets, its events and hops no core's."""
-    n = len(p.dst_cores)
-    yield "sops" if p.spiking else "macs", range(n), p.dst_cores
-    yield "packets_in", range(n, 2 * n), p.dst_cores
+def _arrays(places: list) -> tuple:
+    """``[(column, layer, core, weight)]`` as four int64 arrays, the weights None where all are 1."""
+    columns, layers, cores, weights = (np.array(field, np.int64) for field in zip(*places))
+    return columns, layers, cores, None if np.all(weights == 1) else weights
+
+
+def _sender_places(p: Projection, sender: int, hops: np.ndarray):
+    """``(count name, columns, cores, weights)``: where the columns of one sender's product add, each
+    times its weight. The product is ``[ops per destination | packets per destination | events]``
+    (`Projection.counters`): a sender's packets out are its packets to every destination, their hops
+    those packets times the distance; the host's packets are host packets, its events and hops no core's."""
+    n, dst = len(p.dst_cores), p.dst_cores
+    ones, packets = np.ones(n, np.int64), range(n, 2 * n)
+    yield "sops" if p.spiking else "macs", range(n), dst, ones
+    yield "packets_in", packets, dst, ones
     if isinstance(p.synapses, AttentionSynapses):
-        yield "buffer_events", range(n, 2 * n), p.dst_cores
+        yield "buffer_events", packets, dst, ones
     if sender == HOST:
-        yield "host_packets", [2 * n + 1], [0]
+        yield "host_packets", packets, [0] * n, ones
         return
-    for name, column in (("events", 2 * n), ("packets_out", 2 * n + 1), ("hops_out", 2 * n + 2)):
-        yield name, [column], [sender]
+    yield "events", [2 * n], [sender], [1]
+    yield "packets_out", packets, [sender] * n, ones
+    yield "hops_out", packets, [sender] * n, hops[sender, dst]
 
 
 def _flat_index(layers: np.ndarray, cores, S: int, T: int, K: int) -> np.ndarray:

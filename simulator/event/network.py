@@ -7,9 +7,9 @@ conv/linear (weighted synapses), an attention node (q, k, v into the block buffe
 the ops computed on the layer's own cores (`owners`), stopping at the nodes whose values arrive from
 elsewhere. Each event is sent as one packet to every core holding at least one of its targets
 (``coverage``); each target it reaches is one synaptic operation on the target's core. Both are
-linear in the events, as are the packets an event sends and the hops they travel, so a projection
-keeps them per input element (``counters``): an engine counts a step's events with one product per
-sending core.
+linear in the events, so a projection keeps them per input element and destination core
+(``counters``): an engine counts a step's events with one product per sending core (the hops of the
+packets to each destination core follow from the hop matrix).
 """
 from __future__ import annotations
 
@@ -44,11 +44,12 @@ class Projection:
     owner: np.ndarray  # [out elements] core per target element
     spiking: bool  # binary/ternary events (accumulates) or graded ones (multiply-accumulates)
     dst_cores: np.ndarray  # the cores holding targets
-    # [in elements, 2·len(dst_cores) + 3] float32, per input element: its targets on each dst core (the
-    # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), 1 (the
-    # event), the packets it sends and the NoC hops they travel (0 from the host, which is no core)
+    # [in elements, 2·len(dst_cores) + 1] float32, per input element: its targets on each dst core (the
+    # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), and 1
     counters: torch.Tensor
-    longest_route: torch.Tensor  # [in elements] float32: the most hops among an element's packets (0 from the host)
+    # [in elements] float32: the most hops among an element's packets (0 from the host); None when no
+    # packet of the projection travels (every sender on its destinations' core)
+    longest_route: torch.Tensor | None
     senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
     receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
 
@@ -61,7 +62,7 @@ class Projection:
     @cached_property
     def largest_total(self) -> float:
         """The largest count of one step through any column of ``counters`` (synaptic operations or
-        packets on one core, events, hops): every input element firing. Float32 sums are exact below 2^24."""
+        packets on one core, events): every input element firing. Float32 sums are exact below 2^24."""
         return float(self.counters.sum(0, dtype=torch.float64).max())
 
 
@@ -186,22 +187,28 @@ class _Builder:
             indicators[row, elements] = 1
         # targets per element and core: sums of 0/1 terms, exact in float32 on the CPU (no Winograd there)
         reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1).T
-        coverage = (reach > 0).to(reach.dtype)
-        travelled, longest = torch.zeros(len(origin), dtype=reach.dtype), torch.zeros(len(origin), dtype=reach.dtype)
-        for core, rows in self.grouped(source):
-            if core != HOST and len(dst):
-                route = coverage[rows] * torch.from_numpy(hops[core, dst]).to(reach.dtype)  # hops per packet
-                travelled[rows], longest[rows] = route.sum(1), route.amax(1)
-        counters = torch.cat([reach, coverage, torch.ones(len(origin), 1, dtype=reach.dtype),
-                              coverage.sum(1, keepdim=True), travelled[:, None]], 1)
+        counters = torch.cat([reach, reach > 0, torch.ones(len(origin), 1, dtype=reach.dtype)], 1)
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
-                          longest, self.grouped(source), receivers)
+                          _longest_routes(counters[:, len(dst):2 * len(dst)], self.grouped(source), dst, hops),
+                          self.grouped(source), receivers)
 
     def grouped(self, node: str) -> CoreElements:
         """`group_by_core` of a node's owners, once per node (q, k and v read the same spikes)."""
         if node not in self.groups:
             self.groups[node] = group_by_core(self.owner[node].reshape(-1))
         return self.groups[node]
+
+
+def _longest_routes(coverage: torch.Tensor, senders: "CoreElements", dst: np.ndarray,
+                    hops: np.ndarray) -> torch.Tensor | None:
+    """`Projection.longest_route` from the coverage and the hops between the placed cores."""
+    if not len(dst) or not any(core != HOST and hops[core, dst].any() for core, _ in senders):
+        return None
+    longest = torch.zeros(len(coverage), dtype=coverage.dtype)
+    for core, rows in senders:
+        if core != HOST:
+            longest[rows] = (coverage[rows] * torch.from_numpy(hops[core, dst]).to(coverage.dtype)).amax(1)
+    return longest
 
 
 def _hops_matrix(mapping) -> np.ndarray:

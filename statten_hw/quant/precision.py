@@ -16,7 +16,9 @@ they do not fit, layer by layer:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import weakref
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -85,12 +87,18 @@ def precision_problems(qgraph, precision) -> list[str]:
     return problems
 
 
-def precision_section(qgraph, precision) -> dict:
-    """The report's ``precision``: the graph's widest numbers, the target's formats, and the problems."""
-    from dataclasses import asdict
+#: Per integer graph (frozen) and target precision: its `precision_section`, made once.
+_SECTIONS: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
-    return {"graph": asdict(graph_precision(qgraph)), "target": asdict(precision),
-            "problems": precision_problems(qgraph, precision)}
+
+def precision_section(qgraph, precision) -> dict:
+    """The report's ``precision``: the graph's widest numbers, the target's formats, and the problems
+    (a fresh copy: a report may be edited)."""
+    per_target = _SECTIONS.setdefault(qgraph, {})
+    if precision not in per_target:
+        per_target[precision] = {"graph": asdict(graph_precision(qgraph)), "target": asdict(precision),
+                                 "problems": precision_problems(qgraph, precision)}
+    return copy.deepcopy(per_target[precision])
 
 
 __all__ = ["GraphPrecision", "graph_precision", "precision_problems", "precision_section"]
