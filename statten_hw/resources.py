@@ -37,23 +37,27 @@ node of the integer graph over a batch, which the integer executor keeps for the
 
 **Calibration** (``python tests/robustness/memory_calibration.py``): the peak RSS a run adds to the
 RSS before it (after ``malloc_trim``), plus the peak private memory of Lava's workers; on a shared
-2-core machine, with the event engine of this writing (an earlier version of it took 675 MiB for
-the 450 samples: 1.5x under the same estimate)::
+2-core machine, with the event engine of this writing (commit dc5359c; an earlier version of it
+took 675 MiB for the 450 samples: 1.5x under the same estimate)::
 
     run                                              measured     estimate   ratio
     embedded (digits STAtten), fast, S = 1             43 MiB      130 MiB    3.0
-    embedded, fast, S = 64                             90 MiB      252 MiB    2.8
-    embedded, fast, S = 450 (the test split)          406 MiB     1000 MiB    2.5
-    embedded, detailed, S = 64                        117 MiB      275 MiB    2.4
-    embedded, lava, S = 16 (36 worker processes)      316 MiB      853 MiB    2.7
-    embedded, sanafe on sanafe:loihi, S = 4           493 MiB     1221 MiB    2.5
-    random STAtten, depth 2, dim 128, 32 px, S = 16   424 MiB     1219 MiB    2.9
-    its Spikformer (SSA) twin, S = 16                 459 MiB     1311 MiB    2.9
-    SDT-8-768, 224 px (benchmarks/sdt_model.py), S=1  2280 MiB    5251 MiB    2.3
+    embedded, fast, S = 64                             91 MiB      252 MiB    2.8
+    embedded, fast, S = 450 (the test split)          361 MiB     1000 MiB    2.8
+    embedded, detailed, S = 64                        120 MiB      275 MiB    2.3
+    embedded, lava, S = 16 (36 worker processes)      321 MiB      853 MiB    2.7
+    embedded, sanafe on sanafe:loihi, S = 4           494 MiB     1221 MiB    2.5
+    random STAtten, depth 2, dim 128, 32 px, S = 16   481 MiB     1224 MiB    2.5
+    its Spikformer (SSA) twin, S = 16                 568 MiB     1317 MiB    2.3
+    SDT-8-768, 224 px (benchmarks/sdt_model.py), S=1  3205 MiB    5646 MiB    1.8
 
-So the guard refuses a run once it would really use about 35-45 % of the limit: loose, on purpose
-(other engines, library versions and allocators differ), and ``--max-memory`` overrides it. With
-``--device cuda`` the tensors live on the GPU; the estimate still counts them against host memory.
+The SDT-8-768 peak was 2280 MiB with the engine before the projections kept their counters (per
+input element and destination core): its 95 projections now hold 0.22 GiB of float32 counters and
+0.30 GiB of float64 copies (where sums may pass 2^24); the estimate still covers the run, 1.8x. So
+the guard refuses a run once it would really use about 55 % of the limit on large models, 35-45 % on
+small ones: loose, on purpose (other engines, library versions and allocators differ), and
+``--max-memory`` overrides it.
+With ``--device cuda`` the tensors live on the GPU; the estimate still counts them against host memory.
 ``test_memory_guard.py`` checks that the estimate stays between 1x and 5x of a measured run.
 """
 from __future__ import annotations
