@@ -142,7 +142,8 @@ def measure(case: str) -> dict:
 #: Settings a caller's environment may carry (a Dask cluster or CI sets them) that shrink a run's
 #: memory: one OpenMP/BLAS thread needs less scratch. Measurements run without them, as a user's
 #: default run, whose peak the estimate must cover.
-_THREAD_AND_ALLOCATOR_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")
+_THREAD_AND_ALLOCATOR_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                  "MALLOC_TRIM_THRESHOLD_")
 
 
 def measure_in_subprocess(case: str, timeout: float = 600) -> dict:
