@@ -142,7 +142,7 @@ def _ssa_scores(qgraph) -> int:
     return total
 
 
-def _coverage_bytes(qgraph, mapping) -> int:
+def _counter_bytes(qgraph, mapping) -> int:
     """The event network's counters and its hop matrix (module docstring)."""
     from statten_hw.ir.graph import SHAPE
 
@@ -170,7 +170,7 @@ def simulation_bytes(deployment, samples: int, backend: str = "event", engine: s
         return FIXED_BYTES + 4 * values + _sanafe_bytes(deployment.mapping, samples)
     detailed = DETAILED_SYNAPSE_BYTES * _synapses(deployment.mapping) if engine == "detailed" else 0
     return (FIXED_BYTES + 3 * values + 3 * per_value * max(numels) + per_value * _ssa_scores(qgraph)
-            + _coverage_bytes(qgraph, deployment.mapping) + detailed)
+            + _counter_bytes(qgraph, deployment.mapping) + detailed)
 
 
 def _synapses(mapping) -> int:

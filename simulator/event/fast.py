@@ -12,8 +12,8 @@ The detailed engine counts the same things one packet at a time.
 
 Exactness: event indicators are 0/1 and the counters small integers, so every product is a sum of
 non-negative integers, exact in float32 while the largest possible total (all inputs firing) stays
-below 2^24, else computed in float64. On CUDA always float64: cuDNN may pick Winograd or FFT
-convolutions for float32, which round. The LIFs' membrane counts (active updates) come from the
+below 2^24, else computed in float64; always float64 on CUDA (`quant.execute.exact_dtype`, the
+integer kernels' rule). The LIFs' membrane counts (active updates) come from the
 integer run itself (``trace_lifs``), not from a replay.
 """
 from __future__ import annotations
@@ -24,23 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from statten_hw.quant.execute import run_integer
+from statten_hw.quant.execute import exact_dtype, run_integer
 
 from .counts import Counts, count_active_updates, count_layer_outputs, full_bias, on_steps
 from .network import EventNetwork, Projection, core_index
 from .owners import HOST
 from .synapses import AttentionSynapses
-
-#: Integers a float32 sum holds exactly.
-FLOAT32_EXACT = 1 << 24
-
-
-def count_dtype(device, largest_total: float) -> torch.dtype:
-    """float32 on the CPU while every sum stays below `FLOAT32_EXACT`; float64 beyond that, and always
-    on CUDA (module docstring)."""
-    exact = torch.device(device).type == "cpu" and largest_total < FLOAT32_EXACT
-    return torch.float32 if exact else torch.float64
-
 
 @dataclass(frozen=True)
 class _Block:
@@ -73,7 +62,7 @@ class _Tally:
         self.far_layers = np.array([b.layer for b in self.blocks if b.far is not None], np.int64)
 
     def _block(self, p: Projection, layer: int, hops: np.ndarray, qgraph, device, places: dict) -> _Block:
-        dtype, far = count_dtype(device, p.largest_total), p.longest_route
+        dtype, far = exact_dtype(p.largest_total, device, f"{p.source} -> {p.target}"), p.longest_route
         offsets = []
         for core, _ in p.senders:
             offsets.append(self.widths[dtype])

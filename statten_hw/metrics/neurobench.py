@@ -55,8 +55,8 @@ from statten_hw.errors import GraphError, UnsupportedLayer
 from statten_hw.ir import nodes as ir
 from statten_hw.ir.execute_float import _dvs_pool as _float_dvs_pool, _heads_from_map, run_float
 from statten_hw.ir.graph import OP, inputs_by_port, topological_order
-from statten_hw.quant.execute import (IntegerRun, LifTrace, _dvs_pool as _integer_dvs_pool, _heads, execution_plan,
-                                      trace_lif)
+from statten_hw.quant.execute import (IntegerRun, LifTrace, _dvs_pool as _integer_dvs_pool, _heads, exact_dtype,
+                                      execution_plan, trace_lif)
 from statten_hw.quant.fixed_point import saturate
 from statten_hw.quant.quantize import QAttention, QConv2d, QLIF, QLinear, QReLU, QuantizedGraph
 
@@ -216,14 +216,13 @@ _FAN_ON: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
 def _fan_on(op, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """The fan-outs in the float type whose sums are exact: a row's sum is at most ``Σ fan``, exact in
-    float32 below 2^24 on the CPU; float64 on CUDA (cuBLAS may split sums differently, `quant.execute`)."""
+    """The fan-outs in the float type whose sums are exact: a row's sum is at most ``Σ fan``
+    (`quant.execute.exact_dtype`: float32 below 2^24 on the CPU)."""
     per_key = _FAN_ON.setdefault(op, {})
     key = (shape, str(device))
     if key not in per_key:
         fan = fan_outs(op, shape)[0].reshape(-1)
-        exact32 = device.type == "cpu" and float(fan.sum()) < 1 << 24
-        per_key[key] = fan.to(device=device, dtype=torch.float32 if exact32 else torch.float64)
+        per_key[key] = fan.to(device=device, dtype=exact_dtype(float(fan.sum()), device))
     return per_key[key]
 
 
@@ -383,5 +382,4 @@ def float_neurobench_metrics(model: nn.Module, graph: nx.DiGraph, x: torch.Tenso
     values = run_float(graph, x, keep=True)
     steps = [(n, graph.nodes[n][OP], tuple(inputs_by_port(graph, n).items())) for n in topological_order(graph)]
     synapses, neurons, samples = _activity(steps, values, _float_rule)
-    return {"Footprint": torch_footprint(model), "ConnectionSparsity": torch_connection_sparsity(model),
-            **workload_metrics(synapses, neurons, samples)}
+    return {**float_model_metrics(model), **workload_metrics(synapses, neurons, samples)}

@@ -8,7 +8,8 @@ tensor. Tensors are time-major ``[T, batch, *shape]`` as in ``ir.execute_float``
 rule raises :class:`UnsupportedLayer` — never skipped.
 
 ``run_integer(..., trace_lifs=True)`` also hands back what the simulator's counts need of every LIF's
-membrane (`LifTrace`), reduced while the LIF runs, so nothing replays the membranes afterwards.
+membrane (`LifTrace`), reduced from its membrane history when it finishes, so nothing replays the
+membranes afterwards.
 """
 from __future__ import annotations
 
@@ -126,12 +127,14 @@ def _input(op: Q.QInput, ins, x, ctx, name):
 EXACT_LIMITS = ((torch.float32, 1 << 24), (torch.float64, 1 << 53))
 
 
-def _exact_dtype(name: str, bound: float, device: torch.device) -> torch.dtype:
-    """The narrowest float type whose sums of integers up to ``bound`` are exact (float32 holds every
-    spike-driven sum of 8-bit weights); a GraphError if even float64 could round. On CUDA always
-    float64: cuDNN may pick Winograd or FFT convolutions for float32, whose transforms round."""
+def exact_dtype(bound: float, device, name: str = "?") -> torch.dtype:
+    """The narrowest float type whose sums of non-negative or signed integers up to ``bound`` in
+    magnitude are exact (float32 holds every spike-driven sum of 8-bit weights); a GraphError naming
+    ``name`` if even float64 could round. On CUDA always float64: cuDNN may pick Winograd or FFT
+    convolutions for float32, whose transforms round, and cuBLAS may split sums differently. The
+    integer kernels, the event counts and NeuroBench's operation counts all choose by this rule."""
     for dtype, limit in EXACT_LIMITS:
-        if bound < limit and (dtype == torch.float64 or device.type == "cpu"):
+        if bound < limit and (dtype == torch.float64 or torch.device(device).type == "cpu"):
             return dtype
     raise GraphError(f"node {name!r}: integer sums may reach {bound:.3g} >= 2^53, beyond exact float64 kernels")
 
@@ -141,7 +144,7 @@ def _conv_int(z: torch.Tensor, op: Q.QConv2d, peak: float, name: str = "?") -> t
     while every partial sum stays below the float type's integer range (checked from ``peak`` and the
     mantissas' absolute row sums; TF32 off by `run_integer`), and fast on CPU (oneDNN) and CUDA alike,
     where torch has no int64 convolution. The weight exponent and the bias are applied in int64."""
-    dtype = _exact_dtype(name, peak * op.mantissa_bound, z.device)
+    dtype = exact_dtype(peak * op.mantissa_bound, z.device, name)
     out = F.conv2d(z.to(dtype), _device_mantissa(op, z.device, dtype), stride=op.stride, padding=op.padding,
                    groups=op.groups)
     return _finish(out, op, channel_dims=2)
@@ -202,7 +205,7 @@ def _conv(op, ins, x, ctx, name):
 def _linear(op: Q.QLinear, ins, x, ctx, name):
     x = ins["x"]
     peak = _peak(x)
-    dtype = _exact_dtype(name, peak * op.mantissa_bound, x.device)
+    dtype = exact_dtype(peak * op.mantissa_bound, x.device, name)
     sums = torch.matmul(x.to(dtype), _device_mantissa(op, x.device, dtype).T)
     return ctx.sat_beyond(name, _finish(sums, op, channel_dims=0), _accumulator_bound(op, peak), "accumulator")
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .execute import execution_plan
 from .fixed_point import DECAY_BITS
 from .quantize import QAttention, QConv2d, QLIF, QLinear
 
@@ -48,16 +49,17 @@ def largest_exponent(exponent_bits: int) -> int:
 
 
 def _synapses(qgraph):
-    return [(n, qgraph.qop(n)) for n in qgraph.graph if isinstance(qgraph.qop(n), (QConv2d, QLinear))]
+    """``(node, op)`` of every conv and linear, in the run's order."""
+    return [(step.name, step.op) for step in execution_plan(qgraph) if isinstance(step.op, (QConv2d, QLinear))]
 
 
 def _lifs(qgraph):
-    for n in qgraph.graph:
-        op = qgraph.qop(n)
-        if isinstance(op, QLIF):
-            yield n, op
-        elif isinstance(op, QAttention) and op.kv_lif is not None:
-            yield f"{n}.kv_lif", op.kv_lif
+    """``(name, op)`` of every LIF, SDSA's K⊙V neurons included (named as their traces are)."""
+    for step in execution_plan(qgraph):
+        if isinstance(step.op, QLIF):
+            yield step.name, step.op
+        elif isinstance(step.op, QAttention) and step.op.kv_lif is not None:
+            yield f"{step.name}.kv_lif", step.op.kv_lif
 
 
 def graph_precision(qgraph) -> GraphPrecision:

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from sim_nets import small_deployment  # noqa: E402
 
 from statten_hw.simulator.event.counts import per_core  # noqa: E402
-from statten_hw.simulator.event.fast import FLOAT32_EXACT, count_dtype  # noqa: E402
+from statten_hw.quant.execute import exact_dtype  # noqa: E402
 from statten_hw.simulator.event.network import group_by_core  # noqa: E402
 from statten_hw.simulator.event.owners import HOST  # noqa: E402
 
@@ -34,9 +34,13 @@ def test_per_core_counts_nonzero_entries_of_each_core(dtype):
         int((values[:, :, :width:2] != 0).sum())  # a strided view
 
 
+FLOAT32_EXACT = 1 << 24
+
+
 def test_count_dtype_is_float32_only_while_sums_stay_exact():
-    assert count_dtype("cpu", FLOAT32_EXACT - 1) == torch.float32
-    assert count_dtype("cpu", FLOAT32_EXACT) == torch.float64
+    assert exact_dtype(FLOAT32_EXACT - 1, "cpu") == torch.float32
+    assert exact_dtype(FLOAT32_EXACT, "cpu") == torch.float64
+    assert exact_dtype(1, "cuda") == torch.float64  # cuDNN/cuBLAS may round float32 sums
     assert float(torch.tensor(FLOAT32_EXACT + 1, dtype=torch.float32)) != FLOAT32_EXACT + 1  # why: 2^24 + 1 rounds
 
 
