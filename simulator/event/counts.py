@@ -157,7 +157,7 @@ def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tens
     return hit
 
 
-#: Per quantized graph (frozen) and node: `always_driven`.
+#: Per quantized graph (frozen), per set of layer names (where events arrive from) and node: `always_driven`.
 _ALWAYS_DRIVEN: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -165,7 +165,7 @@ def always_driven(qgraph, node: str, layers: set[str]) -> bool:
     """Whether `_driven` holds for every element of ``node`` at every step whatever the events: a bias
     on every element, here or carried to it from the ops before it on the receiving core. Then the
     events that reach it need not be found at all."""
-    known = _ALWAYS_DRIVEN.setdefault(qgraph, {})
+    known = _ALWAYS_DRIVEN.setdefault(qgraph, {}).setdefault(frozenset(layers), {})
     if node not in known:
         op = qgraph.qop(node)
         known[node] = full_bias(op) or not isinstance(op, (QConv2d, QLinear, QAttention)) and not (

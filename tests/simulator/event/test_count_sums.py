@@ -91,3 +91,26 @@ def test_always_driven_layers_are_driven_everywhere_with_no_events(key):
         assert always_driven(d.qgraph, layer.name, layers) == everywhere, layer.name
         verdicts.add(everywhere)
     assert verdicts == {True, False}  # both kinds occur in every one of these networks
+
+
+def test_always_driven_answers_for_the_layer_set_it_is_given():
+    """The verdict depends on which nodes are layers (events arrive from them; a bias before them is
+    carried): asked for two layer sets of one graph, each answer follows `_driven` for its own set,
+    not the set asked about first. The second set also counts every biased conv/linear as a layer, so
+    their biases no longer reach the LIFs after them."""
+    from statten_hw.simulator.event.counts import _driven, always_driven, full_bias
+
+    d = small_deployment("statten")
+    net = d.event_network
+    like = torch.zeros((net.timesteps, 2, 1), dtype=torch.int64)
+    every_layer = {layer.name for layer in net.layers}
+    answers = {}
+    biased = {n for n in d.qgraph.graph.nodes if full_bias(d.qgraph.qop(n))}
+    for layers in (every_layer, every_layer | biased):
+        for layer in net.layers:
+            driven = _driven(d.qgraph, layer.name, layers, {}, like)
+            everywhere = driven is not None and bool(driven.all()) and driven.shape[2:] == layer.shape
+            assert always_driven(d.qgraph, layer.name, layers) == everywhere, (layer.name, sorted(layers))
+            answers[layer.name, len(layers)] = everywhere
+    sizes = (len(every_layer), len(every_layer | biased))
+    assert any(answers[n, sizes[0]] != answers[n, sizes[1]] for n in every_layer)  # the two sets do differ
