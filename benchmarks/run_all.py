@@ -63,7 +63,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
         d = _load(name)
         for r in d["results"] if d else []:
             out.append(("2", f"Lava / event simulator ({where}), batch {r['batch']}", ">= 1000x",
-                        f"{r['speedup']['median']:.0f}x (stepping only {r['speedup']['stepping_only']:.0f}x); "
+                        f"{r['speedup']['median']:.0f}x (stepping only {r['speedup']['stepping_only']:.0f}x"
+                        + (f"; float forward {r['float_forward_speedup']:.0f}x" if "float_forward_speedup" in r else "")
+                        + "); "
                         f"Lava bit-exact {r['lava_bit_exact']['layers_equal']}/{r['lava_bit_exact']['layers_compared']}"
                         f" layers", _yes(r["met"])))
     if d := _load("engines"):
@@ -81,7 +83,16 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             out.append(("5", f"{engine} engine time vs events (rate and T sweeps)", "linear in events",
                         f"R² {fits['noc_packets']['r2']:.3f} on packets, {fits['sops']['r2']:.3f} on SOPs; time moves "
                         f"{d['rate_sweep']['time_max_over_min'][engine]:.2f}x over "
-                        f"{d['rate_sweep']['events_max_over_min']:.0f}x the synaptic events", "-"))
+                        f"{d['rate_sweep']['events_max_over_min']:.0f}x the synaptic events",
+                        _yes(d["linear_in_events"][engine]) if "linear_in_events" in d else "-"))
+        if w := d.get("wide_rate_summary"):
+            out.append(("5", f"fast engine time vs events, dim {d['wide_base']['dim']} network (rate sweep)",
+                        "(report)", f"time moves {w['time_max_over_min']['fast']:.2f}x over "
+                        f"{w['sops_max_over_min']:.0f}x the synaptic events (float forward "
+                        f"{w['time_max_over_min']['float_forward']:.2f}x)", "-"))
+            f = d["fast_fit_t_x_neurons"]
+            out.append(("5", "fast engine time vs T x neurons (T, image and depth sweeps)", "(report)",
+                        f"R² {f['r2']:.3f}", "-"))
     if d := _load("gpu_sdt"):
         out.append(("6", f"{d['device_batch_n']['device']} / CPU images per second, SDT-8-768", ">= 20x",
                     f"{d['speedup_images_per_s']:.1f}x", _yes(d["met"])))

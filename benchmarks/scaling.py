@@ -12,9 +12,14 @@ calibrated to realistic firing rates (`sdt_model`), mapped on ``loihi2``, one im
   sweep at the usual rate: the time of both engines against the spike packets sent and the synaptic
   events (SOPs) simulated, each with a least-squares line ``time = a + b · events`` and its R².
 
+* Wide: the same rate sweep, fast engine only, on a network wide enough (dim 256) that kernels
+  rather than per-call overhead take its time, from silent to busy.
+
 The detailed engine handles one packet at a time, so its time should follow the events; the fast
 engine runs dense tensor kernels over every neuron and step, so its time should follow T × neurons
-and stay flat when only the firing rate moves. The plots show which is the case.
+and stay flat when only the firing rate moves. The plots show which is the case; the result file
+says per engine whether both lines (packets, SOPs) have R² >= ``LINEAR_R2``, and fits the fast
+engine's time against T × neurons over the T, image size and depth sweeps.
 
 One torch thread by default: on a shared machine a parallel region on small tensors waits for every
 core, and the curves would measure the other jobs. Run: python benchmarks/scaling.py [--repeats 3]
@@ -46,6 +51,12 @@ SWEEPS = {
 EVENTS_BASE = replace(BASE, depth=1, dim=32, heads=2, img_size=16)
 BETAS = (-1.0, -0.5, 0.0, 0.6, 1.2, 2.0, 3.0)
 EVENTS_T = (2, 8)
+#: A network where the kernels, not the per-call overhead, take the fast engine's time (the events
+#: base spends most of its 10 ms on the calls themselves): its firing rate swept from silent to busy.
+WIDE_BASE = replace(BASE, dim=256)
+WIDE_BETAS = (-3.0, -2.0, -1.0, 0.0, 0.6, 2.0)
+#: The detailed engine counts as linear in the events where both least-squares lines explain this much.
+LINEAR_R2 = 0.9
 
 
 def network(config: ModelConfig, beta: float = 0.6):
@@ -69,9 +80,9 @@ def memory_child(config: ModelConfig, beta: float) -> int | None:
     return mem.extra
 
 
-def point(config: ModelConfig, repeats: int, engines=("fast",), beta: float = 0.6) -> dict:
+def point(config: ModelConfig, repeats: int, engines=("fast",), beta: float = 0.6, memory: bool = True) -> dict:
     """Times (median of ``repeats``) of the float forward and each engine, the fast engine's extra peak
-    memory, and the size and events of the simulated image."""
+    memory (``memory``), and the size and events of the simulated image."""
     from statten_hw.simulator import simulate
 
     deployment, x = network(config, beta)
@@ -88,7 +99,7 @@ def point(config: ModelConfig, repeats: int, engines=("fast",), beta: float = 0.
             "beta": beta, "neurons": t["neurons"], "t_x_neurons": t["neurons"] * config.timesteps,
             "cores": t["cores"], "spikes": t["spikes"], "sops": t["sops"], "noc_packets": t["noc_packets"],
             "seconds": {name: v["median_s"] for name, v in timings.items()}, "timings": timings,
-            "fast_peak_extra_bytes": simulation_memory(config, beta)}
+            "fast_peak_extra_bytes": simulation_memory(config, beta) if memory else None}
 
 
 def fit(x: list[float], y: list[float]) -> dict:
@@ -126,11 +137,13 @@ def plot_sizes(sweeps: dict, folder):
 QUANTITIES = {"noc_packets": "spike packets sent (events x destination cores)", "sops": "synaptic events (SOPs)"}
 
 
-def plot_events(rows: list[dict], fits: dict, folder):
+def plot_events(rows: list[dict], fits: dict, folder, wide: list[dict]):
+    """Both engines' time against packets and SOPs (rate and T sweeps of the events base), and a third
+    column: the fast engine and the float forward over the wide network's rate sweep."""
     from statten_hw.reports.html import pyplot
 
     plt = pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
     for i, engine in enumerate(("detailed", "fast")):
         for j, (quantity, label) in enumerate(QUANTITIES.items()):
             ax = axes[i][j]
@@ -145,6 +158,16 @@ def plot_events(rows: list[dict], fits: dict, folder):
             ax.set_ylabel("seconds per image")
             ax.set_title(f"{engine} engine")
             ax.legend(fontsize=8)
+    for row, quantity in enumerate(QUANTITIES):
+        ax = axes[row][2]
+        for name, marker in (("fast", "o-"), ("float_forward", "s--")):
+            ax.plot([r[quantity] for r in wide], [r["seconds"][name] for r in wide], marker, label=name.replace("_", " "))
+        ax.set_xscale("symlog", linthresh=1e4)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(QUANTITIES[quantity])
+        ax.set_ylabel("seconds per image")
+        ax.set_title(f"rate sweep, dim {WIDE_BASE.dim}, {WIDE_BASE.img_size} px, depth {WIDE_BASE.depth}")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return save_png(fig, folder / "scaling_events.png")
 
@@ -174,12 +197,26 @@ def main(argv=None) -> None:
         f = fits[e]["noc_packets"]
         print(f"{e}: time = {f['intercept_s']:.3g} s + {f['slope_s_per_event']:.3g} s/packet, R² {f['r2']:.3f}; "
               f"over the rate sweep ({sops_range:.0f}x the synaptic events) time moves {flat[e]:.2f}x")
+    wide = [point(WIDE_BASE, args.repeats, beta=beta, memory=False) for beta in WIDE_BETAS]
+    wide_summary = {"sops_max_over_min": max(r["sops"] for r in wide) / max(min(r["sops"] for r in wide), 1),
+                    "time_max_over_min": {e: max(r["seconds"][e] for r in wide) / min(r["seconds"][e] for r in wide)
+                                          for e in ("fast", "float_forward")},
+                    "fast_fit_sops": fit([r["sops"] for r in wide], [r["seconds"]["fast"] for r in wide])}
+    print(f"wide network ({WIDE_BASE.dim} dims): {wide_summary['sops_max_over_min']:.0f}x the synaptic events, fast "
+          f"engine time {wide_summary['time_max_over_min']['fast']:.2f}x, float forward "
+          f"{wide_summary['time_max_over_min']['float_forward']:.2f}x")
+    grown = [r for knob in ("timesteps", "img_size", "depth") for r in sweeps[knob]]
+    t_x_neurons_fit = fit([r["t_x_neurons"] for r in grown], [r["seconds"]["fast"] for r in grown])
+    linear = {e: min(fits[e][q]["r2"] for q in QUANTITIES) >= LINEAR_R2 for e in ("fast", "detailed")}
     plot_sizes(sweeps, args.results)
-    plot_events(events, fits, args.results)
+    plot_events(events, fits, args.results, wide)
     write_result(args.results, "scaling", {
         "threads": threads, "repeats": args.repeats, "base": BASE.to_dict(), "events_base": EVENTS_BASE.to_dict(),
         "sizes": sweeps, "events": events, "events_fit": fits,
         "rate_sweep": {"events_max_over_min": sops_range, "time_max_over_min": flat},
+        "linear_in_events": {"r2_at_least": LINEAR_R2, **linear},
+        "wide_base": WIDE_BASE.to_dict(), "wide_rate_sweep": wide, "wide_rate_summary": wide_summary,
+        "fast_fit_t_x_neurons": t_x_neurons_fit,
         "plots": ["scaling_sizes.png", "scaling_events.png"]}, load)
 
 

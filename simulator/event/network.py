@@ -22,6 +22,7 @@ import torch
 
 from statten_hw.errors import GraphError
 from statten_hw.ir.graph import PORT, SHAPE, topological_order
+from statten_hw.quant.execute import exact_dtype
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMul, QOP, QOutput
 
 from .owners import HOST, layer_owners, pull_back, push_forward
@@ -44,7 +45,8 @@ class Projection:
     owner: np.ndarray  # [out elements] core per target element
     spiking: bool  # binary/ternary events (accumulates) or graded ones (multiply-accumulates)
     dst_cores: np.ndarray  # the cores holding targets
-    # [in elements, 2·len(dst_cores) + 1] float32, per input element: its targets on each dst core (the
+    # [in elements, 2·len(dst_cores) + 1] float32 (float64 where a step's total may pass 2^24, as the
+    # engines' products then are), per input element: its targets on each dst core (the
     # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), and 1
     counters: torch.Tensor
     # [in elements] float32: the most hops among an element's packets (0 from the host); None when no
@@ -63,7 +65,11 @@ class Projection:
     def largest_total(self) -> float:
         """The largest count of one step through any column of ``counters`` (synaptic operations or
         packets on one core, events): every input element firing. Float32 sums are exact below 2^24."""
-        return float(self.counters.sum(0, dtype=torch.float64).max())
+        return _largest_total(self.counters)
+
+
+def _largest_total(counters: torch.Tensor) -> float:
+    return float(counters.sum(0, dtype=torch.float64).max())
 
 
 #: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
@@ -188,6 +194,8 @@ class _Builder:
         # targets per element and core: sums of 0/1 terms, exact in float32 on the CPU (no Winograd there)
         reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1).T
         counters = torch.cat([reach, reach > 0, torch.ones(len(origin), 1, dtype=reach.dtype)], 1)
+        if exact_dtype(_largest_total(counters), "cpu") != torch.float32:
+            counters = counters.double()  # the engines' products need it: kept once, not beside a float32 copy
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
                           _longest_routes(counters[:, len(dst):2 * len(dst)], self.grouped(source), dst, hops),
                           self.grouped(source), receivers)
