@@ -49,11 +49,12 @@ took 675 MiB for the 450 samples: 1.5x under the same estimate)::
     embedded, sanafe on sanafe:loihi, S = 4           494 MiB     1221 MiB    2.5
     random STAtten, depth 2, dim 128, 32 px, S = 16   481 MiB     1224 MiB    2.5
     its Spikformer (SSA) twin, S = 16                 568 MiB     1317 MiB    2.3
-    SDT-8-768, 224 px (benchmarks/sdt_model.py), S=1  3205 MiB    5646 MiB    1.8
+    SDT-8-768, 224 px (benchmarks/sdt_model.py), S=1  3057 MiB    5646 MiB    1.8
 
 The SDT-8-768 peak was 2280 MiB with the engine before the projections kept their counters (per
-input element and destination core): its 95 projections now hold 0.22 GiB of float32 counters and
-0.30 GiB of float64 copies (where sums may pass 2^24); the estimate still covers the run, 1.8x. So
+input element and destination core): its 95 projections hold them in float32, or once in float64
+where a step's sums may pass 2^24 (3187 MiB while those were float32 plus a float64 copy per run,
+before commit "Counters kept in float64 once"); the estimate still covers the run, 1.8x. So
 the guard refuses a run once it would really use about 55 % of the limit on large models, 35-45 % on
 small ones: loose, on purpose (other engines, library versions and allocators differ), and
 ``--max-memory`` overrides it.
