@@ -89,18 +89,18 @@ def _markdown(doc: dict) -> str:
              f"- samples: {s['samples']}" + (f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""),
              f"- per inference: {pi['cycles']:,.0f} cycles, latency {pi['latency_s'] * 1e6:,.2f} µs, "
              f"energy {pi['energy_j'] * 1e6:,.3f} µJ",
-             f"- totals: spikes {t['spikes']:,}, synaptic ops {t['sops']:,} (of which graded MACs {t['macs']:,}), "
+             f"- totals over the {s['samples']} sample(s): spikes {t['spikes']:,}, synaptic ops {t['sops']:,} (of which graded MACs {t['macs']:,}), "
              f"neuron updates {t['neuron_updates']:,} (active {t['active_updates']:,}), NoC packets "
              f"{t['noc_packets']:,}, hops {t['noc_hops']:,}",
              f"- cores {t['cores']} on {t['chips']} chip(s); peak buffer use {t['buffer_peak_bytes']:,} B of "
              f"{t['buffer_bytes']:,} B allocated", *_precision_lines(doc), "",
-             "| energy part | J |", "|---|---|"]
+             f"| energy part (all {s['samples']} samples) | J |", "|---|---|"]
     lines += [f"| {k} | {v:.3e} |" for k, v in s["energy_breakdown_j"].items()]
-    lines += ["", "## Layers", "", "| layer | kind | neurons | spikes | rate | SOPs | packets | energy J |",
+    lines += ["", "## Layers", "", f"Totals over the {s['samples']} sample(s).", "", "| layer | kind | neurons | spikes | rate | SOPs | packets | energy J |",
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {r['spikes']:,} | {r['firing_rate']:.4f} | "
               f"{r['sops']:,} | {r['packets']:,} | {r['energy_j']:.3e} |" for r in doc["layers"]]
-    lines += ["", "## Cores", "", "| id | chip | x | y | spikes in | spikes out | SOPs | updates | busy cycles | "
+    lines += ["", "## Cores", "", f"Totals over the {s['samples']} sample(s).", "", "| id | chip | x | y | spikes in | spikes out | SOPs | updates | busy cycles | "
               "packets | hops | energy J |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {c['id']} | {c['chip']} | {c['x']} | {c['y']} | {c['spikes_in']:,} | {c['spikes_out']:,} | "
               f"{c['sops']:,} | {c['neuron_updates']:,} | {c['cycles_busy']:,.0f} | {c['noc_packets']:,} | "
