@@ -98,6 +98,8 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
     tl, slots = timeline(counts, net, deployment.mapping)
     report = simulation_report(deployment, net, counts, tl, slots, engine=engine, device=device)
     report["neurobench"] = neurobench_report(deployment, run)
+    # values the integer contract clipped to the state width, per node: where a narrow state costs accuracy
+    report["precision"]["saturated"] = {node: n for node, n in run.overflows.items() if n}
     sim = Simulation(logits, spikes, counts, tl, report, net)
     if labels is not None:
         report["simulation"]["accuracy"] = float((sim.predictions == labels.cpu()).double().mean())

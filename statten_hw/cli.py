@@ -297,7 +297,7 @@ def cmd_simulate(args) -> None:
     limit = parse_size(args.max_memory) if args.max_memory is not None else None
     source, x, y = _simulation_inputs(args)
     deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
-                         use_ema=args.ema)
+                         use_ema=args.ema, precision=args.precision)
     check_input_shape(deployment.model, x, source)
     # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
     check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine), limit)
@@ -325,6 +325,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from statten_hw.pipeline import PRECISIONS
     from statten_hw.quant.quantize import FRACTION_BITS
     from statten_hw.resources import SAFETY_FRACTION
 
@@ -384,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--input", help="digits | digits-seq | PATH.npz (default: the model's embedded data set)")
     sm.add_argument("--samples", type=int, help="number of inputs (default: the whole test split)")
     sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
+    sm.add_argument("--precision", default="graph", choices=PRECISIONS,
+                    help="quantize for the graph (--bits, 24-bit state, Loihi's weight exponents: default) or for "
+                    "the target's own weight, exponent and state widths; the report lists what does not fit either way")
     sm.add_argument("--max-memory", help=f"refuse a run whose estimated peak memory exceeds this, e.g. 2GiB, 512M or "
                     f"bytes (default: {round(SAFETY_FRACTION * 100)} %% of the available memory)")
     sm.add_argument("-o", "--output", default="out/simulate", help="report folder (default out/simulate)")

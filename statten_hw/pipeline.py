@@ -18,6 +18,10 @@ import torch
 
 #: Calibration samples taken from the calibration split unless told otherwise.
 CALIBRATION_SAMPLES = 256
+#: What the integer graph is quantized for: ``graph``, the command's ``--bits``, 24-bit state and
+#: Loihi's fraction bits whatever the target; ``target``, the target's own number formats
+#: (`statten_hw.quant.precision.target_quantizer`).
+PRECISIONS = ("graph", "target")
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +34,7 @@ class Deployment:
     qgraph: object  # statten_hw.quant.QuantizedGraph
     mapping: object  # statten_hw.mapping.MappingResult
     dataset: str
+    precision: str = "graph"  # what the graph was quantized for (`PRECISIONS`)
 
     @property
     def block_size(self) -> int:
@@ -51,11 +56,12 @@ class Deployment:
 def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None = None, *, bits: int = 8,
             timesteps: int | None = None, dataset: str | None = None,
             calibration_samples: int = CALIBRATION_SAMPLES, use_ema: bool = False,
-            fraction_bits: int | None = None) -> Deployment:
+            fraction_bits: int | None = None, precision: str = "graph") -> Deployment:
     """Load ``checkpoint`` (the embedded default when None), quantize it on ``dataset``'s training split
     (its first ``calibration_samples``) with ``bits``-bit weights, and map it on ``target`` with blocks of
     ``block_size`` (the checkpoint's own B when None); ``fraction_bits``: the quantizer's (its default
-    when None). Raises a `StattenError` on any bad input."""
+    when None); ``precision="target"``: quantize to the target's formats instead (`PRECISIONS`).
+    Raises a `StattenError` on any bad input."""
     from statten_hw.data import load_dataset
     from statten_hw.defaults import default_checkpoint
     from statten_hw.evaluate import check_input_shape
@@ -71,11 +77,25 @@ def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None
     calib_x, _ = load_dataset(dataset, split="train")
     check_input_shape(model, calib_x, dataset)
     graph = lower(model, encoding="events" if calib_x.dim() == 5 else None)
-    extra = {} if fraction_bits is None else {"fraction_bits": fraction_bits}
-    qgraph = quantize(graph, calib_x[:calibration_samples], weight_bits=bits, **extra)
     target = target if isinstance(target, Target) else load_target(target)
+    settings = _quantizer_settings(target, bits, fraction_bits, precision)
+    qgraph = quantize(graph, calib_x[:calibration_samples], **settings)
     mapping = map_model(qgraph.float_graph, target, model.config.block_size)
-    return Deployment(path, model, qgraph, mapping, dataset)
+    return Deployment(path, model, qgraph, mapping, dataset, precision)
+
+
+def _quantizer_settings(target, bits: int, fraction_bits: int | None, precision: str) -> dict:
+    """`quantize`'s keyword arguments for ``precision`` (`PRECISIONS`)."""
+    from statten_hw.errors import InputError
+    from statten_hw.quant.precision import target_quantizer
+
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "target":
+        if fraction_bits is not None:
+            raise InputError("--fraction-bits and --precision target both set the fraction bits: give one")
+        return target_quantizer(target.precision, bits, target.name)
+    return {"weight_bits": bits, **({} if fraction_bits is None else {"fraction_bits": fraction_bits})}
 
 
 def dataset_for(checkpoint: Path) -> str:

@@ -1,9 +1,11 @@
 """Whether an integer graph's numbers fit a target's formats (``[precision]`` of its file).
 
-The graph is quantized with the command's ``--bits`` mantissas, per-layer weight exponents and
-24-bit state whatever the target (`quantize`); its figures are exact for a target whose formats hold
-those numbers, and describe another one only approximately. So every simulation report names where
-they do not fit, layer by layer:
+By default the graph is quantized with the command's ``--bits`` mantissas, per-layer weight
+exponents and 24-bit state whatever the target (`quantize`); its figures are exact for a target whose
+formats hold those numbers, and describe another one only approximately. So every simulation report
+names where they do not fit, layer by layer. `target_quantizer` gives the `quantize` settings whose
+graph a target's formats hold instead (``--precision target``); only a decay the target cannot
+represent is then left to report:
 
 * weights: a synapse stores ``mantissa`` in ``weight_bits`` (two's complement) and the layer's
   exponent in a signed ``weight_exponent_bits`` field (``-2^(e-1) .. 2^(e-1) - 1``; 0 bits: no
@@ -22,9 +24,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from statten_hw.errors import InputError
+
 from .execute import execution_plan
 from .fixed_point import DECAY_BITS
-from .quantize import QAttention, QConv2d, QLIF, QLinear
+from .quantize import FRACTION_BITS, MAX_STATE_BITS, MIN_STATE_BITS, QAttention, QConv2d, QLIF, QLinear
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,19 @@ def precision_problems(qgraph, precision) -> list[str]:
     return problems
 
 
+def target_quantizer(precision, bits: int, target: str = "the target") -> dict:
+    """`quantize` keyword arguments whose graph fits ``precision`` (a target's formats): mantissas of
+    ``bits`` or the target's weight width if narrower, sums keeping no more bits below the weight LSB
+    than the exponent field reaches (none without one, so no layer needs ``mantissa << exp``), and the
+    target's state width (the widest the quantizer takes, where the target's is wider)."""
+    state_bits = min(precision.state_bits, MAX_STATE_BITS)
+    if state_bits < MIN_STATE_BITS:
+        raise InputError(f"{target}: {precision.state_bits}-bit state is narrower than the {MIN_STATE_BITS} bits an "
+                         "integer graph needs; quantize for the graph instead (--precision graph)")
+    return {"weight_bits": min(bits, precision.weight_bits), "state_bits": state_bits,
+            "fraction_bits": min(FRACTION_BITS, largest_exponent(precision.weight_exponent_bits))}
+
+
 #: Per integer graph (frozen) and target precision: its `precision_section`, made once.
 _SECTIONS: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
@@ -103,4 +120,4 @@ def precision_section(qgraph, precision) -> dict:
     return copy.deepcopy(per_target[precision])
 
 
-__all__ = ["GraphPrecision", "graph_precision", "precision_problems", "precision_section"]
+__all__ = ["GraphPrecision", "graph_precision", "precision_problems", "precision_section", "target_quantizer"]

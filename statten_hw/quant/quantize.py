@@ -76,6 +76,7 @@ from .fixed_point import (DECAY_BITS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, ceil_
 
 QOP, SCALE = "qop", "scale"
 STREAM_HEADROOM_BITS = 2
+MIN_STATE_BITS, MAX_STATE_BITS = 4, 48  # the state widths `quantize` takes
 FRACTION_BITS = 6  # Loihi's: sums carry up to 6 bits below the weight LSB (``_fraction_bits``)
 
 
@@ -303,8 +304,8 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
     """The integer graph of ``graph`` (module docstring: the rules); ``calibration_x`` is a batch
     in the model's input layout, used for the input scale, the membrane-stream scales and each
     layer's weight exponent (at most ``fraction_bits``)."""
-    if not isinstance(state_bits, int) or not 4 <= state_bits <= 48:
-        raise ValueError(f"state_bits must be an int in 4..48, got {state_bits!r}")
+    if not isinstance(state_bits, int) or not MIN_STATE_BITS <= state_bits <= MAX_STATE_BITS:
+        raise ValueError(f"state_bits must be an int in {MIN_STATE_BITS}..{MAX_STATE_BITS}, got {state_bits!r}")
     check_fraction_bits(fraction_bits)
     quantize_symmetric(np.zeros(1), weight_bits)  # validates weight_bits
     calib = run_float(graph, calibration_x, keep=True)

@@ -65,7 +65,7 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
                          input_packets=total["host_packets"], noc_hops=total["hops_out"],
                          active_updates=total["active_updates"],
                          buffer_peak_bytes=max((r["buffer_peak_bytes"] for r in doc["cores"]), default=0))
-    doc["precision"] = precision_section(deployment.qgraph, target.precision)
+    doc["precision"] = {"quantized_for": deployment.precision, **precision_section(deployment.qgraph, target.precision)}
     breakdown = {part: float(pj.sum()) for part, pj in parts.items()} | {"neuron_access": float(visit_pj.sum())}
     doc["simulation"] = {
         "engine": engine, "device": device, "samples": S, "timesteps": T,
@@ -109,12 +109,19 @@ def _markdown(doc: dict) -> str:
 
 
 def _precision_lines(doc: dict) -> list[str]:
-    problems = doc["precision"]["problems"]
+    p = doc["precision"]
+    problems, graph, saturated = p["problems"], p["graph"], p.get("saturated", {})
+    lines = [f"- number formats: the integer graph was quantized for the target's ({graph['weight_bits']}-bit "
+             f"weights, exponents up to {graph['weight_exponent']}, {graph['state_bits']}-bit state)"
+             ] if p["quantized_for"] == "target" else []
+    if saturated:
+        worst = max(saturated, key=saturated.get)
+        lines.append(f"- saturated at the {graph['state_bits']}-bit state: {sum(saturated.values()):,} values in "
+                     f"{len(saturated)} node(s), most in {worst} ({saturated[worst]:,})")
     if not problems:
-        return ["- number formats: every weight, state and decay of the integer graph fits the target's"]
-    return [f"- **number formats: the integer graph does not fit the target's in {len(problems)} place(s)**, so "
-            "the figures are approximate there:",
-            *(f"  - {p}" for p in problems)]
+        return lines or ["- number formats: every weight, state and decay of the integer graph fits the target's"]
+    return [*lines, f"- **number formats: the integer graph does not fit the target's in {len(problems)} place(s)**, "
+            "so the figures are approximate there:", *(f"  - {line}" for line in problems)]
 
 
 def _plots(doc: dict) -> list[tuple[str, str]]:

@@ -57,21 +57,24 @@ class Configuration:
     engine: str
     series: str
     key: str
+    precision: str = "graph"  # what the integer graph is quantized for (`statten_hw.pipeline.PRECISIONS`)
 
     @property
     def label(self) -> str:
-        return f"{Path(self.checkpoint).name} B={self.block_size} {self.target} {self.bits}-bit"
+        formats = " (target's formats)" if self.precision == "target" else ""
+        return f"{Path(self.checkpoint).name} B={self.block_size} {self.target} {self.bits}-bit{formats}"
 
 
 def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: list[int], *,
          samples: int | None = None, dataset: str | None = None, calibration_samples: int = 256,
-         engine: str = "fast") -> list[Configuration]:
+         engine: str = "fast", precision: str = "graph") -> list[Configuration]:
     """Every configuration of the grid, or a `StattenError` naming the first bad input.
 
     No checkpoints: the embedded temporal-digits family (with ``own``, each at its own B). ``samples``: test
     samples per configuration (all of the test split when None). ``engine``: the event simulator's
-    engine, or ``none`` to skip simulation."""
+    engine, or ``none`` to skip simulation. ``precision``: quantize for the graph or each target's formats."""
     from statten_hw.defaults import SEQ_BLOCK_SIZES, seq_checkpoint
+    from statten_hw.pipeline import PRECISIONS
     from statten_hw.simulator import ENGINES
 
     checkpoints = checkpoints or [str(seq_checkpoint(b)) for b in SEQ_BLOCK_SIZES]
@@ -85,16 +88,19 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
         raise InputError(f"--calibration-samples must be >= 1, got {calibration_samples}")
     if engine not in (*ENGINES, NO_SIMULATION):
         raise InputError(f"--engine must be one of {', '.join((*ENGINES, NO_SIMULATION))}, got {engine!r}")
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     target_digests = {t: _target_digest(t) for t in dict.fromkeys(targets)}
     configs = []
     for path in dict.fromkeys(checkpoints):
         configs += _checkpoint_configs(path, block_sizes, target_digests, bits, samples, dataset, calibration_samples,
-                                       engine)
+                                       engine, precision)
     return configs
 
 
 def _checkpoint_configs(path: str, spec: str, target_digests: dict[str, str], bits: list[int], samples: int | None,
-                        dataset: str | None, calibration_samples: int, engine: str) -> list[Configuration]:
+                        dataset: str | None, calibration_samples: int, engine: str,
+                        precision: str) -> list[Configuration]:
     from statten_hw.data import load_dataset
     from statten_hw.evaluate import check_input_shape
     from statten_hw.models import load_checkpoint
@@ -108,10 +114,12 @@ def _checkpoint_configs(path: str, spec: str, target_digests: dict[str, str], bi
     n = len(x) if samples is None else min(samples, len(x))
     common = {"checkpoint_sha256": file_digest(path), "dataset": data,
               "dataset_sha256": file_digest(data) if data.endswith(".npz") else None, "samples": n,
-              "calibration_samples": calibration_samples, "engine": engine, "statten_hw": __version__,
+              "calibration_samples": calibration_samples, "engine": engine, "precision": precision,
+              "statten_hw": __version__,
               "statten_hw_code": code_digest()}
     series = OWN_SERIES if spec == OWN else Path(path).name
-    return [Configuration(checkpoint=str(path), target=target, block_size=b, bits=w, dataset=data, samples=n,
+    return [Configuration(checkpoint=str(path), target=target, block_size=b, bits=w, precision=precision,
+                          dataset=data, samples=n,
                           calibration_samples=calibration_samples, engine=engine, series=series,
                           key=content_key({**common, "target_sha256": digest, "block_size": b, "bits": w}))
             for target, digest in target_digests.items() for w in bits for b in sizes]

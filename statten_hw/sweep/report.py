@@ -83,7 +83,7 @@ def csv_rows(doc: dict) -> list[dict]:
         totals = r["totals"] or {field: None for field in TOTAL_FIELDS}
         per_inference = r["per_inference"] or {field: None for field in SIMULATED_TOTALS}
         rows.append({"checkpoint": r["checkpoint"], "target": r["target"], "block_size": r["block_size"],
-                     "bits": r["bits"], "samples": r["samples"], "engine": r["engine"], "status": r["status"],
+                     "bits": r["bits"], "precision": r["precision"], "samples": r["samples"], "engine": r["engine"], "status": r["status"],
                      **{f: totals[f] for f in TOTAL_FIELDS},
                      **{f"{f}_per_inference": per_inference[f] for f in SIMULATED_TOTALS},
                      "memory_bytes": r["memory_bytes"], "latency_steps": r["latency_steps"],
@@ -115,7 +115,8 @@ def markdown(doc: dict) -> str:
         t = r["totals"] or {field: None for field in TOTAL_FIELDS}
         p = r["per_inference"] or {field: None for field in SIMULATED_TOTALS}
         acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f} % ({r['correct']}/{r['n']})"
-        lines.append(f"| {Path(r['checkpoint']).name} | {r['target']} | {r['bits']} | {r['block_size']} | "
+        bits = f"{r['bits']} (target's formats)" if r["precision"] == "target" else r["bits"]
+        lines.append(f"| {Path(r['checkpoint']).name} | {r['target']} | {bits} | {r['block_size']} | "
                      f"{_cell(t['cores'])} | {_cell(r['memory_bytes'], 1 / 1024, ',.1f')} | "
                      f"{_cell(t['buffer_bytes'], 1 / 1024, ',.1f')} | {_cell(r['latency_steps'])} | "
                      f"{_cell(p['latency_s'], 1e6, ',.3f')} | {_cell(p['energy_j'], 1e6, ',.4f')} | "

@@ -36,7 +36,8 @@ def prepare_configuration(config: Configuration):
 
     try:
         return prepare(config.checkpoint, config.target, block_size=config.block_size, bits=config.bits,
-                       dataset=config.dataset, calibration_samples=config.calibration_samples)
+                       dataset=config.dataset, calibration_samples=config.calibration_samples,
+                       precision=config.precision)
     except StattenError as err:
         return TaskError(str(err))
 
@@ -109,7 +110,8 @@ def result_record(config: Configuration, status: str, error: str | None = None, 
     ``simulation_agreeing`` counts the samples whose simulated prediction equals the integer
     reference's; anything but ``n`` is a backend defect, and the report lists it."""
     return {"key": config.key, "label": config.label, "checkpoint": config.checkpoint, "target": config.target,
-            "block_size": config.block_size, "bits": config.bits, "dataset": config.dataset,
+            "block_size": config.block_size, "bits": config.bits, "precision": config.precision,
+            "dataset": config.dataset,
             "samples": config.samples, "calibration_samples": config.calibration_samples,
             "engine": config.engine, "series": config.series, "status": status, "error": error,
             **{field: None for field in MEASURED_FIELDS}, **measured}

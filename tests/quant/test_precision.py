@@ -1,5 +1,6 @@
-"""The integer graph against a target's number formats: what the reports flag, each case derived here
-by brute force over the stored integers (which widths and exponents hold them), not by the formula."""
+"""The integer graph against a target's number formats: what the reports flag, and the graph quantized
+for a target's formats (``--precision target``); each case derived here by brute force over the stored
+integers (which widths and exponents hold them), not by the formula."""
 from __future__ import annotations
 
 import json
@@ -94,3 +95,102 @@ def test_simulate_warns_and_reports_where_the_target_formats_fall_short(tmp_path
     assert main(["simulate", "--samples", "2", "-o", str(tmp_path / "l2")]) == 0
     assert "warning" not in capsys.readouterr().err
     assert json.loads((tmp_path / "l2" / "report.json").read_text())["precision"]["problems"] == []
+
+
+# --precision target: the graph quantized to the target's formats ------------------------------------
+
+@pytest.fixture(scope="module")
+def layerwise_deployment():
+    from statten_hw.pipeline import prepare
+
+    return prepare(None, "layerwise", precision="target")
+
+
+def test_quantized_for_layerwise_every_weight_fits_its_format(layerwise_deployment):
+    """8-bit two's-complement weights with no exponent field, 16-bit state: checked weight by weight."""
+    qg = layerwise_deployment.qgraph
+    assert all(_stores(op.weight, 8, range(1)) for op in _synapses(qg).values())
+    assert qg.state_bits == 16
+    assert precision_problems(qg, load_target("layerwise").precision) == []
+
+
+def test_a_narrow_exponent_field_bounds_every_layers_exponent():
+    from statten_hw.pipeline import prepare
+
+    loihi2 = load_target("loihi2")
+    narrow = replace(loihi2, precision=replace(loihi2.precision, weight_exponent_bits=2))  # exponents up to 1
+    qg = prepare(None, narrow, precision="target").qgraph
+    assert all(_stores(op.weight, 8, range(2)) and op.weight_exp <= 1 for op in _synapses(qg).values())
+    assert max(op.weight_exp for op in _synapses(qg).values()) == 1  # the field is used, not avoided
+
+
+def test_quantized_for_loihi2_the_graph_is_the_default_one(qgraph):
+    """Loihi 2's formats hold the default graph (above), so quantizing for them changes no integer."""
+    from statten_hw.pipeline import prepare
+
+    for_target = prepare(None, "loihi2", precision="target").qgraph
+    assert for_target.state_bits == qgraph.state_bits
+    for name, op in _synapses(qgraph).items():
+        other = for_target.qop(name)
+        assert np.array_equal(op.weight, other.weight) and np.array_equal(op.bias, other.bias), name
+
+
+def test_the_report_counts_the_values_a_narrow_state_clips(layerwise_deployment):
+    """The first conv's accumulators, summed here in float64 from its stored input and integer weights,
+    against the report's count of values clipped to the 16-bit state."""
+    import torch
+
+    from statten_hw.data import load_dataset
+    from statten_hw.quant import run_integer
+    from statten_hw.simulator import simulate
+
+    d = layerwise_deployment
+    x = load_dataset(d.dataset, split="test")[0][:64]
+    sim = simulate(d, x)
+    values = run_integer(d.qgraph, x).values
+    conv = "patch_embed.proj_conv"
+    op, (source,) = d.qgraph.qop(conv), list(d.qgraph.graph.predecessors(conv))
+    z = values[source].flatten(0, 1).to(torch.float64)
+    acc = torch.nn.functional.conv2d(z, torch.tensor(op.weight, dtype=torch.float64), stride=op.stride,
+                                     padding=op.padding, groups=op.groups)
+    acc = acc + torch.tensor(op.bias, dtype=torch.float64).reshape(-1, 1, 1)
+    clipped = int((acc.abs() > (1 << 15) - 1).sum())
+    assert clipped > 0 and sim.report["precision"]["saturated"][conv] == clipped
+    assert sim.report["precision"]["quantized_for"] == "target"
+
+
+def test_simulate_for_the_targets_formats_reports_no_misfit(tmp_path, capsys):
+    out = tmp_path / "lw"
+    assert main(["simulate", "--target", "layerwise", "--precision", "target", "--samples", "2", "-o", str(out)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["precision"]["problems"] == [] and doc["precision"]["graph"]["state_bits"] == 16
+    assert "quantized for the target's (8-bit weights, exponents up to 0, 16-bit state)" in (out / "report.md").read_text()
+
+
+def test_precision_input_errors_are_one_line(tmp_path):
+    from statten_hw.errors import InputError
+    from statten_hw.pipeline import prepare
+
+    loihi2 = load_target("loihi2")
+    tiny_state = replace(loihi2, precision=replace(loihi2.precision, state_bits=3))
+    with pytest.raises(InputError, match=r"loihi2: 3-bit state is narrower than the 4 bits"):
+        prepare(None, tiny_state, precision="target")
+    with pytest.raises(InputError, match="--fraction-bits and --precision target"):
+        prepare(None, "loihi2", precision="target", fraction_bits=2)
+    with pytest.raises(InputError, match="--precision must be one of graph, target, got 'chip'"):
+        prepare(None, "loihi2", precision="chip")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--precision", "chip", "-o", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and not (tmp_path / "x").exists()
+
+
+def test_lava_refuses_a_graph_whose_state_is_not_its_neurons_width(layerwise_deployment):
+    """Lava's LIF wraps and clips at 24 bits: a 16-bit graph would clip elsewhere, so it is refused."""
+    from statten_hw.data import load_dataset
+    from statten_hw.errors import InputError
+    from statten_hw.simulator.lava.run import run_lava
+
+    x = load_dataset(layerwise_deployment.dataset, split="test")[0][:1]
+    with pytest.raises(InputError, match="Lava backend runs Loihi's 24-bit neurons; this integer graph keeps 16-bit"):
+        run_lava(layerwise_deployment.qgraph, x)

@@ -67,7 +67,7 @@ def test_key_follows_target_file_bytes(tiny, tmp_path):
     assert _plan(tiny, targets=(str(copy),))[0].key != as_file
 
 
-@pytest.mark.parametrize("change", [{"bits": (4,)}, {"samples": 10}, {"block_sizes": "2"}])
+@pytest.mark.parametrize("change", [{"bits": (4,)}, {"samples": 10}, {"block_sizes": "2"}, {"precision": "target"}])
 def test_key_follows_options(tiny, change):
     base = _plan(tiny, block_sizes="1")[0].key
     changed = dict({"block_sizes": "1"}, **change)
@@ -110,3 +110,10 @@ def test_sanafe_target_is_keyed_by_its_shipped_file(tiny, tmp_path):
     copy.write_bytes(sanafe.shipped_path("loihi").read_bytes())
     assert _plan(tiny, targets=("sanafe:loihi",))[0].key == _plan(tiny, targets=(str(copy),))[0].key
     assert _plan(tiny, targets=("sanafe:loihi",))[0].key != _plan(tiny)[0].key
+
+
+def test_an_unknown_precision_is_refused_before_anything_runs(tiny):
+    from statten_hw.errors import InputError
+
+    with pytest.raises(InputError, match="--precision must be one of graph, target, got 'chip'"):
+        _plan(tiny, precision="chip")

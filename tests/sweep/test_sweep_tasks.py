@@ -79,6 +79,19 @@ def test_a_network_that_does_not_fit_is_a_stored_error(tiny, tmp_path):
 
 def test_records_keep_the_options(config):
     record = combine(config, TaskError("x"))
-    assert {k: record[k] for k in ("key", "checkpoint", "target", "block_size", "bits", "samples", "engine")} == {
+    assert {k: record[k] for k in ("key", "checkpoint", "target", "block_size", "bits", "precision", "samples",
+                                   "engine")} == {
         "key": config.key, "checkpoint": config.checkpoint, "target": "loihi2", "block_size": 4, "bits": 8,
-        "samples": 12, "engine": "fast"}
+        "precision": "graph", "samples": 12, "engine": "fast"}
+
+
+def test_a_configuration_quantized_for_its_target_carries_the_targets_formats(tiny):
+    """--precision target reaches the worker: layerwise's 16-bit state and exponent-free weights."""
+    ckpt, data = tiny
+    config = plan([str(ckpt)], "4", ["layerwise"], [8], samples=12, dataset=str(data), calibration_samples=8,
+                  precision="target")[0]
+    deployment = prepare_configuration(config)
+    assert deployment.precision == "target" and deployment.qgraph.state_bits == 16
+    assert all(op.weight_exp == 0 for op in map(deployment.qgraph.qop, deployment.qgraph.graph)
+               if hasattr(op, "weight_exp"))
+    assert combine(config, TaskError("x"))["precision"] == "target"
