@@ -25,7 +25,7 @@ demo: venv
 	$(BIN)/statten-hw map statten_hw/default_models/digits_seq_b2.pth --target loihi2 -B all -o out/map
 	$(BIN)/statten-hw energy --model paper45nm -o out/energy
 	$(BIN)/statten-hw simulate --target loihi2 -o out/simulate
-	$(BIN)/statten-hw sweep --targets loihi2,layerwise --samples 40 --no-progress -o out/sweep
+	$(BIN)/statten-hw sweep --targets loihi2,layerwise --precision target --samples 40 --no-progress -o out/sweep
 
 test: venv
 	$(BIN)/python -m pytest -q
