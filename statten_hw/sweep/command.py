@@ -82,7 +82,8 @@ def _print_summary(doc: dict, out_dir) -> None:
 
 
 def _summary_row(r: dict) -> list[str]:
-    head = [Path(r["checkpoint"]).stem, r["target"], str(r["bits"]), str(r["block_size"])]
+    bits = f"{r['bits']} (target)" if r["precision"] == "target" else str(r["bits"])
+    head = [Path(r["checkpoint"]).stem, r["target"], bits, str(r["block_size"])]
     if r["status"] != "ok":
         return [*head, "-", "-", "-", "-", f"error: {r['error']}", ""]
     energy = r["per_inference"]["energy_j"]
