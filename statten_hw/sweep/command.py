@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from statten_hw.errors import StattenError
-from statten_hw.pipeline import PRECISIONS
 
 from .config import OWN, int_list, plan
 from .report import write_sweep_report
@@ -27,8 +26,9 @@ def add_sweep_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--targets", default="loihi2,layerwise",
                    help="comma-separated built-in names or TOML files (default loihi2,layerwise)")
     p.add_argument("--bits", default="8", help="weight bit widths, e.g. 4,8 (1-16; default 8)")
-    p.add_argument("--precision", default="graph", choices=PRECISIONS,
-                   help="quantize for the graph (--bits, 24-bit state: default) or for each target's own formats")
+    p.add_argument("--precision", default="graph",
+                   help="quantize for the graph (--bits, 24-bit state: default), for each target's own formats "
+                   "(target), or both side by side (graph,target)")
     p.add_argument("--samples", type=int, help="test samples per configuration (default: the whole test split)")
     p.add_argument("--dataset", help="digits | digits-seq | PATH.npz (default: the checkpoint's own data set)")
     p.add_argument("--engine", default="fast",
@@ -53,7 +53,8 @@ def run_sweep(args) -> None:
     """Plan (every input checked), compute what is not stored yet, write the report, print a summary."""
     configs = plan(args.checkpoints, args.block_sizes, [t.strip() for t in args.targets.split(",") if t.strip()],
                    int_list(args.bits, "--bits"), samples=args.samples, dataset=args.dataset,
-                   calibration_samples=args.calibration_samples, engine=args.engine, precision=args.precision)
+                   calibration_samples=args.calibration_samples, engine=args.engine,
+                   precisions=tuple(p.strip() for p in args.precision.split(",") if p.strip()))
     outcome = execute(configs, args.output, scheduler=args.scheduler, workers=args.workers,
                       shard_size=args.shard_size, progress=not args.no_progress, connect_timeout=args.connect_timeout)
     doc = write_sweep_report(args.output, outcome.results, outcome.failed, len(outcome.computed), len(outcome.reused))

@@ -1,4 +1,4 @@
-"""The sweep grid, checkpoint × B × target × bits, checked in full before any task starts.
+"""The sweep grid, checkpoint × B × target × bits × precision, checked in full before any task starts.
 
 Each `Configuration` has a content key: a SHA-256 over the checkpoint's bytes, the target file's
 bytes, the data set, every option that changes a result, the statten-hw version and a digest of
@@ -67,12 +67,13 @@ class Configuration:
 
 def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: list[int], *,
          samples: int | None = None, dataset: str | None = None, calibration_samples: int = 256,
-         engine: str = "fast", precision: str = "graph") -> list[Configuration]:
+         engine: str = "fast", precisions: tuple[str, ...] = ("graph",)) -> list[Configuration]:
     """Every configuration of the grid, or a `StattenError` naming the first bad input.
 
     No checkpoints: the embedded temporal-digits family (with ``own``, each at its own B). ``samples``: test
     samples per configuration (all of the test split when None). ``engine``: the event simulator's
-    engine, or ``none`` to skip simulation. ``precision``: quantize for the graph or each target's formats."""
+    engine, or ``none`` to skip simulation. ``precisions``: quantize for the graph, for each target's
+    formats, or both side by side (`statten_hw.pipeline.PRECISIONS`)."""
     from statten_hw.defaults import SEQ_BLOCK_SIZES, seq_checkpoint
     from statten_hw.pipeline import PRECISIONS
     from statten_hw.simulator import ENGINES
@@ -88,19 +89,22 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
         raise InputError(f"--calibration-samples must be >= 1, got {calibration_samples}")
     if engine not in (*ENGINES, NO_SIMULATION):
         raise InputError(f"--engine must be one of {', '.join((*ENGINES, NO_SIMULATION))}, got {engine!r}")
-    if precision not in PRECISIONS:
-        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if not precisions:
+        raise InputError("--precision: no value given")
     target_digests = {t: _target_digest(t) for t in dict.fromkeys(targets)}
     configs = []
     for path in dict.fromkeys(checkpoints):
         configs += _checkpoint_configs(path, block_sizes, target_digests, bits, samples, dataset, calibration_samples,
-                                       engine, precision)
+                                       engine, tuple(dict.fromkeys(precisions)))
     return configs
 
 
 def _checkpoint_configs(path: str, spec: str, target_digests: dict[str, str], bits: list[int], samples: int | None,
                         dataset: str | None, calibration_samples: int, engine: str,
-                        precision: str) -> list[Configuration]:
+                        precisions: tuple[str, ...]) -> list[Configuration]:
     from statten_hw.data import load_dataset
     from statten_hw.evaluate import check_input_shape
     from statten_hw.models import load_checkpoint
@@ -114,15 +118,15 @@ def _checkpoint_configs(path: str, spec: str, target_digests: dict[str, str], bi
     n = len(x) if samples is None else min(samples, len(x))
     common = {"checkpoint_sha256": file_digest(path), "dataset": data,
               "dataset_sha256": file_digest(data) if data.endswith(".npz") else None, "samples": n,
-              "calibration_samples": calibration_samples, "engine": engine, "precision": precision,
-              "statten_hw": __version__,
+              "calibration_samples": calibration_samples, "engine": engine, "statten_hw": __version__,
               "statten_hw_code": code_digest()}
     series = OWN_SERIES if spec == OWN else Path(path).name
-    return [Configuration(checkpoint=str(path), target=target, block_size=b, bits=w, precision=precision,
+    return [Configuration(checkpoint=str(path), target=target, block_size=b, bits=w, precision=p,
                           dataset=data, samples=n,
                           calibration_samples=calibration_samples, engine=engine, series=series,
-                          key=content_key({**common, "target_sha256": digest, "block_size": b, "bits": w}))
-            for target, digest in target_digests.items() for w in bits for b in sizes]
+                          key=content_key({**common, "target_sha256": digest, "block_size": b, "bits": w,
+                                           "precision": p}))
+            for target, digest in target_digests.items() for w in bits for p in precisions for b in sizes]
 
 
 def block_sizes(spec: str, cfg, path) -> list[int]:

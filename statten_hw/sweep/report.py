@@ -40,9 +40,10 @@ def sweep_report_dict(results: list[dict], failed: list[dict], computed: int, re
 
 
 def reading_order(results: list[dict]) -> list[dict]:
-    """Grouped by target (in the order given), then bits and series, with B increasing within a group."""
+    """Grouped by target (in the order given), then bits, precision and series, with B increasing within a group."""
     targets = list(dict.fromkeys(r["target"] for r in results))
-    return sorted(results, key=lambda r: (targets.index(r["target"]), r["bits"], r["series"], r["block_size"]))
+    return sorted(results, key=lambda r: (targets.index(r["target"]), r["bits"], r["precision"], r["series"],
+                                          r["block_size"]))
 
 
 def ok_results(results: list[dict]) -> list[dict]:
@@ -141,12 +142,13 @@ def _section(title: str, items: list[str]) -> list[str]:
 
 
 def _series(results: list[dict]) -> dict[str, list[dict]]:
-    """Results grouped into plot lines by (series, target, bits); a label names only what varies."""
-    keys = [(r["series"], r["target"], r["bits"]) for r in results]
-    varies = [len({k[i] for k in keys}) > 1 for i in range(3)]
+    """Results grouped into plot lines by (series, target, bits, precision); a label names only what varies."""
+    keys = [(r["series"], r["target"], r["bits"], r["precision"]) for r in results]
+    varies = [len({k[i] for k in keys}) > 1 for i in range(4)]
     groups: dict[str, list[dict]] = {}
     for key, r in zip(keys, results):
-        parts = [f"{v}-bit" if i == 2 else str(v) for i, v in enumerate(key) if varies[i] or i == 1]
+        names = (str, str, lambda v: f"{v}-bit", lambda v: f"for the {v}")
+        parts = [names[i](v) for i, v in enumerate(key) if varies[i] or i == 1]
         groups.setdefault(" · ".join(parts), []).append(r)
     return {label: sorted(rs, key=lambda r: r["block_size"]) for label, rs in groups.items()}
 

@@ -18,6 +18,12 @@ def _plan(tiny, block_sizes="1,2,4", targets=("loihi2",), bits=(8,), **kw):
     return plan([str(ckpt)], block_sizes, list(targets), list(bits), dataset=str(data), calibration_samples=8, **kw)
 
 
+def test_both_precisions_side_by_side_double_the_grid(tiny):
+    both = _plan(tiny, targets=("layerwise",), precisions=("graph", "target"))
+    assert [c.precision for c in both] == ["graph"] * 3 + ["target"] * 3
+    assert len({c.key for c in both}) == 6 and "target's formats" in both[-1].label
+
+
 def test_grid_is_checkpoint_x_target_x_bits_x_b(tiny):
     configs = _plan(tiny, targets=("loihi2", "layerwise"), bits=(4, 8))
     assert [(c.target, c.bits, c.block_size) for c in configs] == [
@@ -67,7 +73,8 @@ def test_key_follows_target_file_bytes(tiny, tmp_path):
     assert _plan(tiny, targets=(str(copy),))[0].key != as_file
 
 
-@pytest.mark.parametrize("change", [{"bits": (4,)}, {"samples": 10}, {"block_sizes": "2"}, {"precision": "target"}])
+@pytest.mark.parametrize("change", [{"bits": (4,)}, {"samples": 10}, {"block_sizes": "2"},
+                                    {"precisions": ("target",)}])
 def test_key_follows_options(tiny, change):
     base = _plan(tiny, block_sizes="1")[0].key
     changed = dict({"block_sizes": "1"}, **change)
@@ -116,4 +123,4 @@ def test_an_unknown_precision_is_refused_before_anything_runs(tiny):
     from statten_hw.errors import InputError
 
     with pytest.raises(InputError, match="--precision must be one of graph, target, got 'chip'"):
-        _plan(tiny, precision="chip")
+        _plan(tiny, precisions=("graph", "chip"))

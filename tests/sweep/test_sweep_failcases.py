@@ -33,6 +33,8 @@ CASES = {
     "workers for another cluster": (["--scheduler", "tcp://127.0.0.1:1"], InputError,
                                     r"--workers sizes the LocalCluster"),
     "unknown engine": (["--engine", "exact"], InputError, r"--engine must be one of fast, detailed, none, got 'exact'"),
+    "unknown precision": (["--precision", "graph,chip"], InputError,
+                          r"--precision must be one of graph, target, got 'chip'"),
     "data of another shape": (["--dataset", "digits"], InputError, r"data samples have shape \[1, 8, 8\]"),
 }
 

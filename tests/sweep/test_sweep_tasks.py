@@ -89,7 +89,7 @@ def test_a_configuration_quantized_for_its_target_carries_the_targets_formats(ti
     """--precision target reaches the worker: layerwise's 16-bit state and exponent-free weights."""
     ckpt, data = tiny
     config = plan([str(ckpt)], "4", ["layerwise"], [8], samples=12, dataset=str(data), calibration_samples=8,
-                  precision="target")[0]
+                  precisions=("target",))[0]
     deployment = prepare_configuration(config)
     assert deployment.precision == "target" and deployment.qgraph.state_bits == 16
     assert all(op.weight_exp == 0 for op in map(deployment.qgraph.qop, deployment.qgraph.graph)
