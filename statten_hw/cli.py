@@ -114,13 +114,15 @@ def cmd_export(args) -> None:
     if unknown:
         raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
     check_bits(args.bits)
-    check_fraction_bits(args.fraction_bits)
+    if args.fraction_bits is not None:
+        check_fraction_bits(args.fraction_bits)
+    formats_for = _export_target(args)
     path, model = _load(args)
     # Everything that can fail on bad input happens before the first file is written.
     calib_x = _calibration_data(model, args) if {"onnx", "nir", "netx"} & set(formats) else None
     # Sequence data ([N, T, C, H, W]) arrives event-encoded; single frames are repeated T times.
     graph = lower(model, encoding="events" if calib_x is not None and calib_x.dim() == 5 else None)
-    qgraph = _quantize_for_export(model, graph, calib_x, args) if calib_x is not None else None
+    qgraph = _quantize_for_export(model, graph, calib_x, args, formats_for) if calib_x is not None else None
     nir_graph = build_nir(qgraph) if "nir" in formats else None  # refuses a layer NIR cannot type
     stem = Path(args.output) / Path(path).stem
     written = []
@@ -166,16 +168,35 @@ def _calibration_data(model, args):
     return calib_x
 
 
-def _quantize_for_export(model, graph, calib_x, args):
-    """Quantize on the calibration split and report float vs integer accuracy on the test split."""
+def _export_target(args):
+    """The target whose number formats ``--for-target`` asks to quantize for (None: ``--bits`` and
+    ``--fraction-bits``, or their defaults), checked before anything is written."""
+    from statten_hw.errors import InputError
+    from statten_hw.targets import load_target
+
+    if args.for_target is None:
+        return None
+    if args.fraction_bits is not None:
+        raise InputError("--fraction-bits and --for-target both set the fraction bits: give one")
+    return load_target(args.for_target)
+
+
+def _quantize_for_export(model, graph, calib_x, args, target=None):
+    """Quantize on the calibration split (for ``target``'s number formats when given) and report float
+    vs integer accuracy on the test split."""
     from statten_hw.data import load_dataset
     from statten_hw.quant import compare_float_integer, quantize
+    from statten_hw.quant.precision import target_quantizer
+    from statten_hw.quant.quantize import FRACTION_BITS
 
-    qgraph = quantize(graph, calib_x[: args.calibration_samples], weight_bits=args.bits,
-                      fraction_bits=args.fraction_bits)
+    settings = (target_quantizer(target.precision, args.bits, target.name) if target is not None else
+                {"weight_bits": args.bits, "fraction_bits": FRACTION_BITS if args.fraction_bits is None
+                 else args.fraction_bits})
+    qgraph = quantize(graph, calib_x[: args.calibration_samples], **settings)
     test_x, test_y = load_dataset(args.calibration, split="test")
     cmp = compare_float_integer(model, qgraph, test_x, test_y)
-    print(f"integer network ({args.bits}-bit weights): accuracy float {100 * cmp['float_accuracy']:.2f} % vs "
+    formats = f" for {target.name}'s formats, {qgraph.state_bits}-bit state" if target is not None else ""
+    print(f"integer network ({settings['weight_bits']}-bit weights{formats}): accuracy float {100 * cmp['float_accuracy']:.2f} % vs "
           f"integer {100 * cmp['integer_accuracy']:.2f} % on {cmp['n']} {args.calibration} test samples; "
           f"spike agreement {100 * cmp['mean_spike_agreement']:.3f} %")
     return qgraph
@@ -346,9 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated: ir (deployment graph), onnx (integer network), onnx-float, nir, "
                          "netx (lava-dl HDF5 of the part netx carries; not in the default)")
     ex.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (1-16, default 8)")
-    ex.add_argument("--fraction-bits", type=int, default=FRACTION_BITS,
+    ex.add_argument("--fraction-bits", type=int,
                     help=f"bits a layer's sums keep below the weight LSB, Loihi's weight exponent (0-16, default "
                          f"{FRACTION_BITS}); netx files carry no exponent: use 0 with --format netx")
+    ex.add_argument("--for-target", metavar="TARGET",
+                    help="quantize for this target's number formats (weight width, exponent field, state width; "
+                         "as simulate --precision target) instead of --bits, 24-bit state and --fraction-bits")
     ex.add_argument("--calibration", default="digits",
                     help="data for calibration (train split) and the float-vs-integer check (test split)")
     ex.add_argument("--calibration-samples", type=int, default=256, help="calibration samples (default 256)")

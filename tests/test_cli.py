@@ -132,3 +132,26 @@ def test_event_and_lava_reports_agree_where_both_measured(tmp_path):
     doc["layers"][0]["spikes"] += 1
     (tmp_path / "doctored.json").write_text(json.dumps(doc))
     assert main(["diff", "--values-only", str(event), str(tmp_path / "doctored.json")]) == 1
+
+
+def test_export_for_a_targets_formats_writes_the_graph_simulate_runs(tmp_path, capsys):
+    """``export --for-target`` quantizes as ``simulate --precision target`` does: the same integer graph,
+    checked through the written ONNX file's logits."""
+    from statten_hw.data import load_dataset
+    from statten_hw.export import onnx_integer as OI
+    from statten_hw.pipeline import prepare
+    from statten_hw.quant import run_integer
+
+    assert main(["export", "--for-target", "layerwise", "--format", "onnx", "-o", str(tmp_path)]) == 0
+    assert "for layerwise's formats, 16-bit state" in capsys.readouterr().out
+    qg = prepare(None, "layerwise", precision="target").qgraph
+    x = load_dataset("digits", split="test")[0][:1]
+    outs = OI.run_integer_onnx(tmp_path / "digits_statten.int.onnx", OI.quantize_input(qg, x))
+    assert np.array_equal(outs[OI.output_name(qg)], run_integer(qg, x).logits_int.numpy())
+
+
+def test_export_refuses_two_sources_of_fraction_bits(tmp_path, capsys):
+    assert main(["export", "--for-target", "layerwise", "--fraction-bits", "2", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--fraction-bits and --for-target" in err
+    assert not any(tmp_path.iterdir())

@@ -173,3 +173,15 @@ def test_lif_matches_executor_on_signed_currents(ternary):
     got = _run_tiny(lambda b, x: b.lif(x, 6, op, 1023, "lif"), X.numpy())
     assert np.array_equal(got, ref.numpy())
     assert (ref == -1).any() == ternary and (ref == 1).any()
+
+
+def test_graph_quantized_for_a_16_bit_target_bit_exact(tmp_path):
+    """The embedded model quantized for layerwise's formats clips thousands of values at its 16-bit
+    state; onnxruntime clips the same ones."""
+    from statten_hw.data import load_dataset
+    from statten_hw.pipeline import prepare
+
+    qg = prepare(None, "layerwise", precision="target").qgraph
+    x = load_dataset("digits", split="test")[0][:32]
+    ref, _ = _compare(qg, x, tmp_path, "layerwise")
+    assert qg.state_bits == 16 and sum(ref.overflows.values()) > 0
