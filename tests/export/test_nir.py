@@ -118,3 +118,14 @@ def test_export_command_refuses_what_nir_cannot_type_before_writing(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "patch_embed.maxpool3" in err and "NIR" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_graph_quantized_for_a_16_bit_target_roundtrip(tmp_path):
+    """The 16-bit state and exponent-free weights of a graph quantized for layerwise survive the file:
+    its re-import clips the same values at every node."""
+    from statten_hw.data import load_dataset
+    from statten_hw.pipeline import prepare
+
+    qg = prepare(None, "layerwise", precision="target").qgraph
+    ref = _roundtrip(qg, load_dataset("digits", split="test")[0][:32], tmp_path / "layerwise.nir")
+    assert sum(ref.overflows.values()) > 0
