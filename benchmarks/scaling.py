@@ -55,7 +55,7 @@ EVENTS_T = (2, 8)
 #: base spends most of its 10 ms on the calls themselves): its firing rate swept from silent to busy.
 WIDE_BASE = replace(BASE, dim=256)
 WIDE_BETAS = (-3.0, -2.0, -1.0, 0.0, 0.6, 2.0)
-#: The detailed engine counts as linear in the events where both least-squares lines explain this much.
+#: An engine counts as linear in the events where both least-squares lines (packets, SOPs) explain this much.
 LINEAR_R2 = 0.9
 
 

@@ -116,13 +116,13 @@ def cmd_export(args) -> None:
     check_bits(args.bits)
     if args.fraction_bits is not None:
         check_fraction_bits(args.fraction_bits)
-    formats_for = _export_target(args)
+    target, settings = _export_settings(args)
     path, model = _load(args)
     # Everything that can fail on bad input happens before the first file is written.
     calib_x = _calibration_data(model, args) if {"onnx", "nir", "netx"} & set(formats) else None
     # Sequence data ([N, T, C, H, W]) arrives event-encoded; single frames are repeated T times.
     graph = lower(model, encoding="events" if calib_x is not None and calib_x.dim() == 5 else None)
-    qgraph = _quantize_for_export(model, graph, calib_x, args, formats_for) if calib_x is not None else None
+    qgraph = _quantize_for_export(model, graph, calib_x, args, target, settings) if calib_x is not None else None
     nir_graph = build_nir(qgraph) if "nir" in formats else None  # refuses a layer NIR cannot type
     stem = Path(args.output) / Path(path).stem
     written = []
@@ -168,30 +168,22 @@ def _calibration_data(model, args):
     return calib_x
 
 
-def _export_target(args):
-    """The target whose number formats ``--for-target`` asks to quantize for (None: ``--bits`` and
-    ``--fraction-bits``, or their defaults), checked before anything is written."""
-    from statten_hw.errors import InputError
+def _export_settings(args) -> tuple[object, dict]:
+    """``(target or None, quantize's keyword arguments)``: for ``--for-target``'s number formats, else
+    ``--bits`` and ``--fraction-bits``; checked before anything is written."""
+    from statten_hw.pipeline import quantizer_settings
     from statten_hw.targets import load_target
 
-    if args.for_target is None:
-        return None
-    if args.fraction_bits is not None:
-        raise InputError("--fraction-bits and --for-target both set the fraction bits: give one")
-    return load_target(args.for_target)
+    target = load_target(args.for_target) if args.for_target is not None else None
+    return target, quantizer_settings(target, args.bits, args.fraction_bits, "graph" if target is None else "target")
 
 
-def _quantize_for_export(model, graph, calib_x, args, target=None):
-    """Quantize on the calibration split (for ``target``'s number formats when given) and report float
-    vs integer accuracy on the test split."""
+def _quantize_for_export(model, graph, calib_x, args, target, settings):
+    """Quantize on the calibration split (``settings``, for ``target``'s number formats when given)
+    and report float vs integer accuracy on the test split."""
     from statten_hw.data import load_dataset
     from statten_hw.quant import compare_float_integer, quantize
-    from statten_hw.quant.precision import target_quantizer
-    from statten_hw.quant.quantize import FRACTION_BITS
 
-    settings = (target_quantizer(target.precision, args.bits, target.name) if target is not None else
-                {"weight_bits": args.bits, "fraction_bits": FRACTION_BITS if args.fraction_bits is None
-                 else args.fraction_bits})
     qgraph = quantize(graph, calib_x[: args.calibration_samples], **settings)
     test_x, test_y = load_dataset(args.calibration, split="test")
     cmp = compare_float_integer(model, qgraph, test_x, test_y)

@@ -78,22 +78,30 @@ def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None
     check_input_shape(model, calib_x, dataset)
     graph = lower(model, encoding="events" if calib_x.dim() == 5 else None)
     target = target if isinstance(target, Target) else load_target(target)
-    settings = _quantizer_settings(target, bits, fraction_bits, precision)
+    settings = quantizer_settings(target, bits, fraction_bits, precision)
     qgraph = quantize(graph, calib_x[:calibration_samples], **settings)
     mapping = map_model(qgraph.float_graph, target, model.config.block_size)
     return Deployment(path, model, qgraph, mapping, dataset, precision)
 
 
-def _quantizer_settings(target, bits: int, fraction_bits: int | None, precision: str) -> dict:
-    """`quantize`'s keyword arguments for ``precision`` (`PRECISIONS`)."""
+def check_precision(precision: str) -> str:
     from statten_hw.errors import InputError
-    from statten_hw.quant.precision import target_quantizer
 
     if precision not in PRECISIONS:
         raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "target":
+    return precision
+
+
+def quantizer_settings(target, bits: int, fraction_bits: int | None, precision: str) -> dict:
+    """`quantize`'s keyword arguments for ``precision`` (`PRECISIONS`) on ``target``; ``fraction_bits``
+    None: the quantizer's default (or the target's, which it then sets)."""
+    from statten_hw.errors import InputError
+    from statten_hw.quant.precision import target_quantizer
+
+    if check_precision(precision) == "target":
         if fraction_bits is not None:
-            raise InputError("--fraction-bits and --precision target both set the fraction bits: give one")
+            raise InputError("--fraction-bits and quantizing for the target's formats both set the fraction "
+                             "bits: give one")
         return target_quantizer(target.precision, bits, target.name)
     return {"weight_bits": bits, **({} if fraction_bits is None else {"fraction_bits": fraction_bits})}
 

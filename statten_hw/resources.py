@@ -23,8 +23,10 @@ node of the integer graph over a batch, which the integer executor keeps for the
 * ``A = 8·T·S·heads·N²`` per Spikformer (SSA) attention node: its ``Q·Kᵀ`` scores in float64
   (the block-wise modes only hold ``d x d`` or ``B x B`` products, far below ``M``).
 * ``C = 4 B x (2 x cores of the widest layer + 2) x Σ over edges of the source's numel``: the event
-  network's float32 counters (per source element and destination core: targets and coverage, and
-  one column of ones) and longest routes, plus the ``8·K²`` hop matrix of the ``K`` cores used.
+  network's counters (per source element and destination core: targets and coverage, and one column
+  of ones) and longest routes, plus the ``8·K²`` hop matrix of the ``K`` cores used. Counted as
+  float32; the projections whose step totals may pass 2^24 keep theirs in float64, which this term
+  does not tell apart: the margin of the others covers them (SDT-8-768 measured 1.8x under).
 * Lava: one OS process per node (measured 7.4 MiB private memory each, 36 processes for the
   embedded model), the weights copied into them, and ``R = 8 x min(S, 16) x window x Σ numel``: the
   recorder's buffer of one run of 16 sample windows (`statten_hw.simulator.lava.schedule`).

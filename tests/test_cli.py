@@ -153,5 +153,5 @@ def test_export_for_a_targets_formats_writes_the_graph_simulate_runs(tmp_path, c
 def test_export_refuses_two_sources_of_fraction_bits(tmp_path, capsys):
     assert main(["export", "--for-target", "layerwise", "--fraction-bits", "2", "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--fraction-bits and --for-target" in err
+    assert len(err.splitlines()) == 1 and "--fraction-bits and quantizing for the target's formats" in err
     assert not any(tmp_path.iterdir())

@@ -49,8 +49,8 @@ class Projection:
     # engines' products then are), per input element: its targets on each dst core (the
     # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), and 1
     counters: torch.Tensor
-    # [in elements] float32: the most hops among an element's packets (0 from the host); None when no
-    # packet of the projection travels (every sender on its destinations' core)
+    # [in elements], the counters' float type: the most hops among an element's packets (0 from the
+    # host); None when no packet of the projection travels (every sender on its destinations' core)
     longest_route: torch.Tensor | None
     senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
     receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
@@ -194,7 +194,7 @@ class _Builder:
         # targets per element and core: sums of 0/1 terms, exact in float32 on the CPU (no Winograd there)
         reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1).T
         counters = torch.cat([reach, reach > 0, torch.ones(len(origin), 1, dtype=reach.dtype)], 1)
-        if exact_dtype(_largest_total(counters), "cpu") != torch.float32:
+        if exact_dtype(_largest_total(counters), "cpu", f"{source} -> {target}") != torch.float32:
             counters = counters.double()  # the engines' products need it: kept once, not beside a float32 copy
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
                           _longest_routes(counters[:, len(dst):2 * len(dst)], self.grouped(source), dst, hops),

@@ -7,7 +7,8 @@ names where they do not fit, layer by layer. `target_quantizer` gives the `quant
 graph a target's formats hold instead (``--precision target``); only a decay the target cannot
 represent is then left to report:
 
-* weights: a synapse stores ``mantissa`` in ``weight_bits`` (two's complement) and the layer's
+* weights: a synapse stores ``mantissa`` in ``weight_bits`` (two's complement; one bit holds the
+  quantizer's ``±1`` sign code) and the layer's
   exponent in a signed ``weight_exponent_bits`` field (``-2^(e-1) .. 2^(e-1) - 1``; 0 bits: no
   exponent). A layer whose exponent is beyond the field's largest ``E`` stores ``mantissa << (exp - E)``
   instead (exact: its low bits are 0), which then needs ``exp - E`` more bits;
@@ -47,6 +48,15 @@ def signed_bits(peak: int) -> int:
     return int(peak).bit_length() + 1
 
 
+def mantissa_bits(mantissa: np.ndarray) -> int:
+    """Bits that store these mantissas: two's complement, or 1 for the quantizer's ``±1`` sign code
+    (`fixed_point.quantize_symmetric` with one bit: no 0 level)."""
+    magnitude = np.abs(mantissa)
+    if magnitude.size and np.all(magnitude == 1):
+        return 1
+    return signed_bits(magnitude.max(initial=0))
+
+
 def largest_exponent(exponent_bits: int) -> int:
     """The largest value of a signed ``exponent_bits`` field (0 without one)."""
     return (1 << (exponent_bits - 1)) - 1 if exponent_bits > 0 else 0
@@ -68,7 +78,7 @@ def _lifs(qgraph):
 
 def graph_precision(qgraph) -> GraphPrecision:
     synapses = _synapses(qgraph)
-    return GraphPrecision(max((signed_bits(np.abs(op.mantissa).max(initial=0)) for _, op in synapses), default=1),
+    return GraphPrecision(max((mantissa_bits(op.mantissa) for _, op in synapses), default=1),
                           max((op.weight_exp for _, op in synapses), default=0), qgraph.state_bits, DECAY_BITS)
 
 
@@ -78,7 +88,7 @@ def precision_problems(qgraph, precision) -> list[str]:
     problems = []
     top = largest_exponent(precision.weight_exponent_bits)
     for name, op in _synapses(qgraph):
-        need = signed_bits(np.abs(op.mantissa).max(initial=0)) + max(0, op.weight_exp - top)
+        need = mantissa_bits(op.mantissa) + max(0, op.weight_exp - top)
         if need > precision.weight_bits:
             problems.append(f"{name}: weights need {need} bits (mantissa << exponent {op.weight_exp}); the target "
                             f"stores {precision.weight_bits}-bit weights with exponents up to {top}")
@@ -94,15 +104,19 @@ def precision_problems(qgraph, precision) -> list[str]:
 
 
 def target_quantizer(precision, bits: int, target: str = "the target") -> dict:
-    """`quantize` keyword arguments whose graph fits ``precision`` (a target's formats): mantissas of
-    ``bits`` or the target's weight width if narrower, sums keeping no more bits below the weight LSB
-    than the exponent field reaches (none without one, so no layer needs ``mantissa << exp``), and the
-    target's state width (the widest the quantizer takes, where the target's is wider)."""
+    """`quantize` keyword arguments whose graph fits ``precision`` (a target's formats): ``bits``-bit
+    mantissas (refused beyond the target's weight width), sums keeping no more bits below the weight
+    LSB than the exponent field reaches (none without one, so no layer needs ``mantissa << exp``), and
+    the target's state width (the widest the quantizer takes, where the target's is wider). A
+    one-line `InputError` names the target and the format it cannot give."""
     state_bits = min(precision.state_bits, MAX_STATE_BITS)
     if state_bits < MIN_STATE_BITS:
         raise InputError(f"{target}: {precision.state_bits}-bit state is narrower than the {MIN_STATE_BITS} bits an "
                          "integer graph needs; quantize for the graph instead (--precision graph)")
-    return {"weight_bits": min(bits, precision.weight_bits), "state_bits": state_bits,
+    if bits > precision.weight_bits:
+        raise InputError(f"--bits {bits}: {target} stores {precision.weight_bits}-bit weights; quantizing for its "
+                         f"formats takes --bits {precision.weight_bits} or fewer")
+    return {"weight_bits": bits, "state_bits": state_bits,
             "fraction_bits": min(FRACTION_BITS, largest_exponent(precision.weight_exponent_bits))}
 
 
@@ -120,4 +134,5 @@ def precision_section(qgraph, precision) -> dict:
     return copy.deepcopy(per_target[precision])
 
 
-__all__ = ["GraphPrecision", "graph_precision", "precision_problems", "precision_section", "target_quantizer"]
+__all__ = ["GraphPrecision", "graph_precision", "mantissa_bits", "precision_problems", "precision_section",
+           "target_quantizer"]

@@ -119,7 +119,7 @@ def _precision_lines(doc: dict) -> list[str]:
         lines.append(f"- saturated at the {graph['state_bits']}-bit state: {sum(saturated.values()):,} values in "
                      f"{len(saturated)} node(s), most in {worst} ({saturated[worst]:,})")
     if not problems:
-        return lines or ["- number formats: every weight, state and decay of the integer graph fits the target's"]
+        return [*lines, "- number formats: every weight, state and decay of the integer graph fits the target's"]
     return [*lines, f"- **number formats: the integer graph does not fit the target's in {len(problems)} place(s)**, "
             "so the figures are approximate there:", *(f"  - {line}" for line in problems)]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from statten_hw.errors import StattenError
 
-from .config import OWN, int_list, plan
+from .config import OWN, bits_label, int_list, plan
 from .report import write_sweep_report
 from .run import CONNECT_TIMEOUT_S, DEFAULT_SHARD_SIZE, execute
 
@@ -83,8 +83,7 @@ def _print_summary(doc: dict, out_dir) -> None:
 
 
 def _summary_row(r: dict) -> list[str]:
-    bits = f"{r['bits']} (target)" if r["precision"] == "target" else str(r["bits"])
-    head = [Path(r["checkpoint"]).stem, r["target"], bits, str(r["block_size"])]
+    head = [Path(r["checkpoint"]).stem, r["target"], bits_label(r["bits"], r["precision"]), str(r["block_size"])]
     if r["status"] != "ok":
         return [*head, "-", "-", "-", "-", f"error: {r['error']}", ""]
     energy = r["per_inference"]["energy_j"]

@@ -61,8 +61,12 @@ class Configuration:
 
     @property
     def label(self) -> str:
-        formats = " (target's formats)" if self.precision == "target" else ""
-        return f"{Path(self.checkpoint).name} B={self.block_size} {self.target} {self.bits}-bit{formats}"
+        return f"{Path(self.checkpoint).name} B={self.block_size} {self.target} {bits_label(self.bits, self.precision)}"
+
+
+def bits_label(bits: int, precision: str) -> str:
+    """``8-bit``, or ``8-bit (target's formats)`` for a graph quantized for its target's formats."""
+    return f"{bits}-bit" + (" (target's formats)" if precision == "target" else "")
 
 
 def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: list[int], *,
@@ -75,7 +79,7 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
     engine, or ``none`` to skip simulation. ``precisions``: quantize for the graph, for each target's
     formats, or both side by side (`statten_hw.pipeline.PRECISIONS`)."""
     from statten_hw.defaults import SEQ_BLOCK_SIZES, seq_checkpoint
-    from statten_hw.pipeline import PRECISIONS
+    from statten_hw.pipeline import check_precision
     from statten_hw.simulator import ENGINES
 
     checkpoints = checkpoints or [str(seq_checkpoint(b)) for b in SEQ_BLOCK_SIZES]
@@ -90,11 +94,12 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
     if engine not in (*ENGINES, NO_SIMULATION):
         raise InputError(f"--engine must be one of {', '.join((*ENGINES, NO_SIMULATION))}, got {engine!r}")
     for precision in precisions:
-        if precision not in PRECISIONS:
-            raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        check_precision(precision)
     if not precisions:
         raise InputError("--precision: no value given")
     target_digests = {t: _target_digest(t) for t in dict.fromkeys(targets)}
+    if "target" in precisions:
+        _check_target_formats(target_digests, bits)
     configs = []
     for path in dict.fromkeys(checkpoints):
         configs += _checkpoint_configs(path, block_sizes, target_digests, bits, samples, dataset, calibration_samples,
@@ -173,6 +178,16 @@ def check_fraction_bits(fraction_bits: int) -> None:
         quantizer_check(fraction_bits)
     except ValueError as err:
         raise InputError(f"--fraction-bits {fraction_bits}: {err}") from None
+
+
+def _check_target_formats(targets, bits: list[int]) -> None:
+    """Every target's formats can be quantized for at every width (`target_quantizer`'s one-line error)."""
+    from statten_hw.quant.precision import target_quantizer
+    from statten_hw.targets import load_target
+
+    for target in targets:
+        for b in bits:
+            target_quantizer(load_target(target).precision, b, target)
 
 
 def _target_digest(target: str) -> str:

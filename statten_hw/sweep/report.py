@@ -18,6 +18,7 @@ from statten_hw.reports.files import atomic_write_text, write_csv, write_json
 from statten_hw.reports.html import figure_png, html_page, pyplot
 from statten_hw.reports.schema import SCHEMA_VERSION, TOTAL_FIELDS
 
+from .config import bits_label
 from .tasks import SIMULATED_TOTALS
 
 #: Pareto cost, in order of preference: (name, how to read it from a result, axis label, plot scale).
@@ -59,14 +60,21 @@ def pareto_cost(results: list[dict]):
     return None, None
 
 
+def front_of(r: dict) -> tuple[str, str]:
+    """Configurations compete on one Pareto front per target and precision: figures of a graph quantized
+    for the graph are approximate on a target whose formats differ, those quantized for it are not."""
+    return r["target"], r["precision"]
+
+
 def pareto_keys(results: list[dict], cost) -> set[str]:
-    """Keys of the configurations that no other one on the same target dominates (accuracy up, cost down)."""
+    """Keys of the configurations that no other one on the same front (`front_of`) dominates
+    (accuracy up, cost down)."""
     if cost is None:
         return set()
     front = set()
     ok = ok_results(results)
     for r in ok:
-        rivals = [o for o in ok if o["target"] == r["target"] and o is not r]
+        rivals = [o for o in ok if front_of(o) == front_of(r) and o is not r]
         if not any(_dominates((o["accuracy"], cost(o)), (r["accuracy"], cost(r))) for o in rivals):
             front.add(r["key"])
     return front
@@ -106,7 +114,7 @@ def markdown(doc: dict) -> str:
     lines = [f"# Block-size sweep: {len(configs)} configuration(s)", "",
              f"{run['computed']} computed in this run, {run['reused']} reused from earlier runs, "
              f"{len(doc['failed'])} failed. Pareto cost: {doc['pareto_cost'] or 'none (nothing measured)'}; "
-             "★ = Pareto-optimal on its target (no configuration there is as accurate and cheaper).", "",
+             "★ = Pareto-optimal on its target and precision (no configuration there is as accurate and cheaper).", "",
              "Latency, energy, spikes and SOPs are per inference (simulated totals / samples); accuracy is "
              "the integer network's on the samples shown. Memory is the mapping's: weights at the target's "
              "own weight width, whatever the bits the network was quantized to.", "",
@@ -116,8 +124,8 @@ def markdown(doc: dict) -> str:
         t = r["totals"] or {field: None for field in TOTAL_FIELDS}
         p = r["per_inference"] or {field: None for field in SIMULATED_TOTALS}
         acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f} % ({r['correct']}/{r['n']})"
-        bits = f"{r['bits']} (target's formats)" if r["precision"] == "target" else r["bits"]
-        lines.append(f"| {Path(r['checkpoint']).name} | {r['target']} | {bits} | {r['block_size']} | "
+        lines.append(f"| {Path(r['checkpoint']).name} | {r['target']} | {bits_label(r['bits'], r['precision'])} | "
+                     f"{r['block_size']} | "
                      f"{_cell(t['cores'])} | {_cell(r['memory_bytes'], 1 / 1024, ',.1f')} | "
                      f"{_cell(t['buffer_bytes'], 1 / 1024, ',.1f')} | {_cell(r['latency_steps'])} | "
                      f"{_cell(p['latency_s'], 1e6, ',.3f')} | {_cell(p['energy_j'], 1e6, ',.4f')} | "
@@ -214,9 +222,11 @@ def _pareto_figure(plt, ok: list[dict], doc: dict):
         return cost(r) * scale
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for target in dict.fromkeys(r["target"] for r in ok):
-        rs = [r for r in ok if r["target"] == target]
-        dots = ax.scatter([get(r) for r in rs], [r["accuracy"] for r in rs], label=target, alpha=0.6)
+    both = len({r["precision"] for r in ok}) > 1
+    for target, precision in dict.fromkeys(map(front_of, ok)):
+        rs = [r for r in ok if front_of(r) == (target, precision)]
+        name = f"{target}, for the {precision}" if both else target
+        dots = ax.scatter([get(r) for r in rs], [r["accuracy"] for r in rs], label=name, alpha=0.6)
         front = sorted((r for r in rs if r["pareto"]), key=get)
         ax.plot([get(r) for r in front], [r["accuracy"] for r in front], color=dots.get_facecolor()[0], lw=1.2)
         for r in rs:

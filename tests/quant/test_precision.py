@@ -165,7 +165,9 @@ def test_simulate_for_the_targets_formats_reports_no_misfit(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
     assert doc["precision"]["problems"] == [] and doc["precision"]["graph"]["state_bits"] == 16
-    assert "quantized for the target's (8-bit weights, exponents up to 0, 16-bit state)" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "quantized for the target's (8-bit weights, exponents up to 0, 16-bit state)" in md
+    assert "saturated at the 16-bit state" in md and "every weight, state and decay of the integer graph fits" in md
 
 
 def test_precision_input_errors_are_one_line(tmp_path):
@@ -176,7 +178,7 @@ def test_precision_input_errors_are_one_line(tmp_path):
     tiny_state = replace(loihi2, precision=replace(loihi2.precision, state_bits=3))
     with pytest.raises(InputError, match=r"loihi2: 3-bit state is narrower than the 4 bits"):
         prepare(None, tiny_state, precision="target")
-    with pytest.raises(InputError, match="--fraction-bits and --precision target"):
+    with pytest.raises(InputError, match="--fraction-bits and quantizing for the target's formats"):
         prepare(None, "loihi2", precision="target", fraction_bits=2)
     with pytest.raises(InputError, match="--precision must be one of graph, target, got 'chip'"):
         prepare(None, "loihi2", precision="chip")
@@ -194,3 +196,23 @@ def test_lava_refuses_a_graph_whose_state_is_not_its_neurons_width(layerwise_dep
     x = load_dataset(layerwise_deployment.dataset, split="test")[0][:1]
     with pytest.raises(InputError, match="Lava backend runs Loihi's 24-bit neurons; this integer graph keeps 16-bit"):
         run_lava(layerwise_deployment.qgraph, x)
+
+
+def test_a_one_bit_target_takes_the_sign_code():
+    """One-bit weights are the quantizer's ±1 sign code (no 0 level): the graph quantized for such a
+    target holds only -1 and +1 mantissas, and nothing is reported."""
+    from statten_hw.pipeline import prepare
+
+    loihi2 = load_target("loihi2")
+    binary = replace(loihi2, precision=replace(loihi2.precision, weight_bits=1))
+    qg = prepare(None, binary, bits=1, precision="target").qgraph
+    assert all(set(np.unique(op.mantissa)) <= {-1, 1} for op in _synapses(qg).values())
+    assert precision_problems(qg, binary.precision) == []
+
+
+def test_simulate_refuses_bits_wider_than_the_target_stores_in_one_line(tmp_path, capsys):
+    out = tmp_path / "x"
+    assert main(["simulate", "--target", "layerwise", "--precision", "target", "--bits", "12", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--bits 12: layerwise stores 8-bit weights" in err
+    assert not out.exists()

@@ -35,6 +35,8 @@ CASES = {
     "unknown engine": (["--engine", "exact"], InputError, r"--engine must be one of fast, detailed, none, got 'exact'"),
     "unknown precision": (["--precision", "graph,chip"], InputError,
                           r"--precision must be one of graph, target, got 'chip'"),
+    "bits beyond the target's": (["--targets", "layerwise", "--bits", "8,12", "--precision", "target"], InputError,
+                                 r"--bits 12: layerwise stores 8-bit weights; quantizing for its formats takes"),
     "data of another shape": (["--dataset", "digits"], InputError, r"data samples have shape \[1, 8, 8\]"),
 }
 

@@ -12,10 +12,11 @@ from statten_hw.sweep.report import pareto_cost, pareto_keys, write_sweep_report
 from statten_hw.sweep.tasks import SIMULATED_TOTALS, result_record
 
 
-def _result(key: str, target: str, b: int, accuracy: float, energy: float | None, steps: int = 8) -> dict:
+def _result(key: str, target: str, b: int, accuracy: float, energy: float | None, steps: int = 8,
+            precision: str = "graph") -> dict:
     config = Configuration(checkpoint=f"/x/ck_b{b}.pth", target=target, block_size=b, bits=8, dataset="digits-seq",
                            samples=10, calibration_samples=8, engine="fast" if energy is not None else "none",
-                           series="own-B checkpoints", key=key)
+                           series="own-B checkpoints", key=key, precision=precision)
     totals = {f: 1 for f in TOTAL_FIELDS} | {"energy_j": None if energy is None else energy * 10}
     per = {f: None if energy is None else 1.0 for f in SIMULATED_TOTALS} | {"energy_j": energy}
     return {**result_record(config, "ok", totals=totals, per_inference=per, memory_bytes=1000 * b,
@@ -36,6 +37,20 @@ def test_pareto_front_per_target_by_hand():
                _result("b2", "B", 2, 0.50, 100.0)]  # a tie dominates neither
     assert pareto_cost(results)[0] == "energy_j"
     assert _costs(results) == {"a1", "a2", "a8", "b1", "b2"}
+
+
+def test_each_precision_has_its_own_front_on_a_target(tmp_path):
+    """A graph quantized for the graph and one quantized for the target's formats do not compete: the
+    first's figures are approximate there. By hand: g2 would dominate t1 on one front."""
+    results = [_result("g1", "A", 1, 0.90, 10.0), _result("g2", "A", 2, 0.95, 5.0),
+               _result("t1", "A", 1, 0.90, 10.0, precision="target"),
+               _result("t2", "A", 2, 0.85, 12.0, precision="target")]  # dominated by t1 on its own front
+    assert _costs(results) == {"g2", "t1"}
+    write_sweep_report(tmp_path, results, [], computed=4, reused=0)
+    md = (tmp_path / "report.md").read_text()
+    assert md.count("| 8-bit (target's formats) |") == 2 and md.count("| 8-bit |") == 2
+    rows = list(csv.DictReader((tmp_path / "configurations.csv").open()))
+    assert [r["precision"] for r in rows].count("target") == 2
 
 
 def test_cost_falls_back_to_mapping_latency_when_nothing_was_simulated():
@@ -71,7 +86,7 @@ def test_report_folder(tmp_path):
     assert rows[2]["accuracy"] == "" and rows[2]["error"].startswith("layer 'x' does not fit")
 
     md = (tmp_path / "report.md").read_text()
-    assert "| ck_b2.pth | loihi2 | 8 | 2 | 1 | 2.0 |" in md  # 2000 B of memory = 2.0 KiB
+    assert "| ck_b2.pth | loihi2 | 8-bit | 2 | 1 | 2.0 |" in md  # 2000 B of memory = 2.0 KiB
     assert "80.00 % (8/10) | ★ |" in md
     assert "big.pth B=4 layerwise 8-bit: layer 'x' does not fit" in md
     assert "ck_b2.pth B=2 loihi2 8-bit: samples 0-10 task, 1 worker death(s)" in md

@@ -114,3 +114,27 @@ def test_always_driven_answers_for_the_layer_set_it_is_given():
             answers[layer.name, len(layers)] = everywhere
     sizes = (len(every_layer), len(every_layer | biased))
     assert any(answers[n, sizes[0]] != answers[n, sizes[1]] for n in every_layer)  # the two sets do differ
+
+
+@pytest.mark.parametrize("key", ["statten", "sdsa"])
+def test_float64_counters_count_what_float32_ones_count(key, monkeypatch):
+    """Counters are stored in float64 where a step's totals may pass 2^24 (`exact_dtype`). Forcing that
+    branch on every projection (float32 then holds nothing) changes no count, spike or report figure."""
+    from ir_nets import small_input
+
+    from statten_hw.quant import execute
+    from statten_hw.simulator import simulate
+
+    fresh = small_deployment.__wrapped__  # not the cached deployment: its network is built once
+    mixed = fresh(key)
+    x = small_input(mixed.model, 3, seed=11)
+    want = simulate(mixed, x)
+    assert any(p.counters.dtype == torch.float32 for p in mixed.event_network.projections)
+    monkeypatch.setattr(execute, "EXACT_LIMITS", ((torch.float32, 1), (torch.float64, 1 << 53)))
+    wide = fresh(key)
+    got = simulate(wide, x)
+    assert all(p.counters.dtype == torch.float64 for p in wide.event_network.projections)
+    for name, array in want.counts.arrays.items():
+        assert np.array_equal(got.counts.arrays[name], array), name
+    assert got.report["totals"] == want.report["totals"] and got.report["cores"] == want.report["cores"]
+    assert all(torch.equal(got.spikes[n], s) for n, s in want.spikes.items())
