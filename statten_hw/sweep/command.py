@@ -6,7 +6,7 @@ from pathlib import Path
 
 from statten_hw.errors import StattenError
 
-from .config import OWN, bits_label, int_list, plan
+from .config import OWN, int_list, plan
 from .report import write_sweep_report
 from .run import CONNECT_TIMEOUT_S, DEFAULT_SHARD_SIZE, execute
 
@@ -70,11 +70,15 @@ def _print_summary(doc: dict, out_dir) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("checkpoint", "target", "bits", "B", "cores", "KiB", "steps", "µJ/inf", "accuracy", "",
-                  title="block-size sweep", caption="KiB: memory · steps: schedule latency · ★ Pareto-optimal",
+    precisions = list(dict.fromkeys(r["precision"] for r in doc["configurations"]))
+    both = len(precisions) > 1  # a column then says which graph each row ran
+    table = Table("checkpoint", "target", "bits", *(["for"] if both else []), "B", "cores", "KiB", "steps", "µJ/inf",
+                  "accuracy", "", title="block-size sweep", caption="KiB: memory · steps: schedule latency · "
+                  "★ Pareto-optimal" + ("" if both else f" · integers quantized for {_FOR[precisions[0]]}"),
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for r in doc["configurations"]:
-        table.add_row(*_summary_row(r))
+        row = _summary_row(r)
+        table.add_row(*(row[:3] + [r["precision"]] + row[3:] if both else row))
     console = Console()
     console.print(table)
     retried = sum(bool(r["retries"]) for r in doc["configurations"])
@@ -82,8 +86,12 @@ def _print_summary(doc: dict, out_dir) -> None:
                   f"worker died, {len(doc['failed'])} failed; report in {out_dir}/")
 
 
+#: What a graph was quantized for, in the summary's caption.
+_FOR = {"graph": "the graph (--bits, 24-bit state)", "target": "each target's formats"}
+
+
 def _summary_row(r: dict) -> list[str]:
-    head = [Path(r["checkpoint"]).stem, r["target"], bits_label(r["bits"], r["precision"]), str(r["block_size"])]
+    head = [Path(r["checkpoint"]).stem, r["target"], str(r["bits"]), str(r["block_size"])]
     if r["status"] != "ok":
         return [*head, "-", "-", "-", "-", f"error: {r['error']}", ""]
     energy = r["per_inference"]["energy_j"]
