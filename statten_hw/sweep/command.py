@@ -74,7 +74,7 @@ def _print_summary(doc: dict, out_dir) -> None:
     both = len(precisions) > 1  # a column then says which graph each row ran
     table = Table("checkpoint", "target", "bits", *(["for"] if both else []), "B", "cores", "KiB", "steps", "µJ/inf",
                   "accuracy", "", title="block-size sweep", caption="KiB: memory · steps: schedule latency · "
-                  "★ Pareto-optimal" + ("" if both else f" · integers quantized for {_FOR[precisions[0]]}"),
+                  "★ Pareto-optimal" + (f" · integers quantized for {_FOR[precisions[0]]}" if len(precisions) == 1 else ""),
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for r in doc["configurations"]:
         row = _summary_row(r)
