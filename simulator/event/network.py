@@ -14,7 +14,6 @@ packets to each destination core follow from the hop matrix).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import networkx as nx
 import numpy as np
@@ -54,22 +53,15 @@ class Projection:
     longest_route: torch.Tensor | None
     senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
     receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
+    # the largest count of one step through any column of ``counters`` (synaptic operations or packets
+    # on one core, events): every input element firing. Float32 sums are exact below 2^24.
+    largest_total: float
 
     @property
     def coverage(self) -> torch.Tensor:
         """``[in elements, len(dst_cores)]`` 1/0: an event of the element is sent to that core."""
         n = len(self.dst_cores)
         return self.counters[:, n:2 * n]
-
-    @cached_property
-    def largest_total(self) -> float:
-        """The largest count of one step through any column of ``counters`` (synaptic operations or
-        packets on one core, events): every input element firing. Float32 sums are exact below 2^24."""
-        return _largest_total(self.counters)
-
-
-def _largest_total(counters: torch.Tensor) -> float:
-    return float(counters.sum(0, dtype=torch.float64).max())
 
 
 #: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
@@ -194,11 +186,12 @@ class _Builder:
         # targets per element and core: sums of 0/1 terms, exact in float32 on the CPU (no Winograd there)
         reach = syn.reach(indicators.reshape(len(dst), *syn.out_shape)).reshape(len(dst), -1).T
         counters = torch.cat([reach, reach > 0, torch.ones(len(origin), 1, dtype=reach.dtype)], 1)
-        if exact_dtype(_largest_total(counters), "cpu", f"{source} -> {target}") != torch.float32:
+        largest = float(counters.sum(0, dtype=torch.float64).max())
+        if exact_dtype(largest, "cpu", f"{source} -> {target}") != torch.float32:
             counters = counters.double()  # the engines' products need it: kept once, not beside a float32 copy
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
                           _longest_routes(counters[:, len(dst):2 * len(dst)], self.grouped(source), dst, hops),
-                          self.grouped(source), receivers)
+                          self.grouped(source), receivers, largest)
 
     def grouped(self, node: str) -> CoreElements:
         """`group_by_core` of a node's owners, once per node (q, k and v read the same spikes)."""

@@ -81,6 +81,7 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
     from statten_hw.defaults import SEQ_BLOCK_SIZES, seq_checkpoint
     from statten_hw.pipeline import check_precision
     from statten_hw.simulator import ENGINES
+    from statten_hw.targets import load_target
 
     checkpoints = checkpoints or [str(seq_checkpoint(b)) for b in SEQ_BLOCK_SIZES]
     for b in bits:
@@ -97,9 +98,10 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
         check_precision(precision)
     if not precisions:
         raise InputError("--precision: no value given")
-    target_digests = {t: _target_digest(t) for t in dict.fromkeys(targets)}
+    loaded = {t: load_target(t) for t in dict.fromkeys(targets)}  # TargetError naming the file and the field
     if "target" in precisions:
-        _check_target_formats(target_digests, bits)
+        _check_target_formats(loaded, bits)
+    target_digests = {t: _target_digest(t) for t in loaded}
     configs = []
     for path in dict.fromkeys(checkpoints):
         configs += _checkpoint_configs(path, block_sizes, target_digests, bits, samples, dataset, calibration_samples,
@@ -180,22 +182,21 @@ def check_fraction_bits(fraction_bits: int) -> None:
         raise InputError(f"--fraction-bits {fraction_bits}: {err}") from None
 
 
-def _check_target_formats(targets, bits: list[int]) -> None:
-    """Every target's formats can be quantized for at every width (`target_quantizer`'s one-line error)."""
+def _check_target_formats(targets: dict, bits: list[int]) -> None:
+    """Every target's (``{name: Target}``) formats can be quantized for at every width
+    (`target_quantizer`'s one-line error)."""
     from statten_hw.quant.precision import target_quantizer
-    from statten_hw.targets import load_target
 
-    for target in targets:
+    for name, target in targets.items():
         for b in bits:
-            target_quantizer(load_target(target).precision, b, target)
+            target_quantizer(target.precision, b, name)
 
 
 def _target_digest(target: str) -> str:
-    """SHA-256 of the target's file, once it loads: the built-in TOML for a built-in name, the YAML
+    """SHA-256 of the file of a target that loads: the built-in TOML for a built-in name, the YAML
     shipped with SANA-FE for ``sanafe:<name>``, the user's file otherwise."""
-    from statten_hw.targets import BUILTIN_TARGETS, load_target, sanafe
+    from statten_hw.targets import BUILTIN_TARGETS, sanafe
 
-    load_target(target)  # TargetError naming the file and the field on a bad target
     if target in BUILTIN_TARGETS:
         return hashlib.sha256(resources.files("statten_hw.targets").joinpath("builtin", f"{target}.toml")
                               .read_bytes()).hexdigest()

@@ -153,9 +153,9 @@ def _series(results: list[dict]) -> dict[str, list[dict]]:
     """Results grouped into plot lines by (series, target, bits, precision); a label names only what varies."""
     keys = [(r["series"], r["target"], r["bits"], r["precision"]) for r in results]
     varies = [len({k[i] for k in keys}) > 1 for i in range(4)]
+    names = (str, str, lambda v: f"{v}-bit", lambda v: f"for the {v}")
     groups: dict[str, list[dict]] = {}
     for key, r in zip(keys, results):
-        names = (str, str, lambda v: f"{v}-bit", lambda v: f"for the {v}")
         parts = [names[i](v) for i, v in enumerate(key) if varies[i] or i == 1]
         groups.setdefault(" · ".join(parts), []).append(r)
     return {label: sorted(rs, key=lambda r: r["block_size"]) for label, rs in groups.items()}
