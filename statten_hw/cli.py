@@ -363,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"bits a layer's sums keep below the weight LSB, Loihi's weight exponent (0-16, default "
                          f"{FRACTION_BITS}); netx files carry no exponent: use 0 with --format netx")
     ex.add_argument("--for-target", metavar="TARGET",
-                    help="quantize for this target's number formats (weight width, exponent field, state width; "
+                    help="quantize for this target's number formats (weight width, exponent field, state width, decay "
+                         "field; "
                          "as simulate --precision target) instead of --bits, 24-bit state and --fraction-bits")
     ex.add_argument("--calibration", default="digits",
                     help="data for calibration (train split) and the float-vs-integer check (test split)")
@@ -403,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
     sm.add_argument("--precision", default="graph", choices=PRECISIONS,
                     help="quantize for the graph (--bits, 24-bit state, Loihi's weight exponents: default) or for "
-                    "the target's own weight, exponent and state widths; the report lists what does not fit either way")
+                    "the target's own weight, exponent, state and decay widths; the report lists what does not fit "
+                    "either way")
     sm.add_argument("--max-memory", help=f"refuse a run whose estimated peak memory exceeds this, e.g. 2GiB, 512M or "
                     f"bytes (default: {round(SAFETY_FRACTION * 100)} %% of the available memory)")
     sm.add_argument("-o", "--output", default="out/simulate", help="report folder (default out/simulate)")

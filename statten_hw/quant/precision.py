@@ -4,8 +4,7 @@ By default the graph is quantized with the command's ``--bits`` mantissas, per-l
 exponents and 24-bit state whatever the target (`quantize`); its figures are exact for a target whose
 formats hold those numbers, and describe another one only approximately. So every simulation report
 names where they do not fit, layer by layer. `target_quantizer` gives the `quantize` settings whose
-graph a target's formats hold instead (``--precision target``); only a decay the target cannot
-represent is then left to report:
+graph a target's formats hold instead (``--precision target``), its decays included:
 
 * weights: a synapse stores ``mantissa`` in ``weight_bits`` (two's complement; one bit holds the
   quantizer's ``±1`` sign code) and the layer's
@@ -15,7 +14,8 @@ represent is then left to report:
 * state: membranes and sums saturate at ``state_bits`` in the graph, so a narrower target state would
   clip where the graph does not;
 * decay: a LIF's ``dv`` has 12 fractional bits (Lava's resolution); with ``decay_bits`` d the target
-  holds the multiples of ``2^(12 - d)`` only.
+  holds the multiples of ``2^(12 - d)`` only (quantized for the target, each ``dv`` is rounded to
+  them: `quantize.decay_on_grid`).
 """
 from __future__ import annotations
 
@@ -106,8 +106,9 @@ def precision_problems(qgraph, precision) -> list[str]:
 def target_quantizer(precision, bits: int, target: str = "the target") -> dict:
     """`quantize` keyword arguments whose graph fits ``precision`` (a target's formats): ``bits``-bit
     mantissas (refused beyond the target's weight width), sums keeping no more bits below the weight
-    LSB than the exponent field reaches (none without one, so no layer needs ``mantissa << exp``), and
-    the target's state width (the widest the quantizer takes, where the target's is wider). A
+    LSB than the exponent field reaches (none without one, so no layer needs ``mantissa << exp``),
+    the target's state width (the widest the quantizer takes, where the target's is wider) and its
+    decay field (decays rounded to what it holds). A
     one-line `InputError` names the target and the format it cannot give."""
     state_bits = min(precision.state_bits, MAX_STATE_BITS)
     if state_bits < MIN_STATE_BITS:
@@ -116,7 +117,7 @@ def target_quantizer(precision, bits: int, target: str = "the target") -> dict:
     if bits > precision.weight_bits:
         raise InputError(f"--bits {bits}: {target} stores {precision.weight_bits}-bit weights; quantizing for its "
                          f"formats takes --bits {precision.weight_bits} or fewer")
-    return {"weight_bits": bits, "state_bits": state_bits,
+    return {"weight_bits": bits, "state_bits": state_bits, "decay_bits": min(precision.decay_bits, DECAY_BITS),
             "fraction_bits": min(FRACTION_BITS, largest_exponent(precision.weight_exponent_bits))}
 
 

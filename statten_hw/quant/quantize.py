@@ -36,7 +36,9 @@ Rules (each with its reason):
   ``θ_int = ceil(τ·θ/s_x)`` computed in exact rational arithmetic, so ``h >= θ ⇔ H >= θ_int``
   for integer ``H`` (ternary: ``H <= -θ_int`` fires -1). Hard reset to 0 only; soft reset or
   ``v_reset != 0`` raise :class:`UnsupportedLayer`. Lava's ``v > vth`` is ``vth = θ_int - 1``.
-  Spikes are exact integers 0/1 (or -1/0/1) of scale 1.
+  Spikes are exact integers 0/1 (or -1/0/1) of scale 1. Quantized for a target with a narrower
+  decay field (``decay_bits`` < 12), ``dv`` is rounded to the multiples that field holds
+  (`decay_on_grid`): the target's own leak, not the model's.
 * **Membrane streams** (``Add`` of kind 'membrane', the MS shortcut, and a spatial ``Mean`` that
   feeds a LIF) get one scale per stream from calibration, ``s = max|value| / (2**(state_bits-3) - 1)``:
   two bits of headroom so that a LIF fed by the stream (its state settles at ``τ·X``) and data
@@ -237,13 +239,21 @@ class QuantizedGraph:
         return next(n for n in self.graph if isinstance(self.qop(n), QOutput))
 
 
-def _lif(op: ir.LIF, name: str, in_scale: float) -> QLIF:
+def decay_on_grid(dv: int, decay_bits: int) -> int:
+    """``dv`` rounded (half up) to the multiples of ``2^(12 - decay_bits)``: the decays a
+    ``decay_bits``-bit field holds at Lava's 12-bit resolution (all of them from 12 bits up)."""
+    step = 1 << max(0, DECAY_BITS - decay_bits)
+    return min((dv + step // 2) // step * step, 1 << DECAY_BITS)
+
+
+def _lif(op: ir.LIF, name: str, in_scale: float, decay_bits: int = DECAY_BITS) -> QLIF:
     if op.reset != "hard" or op.v_reset != 0:
         raise UnsupportedLayer(name, "lif", f"only hard reset to 0 is quantized (reset {op.reset!r}, "
                                             f"v_reset {op.v_reset})")
     dv = dv_for_tau(op.tau)
     if not 0 <= dv <= (1 << DECAY_BITS):
         raise UnsupportedLayer(name, "lif", f"tau {op.tau} gives dv {dv} outside 12 bits")
+    dv = decay_on_grid(dv, decay_bits)
     return QLIF(threshold=ceil_ratio(op.threshold * op.tau, in_scale), dv=dv, ternary=op.ternary,
                 state_scale=in_scale / op.tau)
 
@@ -300,13 +310,17 @@ def _peak(t: torch.Tensor) -> float:
 
 
 def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = WEIGHT_BITS,
-             state_bits: int = STATE_BITS, fraction_bits: int = FRACTION_BITS) -> QuantizedGraph:
+             state_bits: int = STATE_BITS, fraction_bits: int = FRACTION_BITS,
+             decay_bits: int = DECAY_BITS) -> QuantizedGraph:
     """The integer graph of ``graph`` (module docstring: the rules); ``calibration_x`` is a batch
     in the model's input layout, used for the input scale, the membrane-stream scales and each
-    layer's weight exponent (at most ``fraction_bits``)."""
+    layer's weight exponent (at most ``fraction_bits``); every LIF's decay on the grid of a
+    ``decay_bits``-bit field (`decay_on_grid`; the default keeps Lava's full resolution)."""
     if not isinstance(state_bits, int) or not MIN_STATE_BITS <= state_bits <= MAX_STATE_BITS:
         raise ValueError(f"state_bits must be an int in {MIN_STATE_BITS}..{MAX_STATE_BITS}, got {state_bits!r}")
     check_fraction_bits(fraction_bits)
+    if not isinstance(decay_bits, int) or decay_bits < 0:
+        raise ValueError(f"decay_bits must be an int >= 0, got {decay_bits!r}")
     quantize_symmetric(np.zeros(1), weight_bits)  # validates weight_bits
     calib = run_float(graph, calibration_x, keep=True)
     stream_cap = limit(state_bits - STREAM_HEADROOM_BITS)
@@ -355,7 +369,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
             raise UnsupportedLayer(name, "batchnorm", "only a BN right after a conv/linear (its only consumer) "
                                                       "is quantized, by folding")
         elif isinstance(op, ir.LIF):
-            add(name, _lif(op, name, s_in["x"]), 1.0, T, **ins)
+            add(name, _lif(op, name, s_in["x"], decay_bits), 1.0, T, **ins)
         elif isinstance(op, ir.ReLU):
             add(name, QReLU(), s_in["x"], T, **ins)
         elif isinstance(op, ir.MaxPool2d):
@@ -384,7 +398,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
         elif isinstance(op, ir.SpikingAttention):
             s_qkv = s_in["q"] * s_in["k"] * s_in["v"]
             if op.mode == "SDSA":
-                kv = _lif(ir.LIF(threshold=op.kv_threshold), f"{name}.kv_lif", s_in["k"] * s_in["v"])
+                kv = _lif(ir.LIF(threshold=op.kv_threshold), f"{name}.kv_lif", s_in["k"] * s_in["v"], decay_bits)
                 add(name, QAttention(op.mode, op.heads, op.block_size, 1.0, op.dvs, kv), s_in["q"], T, **ins)
             else:
                 add(name, QAttention(op.mode, op.heads, op.block_size, op.scale, op.dvs), s_qkv * op.scale, T, **ins)

@@ -216,3 +216,59 @@ def test_simulate_refuses_bits_wider_than_the_target_stores_in_one_line(tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--bits 12: layerwise stores 8-bit weights" in err
     assert not out.exists()
+
+
+def _leaky_mlp():
+    """linear -> LIF tau 3 -> linear -> LIF tau 5 -> LIF tau 1.5: decays (1365, 819, 2731 of 4096) that
+    no narrow field holds."""
+    from statten_hw.ir import nodes as ir, run_pipeline
+    from statten_hw.ir.graph import add_op, new_graph
+
+    rng = np.random.default_rng(4)
+    g = new_graph()
+    x = add_op(g, "input", ir.Input(shape=(6,), timesteps=4, encoding="events"), "")
+    x = add_op(g, "fc1", ir.Linear(weight=rng.normal(0, 0.5, (8, 6)).astype(np.float32)), "", x=x)
+    x = add_op(g, "lif1", ir.LIF(threshold=0.5, tau=3.0), "", x=x)
+    x = add_op(g, "fc2", ir.Linear(weight=rng.normal(0, 0.5, (8, 8)).astype(np.float32)), "", x=x)
+    x = add_op(g, "lif2", ir.LIF(threshold=0.5, tau=5.0), "", x=x)
+    x = add_op(g, "lif3", ir.LIF(threshold=0.3, tau=1.5), "", x=x)
+    add_op(g, "output", ir.Output(per_step=True), "", x=x)
+    return run_pipeline(g)
+
+
+@pytest.mark.parametrize("decay_bits", [0, 2, 5, 8, 12, 32])
+def test_quantized_for_a_narrow_decay_field_every_decay_is_the_nearest_it_holds(decay_bits):
+    """Each LIF's dv is the grid point of the field (brute force over its values, ties up) nearest
+    the model's 4096 / tau, and nothing about the decay is reported then."""
+    import torch
+
+    from statten_hw.quant import quantize, run_integer
+    from statten_hw.quant.precision import target_quantizer
+
+    loihi2 = load_target("loihi2").precision
+    precision = replace(loihi2, decay_bits=decay_bits)
+    settings = target_quantizer(precision, 8)
+    x = (torch.rand(4, 16, 6, generator=torch.Generator().manual_seed(0)) < 0.4).to(torch.float32)
+    qg = quantize(_leaky_mlp(), x, **settings)
+    step = 2 ** (DECAY_BITS - min(decay_bits, DECAY_BITS))
+    grid = range(0, 2 ** DECAY_BITS + 1, step)
+    for name, tau in (("lif1", 3.0), ("lif2", 5.0), ("lif3", 1.5)):
+        exact = 2 ** DECAY_BITS / tau
+        assert qg.qop(name).dv == min(grid, key=lambda dv: (abs(dv - exact), -dv)), name
+    assert precision_problems(qg, precision) == []
+    run_integer(qg, x)  # the rounded decays run
+    if decay_bits >= DECAY_BITS:  # Lava's full resolution: the default graph's decays, unchanged
+        default = quantize(_leaky_mlp(), x)
+        assert all(qg.qop(n).dv == default.qop(n).dv for n in ("lif1", "lif2", "lif3"))
+
+
+def test_quantized_for_a_target_without_a_decay_field_tau_2_becomes_a_full_reset():
+    """A 0-bit decay field holds dv 0 and 4096 only; the embedded model's tau = 2 (dv 2048, halfway)
+    rounds up to 4096 (the membrane cleared every step), and the report then names no decay."""
+    from statten_hw.pipeline import prepare
+
+    loihi2 = load_target("loihi2")
+    no_field = replace(loihi2, precision=replace(loihi2.precision, decay_bits=0))
+    qg = prepare(None, no_field, precision="target").qgraph
+    assert {op.dv for op in _lifs(qg).values()} == {2 ** DECAY_BITS}
+    assert precision_problems(qg, no_field.precision) == []
