@@ -12,6 +12,8 @@ from pathlib import Path
 
 from statten_hw.reports.files import write_json
 
+from .tasks import record_problem
+
 FOLDER = "configurations"
 
 
@@ -25,8 +27,9 @@ class ResultStore:
         return self.folder / f"{key}.json"
 
     def load(self, key: str) -> dict | None:
-        """The stored result of ``key``; None when absent. A file that cannot be read is recomputed,
-        with a warning (atomic writes never leave one half-written; a hand edit can)."""
+        """The stored result of ``key``; None when absent. A file that cannot be read, or a record
+        missing what the report reads (`tasks.record_problem`), is recomputed, with a warning (atomic
+        writes never leave one half-written; a hand edit or another version of the tool can)."""
         path = self.path(key)
         if not path.is_file():
             return None
@@ -37,6 +40,9 @@ class ResultStore:
             return None
         if not isinstance(result, dict) or result.get("key") != key:
             warnings.warn(f"{path}: stored result is not the one of key {key}; computing it again", stacklevel=2)
+            return None
+        if problem := record_problem(result):
+            warnings.warn(f"{path}: stored result is incomplete ({problem}); computing it again", stacklevel=2)
             return None
         return result
 

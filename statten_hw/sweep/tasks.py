@@ -99,6 +99,9 @@ def _totals(static, shards) -> dict:
     return totals
 
 
+#: The `Configuration` a record is of, first in every record (its status and error follow).
+CONFIG_FIELDS = ("key", "label", "checkpoint", "target", "block_size", "bits", "precision", "dataset", "samples",
+                 "calibration_samples", "engine", "series")
 #: What a configuration measures; all null in the record of a configuration that failed.
 MEASURED_FIELDS = ("model", "backend", "totals", "per_inference", "memory_bytes", "latency_steps",
                    "lower_bound_cores", "accuracy", "correct", "n", "integer_overflows", "simulation_agreeing")
@@ -109,9 +112,23 @@ def result_record(config: Configuration, status: str, error: str | None = None, 
 
     ``simulation_agreeing`` counts the samples whose simulated prediction equals the integer
     reference's; anything but ``n`` is a backend defect, and the report lists it."""
-    return {"key": config.key, "label": config.label, "checkpoint": config.checkpoint, "target": config.target,
-            "block_size": config.block_size, "bits": config.bits, "precision": config.precision,
-            "dataset": config.dataset,
-            "samples": config.samples, "calibration_samples": config.calibration_samples,
-            "engine": config.engine, "series": config.series, "status": status, "error": error,
-            **{field: None for field in MEASURED_FIELDS}, **measured}
+    options = {field: getattr(config, field) for field in CONFIG_FIELDS}
+    return {**options, "status": status, "error": error, **{field: None for field in MEASURED_FIELDS}, **measured}
+
+
+def record_problem(record: dict) -> str | None:
+    """What a stored record lacks that the sweep report reads, in a few words; None when nothing.
+    A record this module wrote (and the run stored with its ``retries``) lacks nothing; a hand edit
+    or another version of the tool may."""
+    missing = [f for f in (*CONFIG_FIELDS, "status", "error", *MEASURED_FIELDS, "retries") if f not in record]
+    if missing:
+        return f"no {missing[0]!r} field"
+    for section, fields in (("totals", TOTAL_FIELDS), ("per_inference", SIMULATED_TOTALS)):
+        value = record[section]
+        if value is not None and not (isinstance(value, dict) and all(f in value for f in fields)):
+            return f"{section!r} is not a table of {', '.join(fields)}"
+    retries = record["retries"]
+    if not (isinstance(retries, list) and all(isinstance(r, dict) and isinstance(r.get("worker_deaths"), int)
+                                              for r in retries)):
+        return "'retries' is not a list of tasks with their worker deaths"
+    return None

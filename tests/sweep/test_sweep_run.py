@@ -143,3 +143,11 @@ def test_command_writes_the_report_and_a_rerun_reuses_everything(tiny, tmp_path,
     printed = capsys.readouterr()
     assert "0 computed, 8 reused" in printed.out and "| 8/8 [" in printed.err
     assert json.loads((tmp_path / "report.json").read_text())["configurations"] == doc["configurations"]
+
+    edited = tmp_path / "configurations" / f"{doc['configurations'][0]['key']}.json"  # a hand edit drops a field
+    edited.write_text(json.dumps({k: v for k, v in json.loads(edited.read_text()).items() if k != "accuracy"}))
+    args = parser.parse_args(argv)
+    with pytest.warns(UserWarning, match="stored result is incomplete"):
+        args.func(args)
+    assert "1 computed, 7 reused" in capsys.readouterr().out
+    assert json.loads((tmp_path / "report.json").read_text())["configurations"] == doc["configurations"]
