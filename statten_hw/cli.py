@@ -310,16 +310,17 @@ def cmd_simulate(args) -> None:
     limit = parse_size(args.max_memory) if args.max_memory is not None else None
     source, x, y = _simulation_inputs(args)
     deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
-                         use_ema=args.ema, precision=args.precision)
+                         dataset=args.calibration or args.input, use_ema=args.ema, precision=args.precision)
     check_input_shape(deployment.model, x, source)
     # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
     check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine), limit)
+    data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
     if args.backend != "event":
-        doc = write_simulation_report(args.output, BACKENDS[args.backend](deployment, x, args))
+        doc = write_simulation_report(args.output, {**BACKENDS[args.backend](deployment, x, args), "data": data})
         print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}; report in {args.output}/")
         return
     sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y, progress=True)
-    doc = write_simulation_report(args.output, sim.report)
+    doc = write_simulation_report(args.output, {**sim.report, "data": data})
     s, pi = doc["simulation"], doc["simulation"]["per_inference"]
     acc = f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""
     print(f"{deployment.checkpoint.name} on {doc['target']} (B = {doc['block_size']}): {s['samples']} sample(s){acc}; "
@@ -400,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--engine", default="fast", help="fast (tensors, CPU/CUDA) | detailed (one packet at a time)")
     sm.add_argument("--device", default="cpu", help="cpu | cuda (fast engine)")
     sm.add_argument("--input", help="digits | digits-seq | PATH.npz (default: the model's embedded data set)")
+    sm.add_argument("--calibration", help="data whose train split (all of a PATH.npz) quantizes the network: digits | "
+                    "digits-seq | PATH.npz (default: the --input data, else the model's embedded data set)")
     sm.add_argument("--samples", type=int, help="number of inputs (default: the whole test split)")
     sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
     sm.add_argument("--precision", default="graph", choices=PRECISIONS,

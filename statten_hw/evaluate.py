@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from statten_hw.data import DATASETS
 from statten_hw.errors import InputError
 
 
@@ -15,8 +16,10 @@ def check_input_shape(model: torch.nn.Module, x: torch.Tensor, source: str | Non
     sample = tuple(x.shape[1:])
     if sample not in (frame, (cfg.timesteps, *frame)):
         where = f"{source}: " if source else ""
+        hint = (" (the built-in data sets are 8x8 digits: give this model's own data as PATH.npz, arrays x and y)"
+                if source in DATASETS else "")
         raise InputError(f"{where}data samples have shape {list(sample)}; the model takes {list(frame)} "
-                         f"(static) or {[cfg.timesteps, *frame]} (a sequence of T frames)")
+                         f"(static) or {[cfg.timesteps, *frame]} (a sequence of T frames){hint}")
 
 
 @torch.no_grad()

@@ -71,6 +71,41 @@ def test_export_writes_nothing_when_calibration_data_does_not_fit(tmp_path, caps
     assert not out.exists()
 
 
+def _cifar_like(path, n: int = 12):
+    rng = np.random.default_rng(5)
+    np.savez(path, x=rng.random((n, 3, 32, 32)).astype(np.float32), y=rng.integers(0, 10, n))
+    return path
+
+
+def test_simulate_quantizes_a_non_digits_model_on_the_input_data(tmp_path, capsys):
+    """An official CIFAR-shaped checkpoint simulates on the user's .npz, which also calibrates it
+    (the built-in digits cannot): its spikes are those of the network prepared on that file."""
+    import json
+
+    from statten_hw.data import load_npz
+    from statten_hw.pipeline import prepare
+    from statten_hw.simulator import simulate
+
+    ckpt, data, out = official_checkpoint("statten_cifar_t4_b2"), _cifar_like(tmp_path / "own.npz"), tmp_path / "s"
+    assert main(["simulate", str(ckpt), "--input", str(data), "--samples", "2", "-o", str(out)]) == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["data"] == {"input": str(data), "samples": 2, "calibration": str(data)}
+    assert f"2 of {data}, network quantized on {data}" in (out / "report.md").read_text()
+    x = load_npz(data)[0][:2]
+    assert doc["totals"]["spikes"] == simulate(prepare(ckpt, "loihi2", dataset=str(data)), x).report["totals"]["spikes"]
+
+
+def test_simulate_names_the_data_a_non_digits_model_needs(tmp_path, capsys):
+    ckpt, out = official_checkpoint("statten_cifar_t4_b2"), tmp_path / "s"
+    assert main(["simulate", str(ckpt), "--samples", "2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the model takes [3, 32, 32]" in err and "PATH.npz" in err
+    data = _cifar_like(tmp_path / "own.npz")  # fits, but calibrating on the built-in digits does not
+    assert main(["simulate", str(ckpt), "--input", str(data), "--calibration", "digits", "-o", str(out)]) == 2
+    assert "digits: data samples have shape [1, 8, 8]" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_info_lists_every_spiking_layer(capsys):
     assert main(["info", str(official_checkpoint("statten_cifar_t4_b2"))]) == 0
     out = capsys.readouterr().out

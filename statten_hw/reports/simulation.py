@@ -86,7 +86,8 @@ def _markdown(doc: dict) -> str:
     pi = s["per_inference"]
     lines = [f"# Simulation on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
              f"T = {s['timesteps']}, B = {doc['block_size']}, {s['engine']} engine on {s['device']})", "",
-             f"- samples: {s['samples']}" + (f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""),
+             f"- samples: {s['samples']}" + _data_text(doc)
+             + (f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""),
              f"- per inference: {pi['cycles']:,.0f} cycles, latency {pi['latency_s'] * 1e6:,.2f} µs, "
              f"energy {pi['energy_j'] * 1e6:,.3f} µJ",
              f"- totals over the {s['samples']} sample(s): spikes {t['spikes']:,}, synaptic ops {t['sops']:,} (of which graded MACs {t['macs']:,}), "
@@ -106,6 +107,20 @@ def _markdown(doc: dict) -> str:
               f"{c['sops']:,} | {c['neuron_updates']:,} | {c['cycles_busy']:,.0f} | {c['noc_packets']:,} | "
               f"{c['noc_hops']:,} | {c['energy_j']:.3e} |" for c in doc["cores"]]
     return "\n".join(lines) + "\n"
+
+
+def _data_text(doc: dict) -> str:
+    """`` of INPUT, network quantized on CALIBRATION``: the data of a run of the command line (none via
+    the API); a built-in data set's split is named (a ``.npz`` file is used whole)."""
+    from statten_hw.data import DATASETS
+
+    data = doc.get("data")
+    if not data:
+        return ""
+    def named(name: str, split: str) -> str:
+        return f"{name} ({split} split)" if name in DATASETS else name
+
+    return f" of {named(data['input'], 'test')}, network quantized on {named(data['calibration'], 'train')}"
 
 
 def _precision_lines(doc: dict) -> list[str]:
@@ -155,7 +170,10 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
 def _backend_markdown(doc: dict) -> str:
     """Summary of another backend's report (Lava, SANA-FE): the fields it measured; null = not measured."""
     lines = [f"# {doc['backend']} run on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
-             f"B = {doc['block_size']})", "", "| total | value |", "|---|---|"]
+             f"B = {doc['block_size']})", ""]
+    if doc.get("data"):
+        lines += [f"- samples: {doc['data']['samples']}{_data_text(doc)}", ""]
+    lines += ["| total | value |", "|---|---|"]
     lines += [f"| {k} | {'not measured' if v is None else v} |" for k, v in doc["totals"].items()]
     lines += ["", "| layer | kind | neurons | spikes | SOPs |", "|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r.get('kind')} | {r.get('neurons')} | {r.get('spikes')} | {r.get('sops')} |"
