@@ -36,18 +36,12 @@ from harness import load_average, paired, parser, set_threads, write_result
 GOAL = 1000.0
 
 
-def bit_exact(lava_run, reference) -> dict:
-    """Every recorded layer's spikes and the logits of the Lava run against the integer reference."""
-    layers = {n: bool(np.array_equal(s, reference.values[n].cpu().numpy())) for n, s in lava_run.spikes.items()}
-    logits = bool(np.array_equal(lava_run.logits_int, reference.logits_int.cpu().numpy()))
-    return {"layers_compared": len(layers), "layers_equal": sum(layers.values()), "logits_equal": logits}
-
-
 def measure_lava(deployment, x, repeats: int, device: str = "cpu") -> dict:
     """Paired timings of ``simulate(fast)`` on ``device`` and ``run_lava`` on the batch ``x``, both
     checked against the integer reference run on the CPU."""
     from statten_hw.quant import run_integer
     from statten_hw.simulator import simulate
+    from statten_hw.simulator.lava.report import agreement
     from statten_hw.simulator.lava.run import run_lava
 
     lava_runs = []
@@ -76,7 +70,7 @@ def measure_lava(deployment, x, repeats: int, device: str = "cpu") -> dict:
                                                            "stepping_only": step_s / timings["event_fast"]["median_s"]},
             "float_forward_speedup": statistics.median(
                 lv / fl for lv, fl in zip(timings["lava"]["wall_s"], timings["float_forward"]["wall_s"])),
-            "goal": GOAL, "met": ratio >= GOAL, "lava_bit_exact": bit_exact(lava_runs[-1], reference),
+            "goal": GOAL, "met": ratio >= GOAL, "lava_bit_exact": agreement(lava_runs[-1], reference),
             "event_bit_exact": event_exact}
 
 

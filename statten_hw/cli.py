@@ -285,10 +285,27 @@ def _simulate_sanafe(deployment, x, args) -> dict:
 
 
 def _simulate_lava(deployment, x, args) -> dict:
+    from statten_hw.quant import run_integer
     from statten_hw.simulator.lava.report import lava_report
     from statten_hw.simulator.lava.run import run_lava
 
-    return lava_report(deployment, run_lava(deployment.qgraph, x))
+    return lava_report(deployment, run_lava(deployment.qgraph, x), reference=run_integer(deployment.qgraph, x))
+
+
+def _agreement_text(doc: dict) -> str:
+    """``, spikes equal to the integer reference in N/N layers, logits equal``: a Lava run's check."""
+    check = doc.get("lava", {}).get("integer_reference")
+    if check is None:
+        return ""
+    return (f", spikes equal to the integer reference in {check['layers_equal']}/{check['layers_compared']} layers, "
+            f"logits {'equal' if check['logits_equal'] else 'DIFFERENT'}")
+
+
+def _warn_disagreement(doc: dict) -> None:
+    check = doc.get("lava", {}).get("integer_reference")
+    if check and (check["layers_differing"] or not check["logits_equal"]):
+        print(f"warning: Lava disagrees with the integer reference (layers {', '.join(check['layers_differing'])}"
+              f"{'' if check['logits_equal'] else ', logits'}): a backend defect, please report it", file=sys.stderr)
 
 
 #: Backends other than the event simulator: each returns a report.json dict (unmeasured fields null).
@@ -317,7 +334,9 @@ def cmd_simulate(args) -> None:
     data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
     if args.backend != "event":
         doc = write_simulation_report(args.output, {**BACKENDS[args.backend](deployment, x, args), "data": data})
-        print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}; report in {args.output}/")
+        print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}{_agreement_text(doc)}; "
+              f"report in {args.output}/")
+        _warn_disagreement(doc)
         return
     sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y, progress=True)
     doc = write_simulation_report(args.output, {**sim.report, "data": data})

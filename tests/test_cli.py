@@ -152,15 +152,21 @@ def test_sweep_is_wired_and_rejects_an_unknown_target_in_one_line(capsys):
     assert len(err) == 1 and "loihi9" in err[0]
 
 
-def test_event_and_lava_reports_agree_where_both_measured(tmp_path):
+def test_event_and_lava_reports_agree_where_both_measured(tmp_path, capsys):
     """`statten-hw diff --values-only` of an event and a Lava run of the same samples: no difference
-    (spikes per layer and core equal), exit 0; a doctored copy differs, exit 1."""
+    (spikes per layer and core equal), exit 0; a doctored copy differs, exit 1. The Lava run says
+    itself that it equals the integer reference, layer by layer."""
     import json
 
     from statten_hw.cli import main
+    from statten_hw.pipeline import prepare
 
     assert main(["simulate", "--samples", "2", "-o", str(tmp_path / "event")]) == 0
     assert main(["simulate", "--backend", "lava", "--samples", "2", "-o", str(tmp_path / "lava")]) == 0
+    layers = len(prepare(None, "loihi2").qgraph.lif_nodes)
+    printed = capsys.readouterr()
+    assert f"spikes equal to the integer reference in {layers}/{layers} layers, logits equal" in printed.out
+    assert "warning" not in printed.err
     event, lava = tmp_path / "event" / "report.json", tmp_path / "lava" / "report.json"
     assert main(["diff", "--values-only", str(event), str(lava)]) == 0
     doc = json.loads(lava.read_text())

@@ -4,7 +4,8 @@ Filled from the run: every neuron layer's ``spikes`` (nonzero outputs over all s
 as the event simulator counts them) and ``firing_rate``; ``totals.spikes``; each core's
 ``spikes_out`` (the spikes of the neurons the mapping placed on it, `simulator.event.owners`); and
 the ``lava`` section: steps, window, latencies, wall time and every process with its node, mapped
-layers, cores and (for a process that emits a layer's output) its spikes. The placement itself
+layers, cores and (for a process that emits a layer's output) its spikes, and, given the integer
+reference run, whether every layer and the logits equal it (``integer_reference``). The placement itself
 (layer and core identities, positions, neurons) is the deployment's mapping. Nothing else is
 measured by Lava (SOPs, cycles, energy, NoC traffic, memory): those fields stay null.
 
@@ -54,8 +55,19 @@ def _layer_spikes(run, rows) -> dict[str, np.ndarray]:
     return {r.name: (run.spikes[r.name] != 0).sum((0, 1)).reshape(-1) for r in rows if r.name in run.spikes}
 
 
-def lava_report(deployment, run) -> dict:
-    """report.json (schema version 1, command ``simulate``, backend ``lava``) of ``run`` on ``deployment``."""
+def agreement(run, reference) -> dict:
+    """Every recorded layer's spikes and the logits of the Lava ``run`` against the integer
+    ``reference`` (`statten_hw.quant.run_integer` on the same inputs): the contract says equal."""
+    equal = {n: bool(np.array_equal(s, reference.values[n].cpu().numpy())) for n, s in run.spikes.items()}
+    return {"layers_compared": len(equal), "layers_equal": sum(equal.values()),
+            "layers_differing": sorted(n for n, same in equal.items() if not same),
+            "logits_equal": bool(np.array_equal(run.logits_int, reference.logits_int.cpu().numpy()))}
+
+
+def lava_report(deployment, run, reference=None) -> dict:
+    """report.json (schema version 1, command ``simulate``, backend ``lava``) of ``run`` on ``deployment``;
+    with the integer ``reference`` run of the same inputs, ``lava.integer_reference`` says whether they
+    agree (`agreement`)."""
     mapping, qgraph = deployment.mapping, deployment.qgraph
     doc = empty_report("simulate", deployment.model, target=mapping.target.name, block_size=mapping.block_size,
                        backend="lava")
@@ -78,6 +90,7 @@ def lava_report(deployment, run) -> dict:
         "samples": samples, "timesteps": steps, "window_steps": run.window, "steps": run.steps,
         "wall_s": run.wall_s, "step_s": run.step_s, "latency_steps": dict(run.latency),
         "processes": [_process_row(p, owners, cores_of, run) for p in run.processes],
+        "integer_reference": None if reference is None else agreement(run, reference),
     }
     return doc
 

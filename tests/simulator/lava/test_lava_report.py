@@ -26,7 +26,31 @@ def embedded():
     deployment = prepare(None, "loihi2")
     x = load_dataset(deployment.dataset, split="test")[0][:2]
     run = run_lava(deployment.qgraph, x, samples_per_run=1)
-    return deployment, x, run, run_integer(deployment.qgraph, x), lava_report(deployment, run)
+    reference = run_integer(deployment.qgraph, x)
+    return deployment, x, run, reference, lava_report(deployment, run, reference)
+
+
+def test_the_report_says_every_layer_equals_the_integer_reference(embedded):
+    deployment, _, run, reference, doc = embedded
+    lifs = deployment.qgraph.lif_nodes
+    assert doc["lava"]["integer_reference"] == {"layers_compared": len(lifs), "layers_equal": len(lifs),
+                                                "layers_differing": [], "logits_equal": True}
+
+
+def test_the_report_names_a_layer_that_differs(embedded):
+    """A run with one spike of one layer removed: that layer, and only it, is named."""
+    from dataclasses import replace
+
+    from statten_hw.simulator.lava.report import agreement
+
+    deployment, _, run, reference, _ = embedded
+    victim = deployment.qgraph.lif_nodes[3]
+    spikes = run.spikes[victim].copy()
+    spikes.reshape(-1)[np.flatnonzero(spikes)[0]] = 0
+    doctored = replace(run, spikes={**run.spikes, victim: spikes})
+    check = agreement(doctored, reference)
+    assert check["layers_differing"] == [victim] and check["layers_equal"] == check["layers_compared"] - 1
+    assert check["logits_equal"]  # the logits were left alone
 
 
 def test_embedded_model_is_bit_exact(embedded):
