@@ -278,6 +278,28 @@ def _simulation_inputs(args):
     return source, x, y
 
 
+def _calibration_source(args, source: str, x) -> str:
+    """The data that quantizes the network: ``--calibration``; else the checkpoint's own data set
+    (its train split, apart from the samples simulated) where the inputs have its sample shape;
+    else the ``--input`` data itself, which a model the built-in digits do not fit (an official
+    CIFAR checkpoint) needs, with a note that calibration and simulation share those samples."""
+    from pathlib import Path
+
+    from statten_hw.data import DATASETS, load_dataset
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.pipeline import dataset_for
+
+    if args.calibration:
+        return args.calibration
+    own = dataset_for(Path(args.checkpoint) if args.checkpoint else default_checkpoint())
+    if source == own or load_dataset(own, split="train")[0].shape[1:] == x.shape[1:]:
+        return own
+    if source not in DATASETS:
+        print(f"note: the network is quantized on the samples it simulates ({source}); --calibration names "
+              "other data", file=sys.stderr)
+    return source
+
+
 def _simulate_sanafe(deployment, x, args) -> dict:
     from statten_hw.simulator.sanafe import run_sanafe, sanafe_report
 
@@ -292,20 +314,18 @@ def _simulate_lava(deployment, x, args) -> dict:
     return lava_report(deployment, run_lava(deployment.qgraph, x), reference=run_integer(deployment.qgraph, x))
 
 
-def _agreement_text(doc: dict) -> str:
-    """``, spikes equal to the integer reference in N/N layers, logits equal``: a Lava run's check."""
+def _reference_check(doc: dict) -> tuple[str, str | None]:
+    """A Lava run's check against the integer reference: the summary's clause and, where they
+    differ, a warning line (None when they agree or there was no check)."""
     check = doc.get("lava", {}).get("integer_reference")
     if check is None:
-        return ""
-    return (f", spikes equal to the integer reference in {check['layers_equal']}/{check['layers_compared']} layers, "
-            f"logits {'equal' if check['logits_equal'] else 'DIFFERENT'}")
-
-
-def _warn_disagreement(doc: dict) -> None:
-    check = doc.get("lava", {}).get("integer_reference")
-    if check and (check["layers_differing"] or not check["logits_equal"]):
-        print(f"warning: Lava disagrees with the integer reference (layers {', '.join(check['layers_differing'])}"
-              f"{'' if check['logits_equal'] else ', logits'}): a backend defect, please report it", file=sys.stderr)
+        return "", None
+    clause = (f", spikes equal to the integer reference in {check['layers_equal']}/{check['layers_compared']} "
+              f"layers, logits {'equal' if check['logits_equal'] else 'DIFFERENT'}")
+    differing = check["layers_differing"] + ([] if check["logits_equal"] else ["the logits"])
+    warning = (f"warning: Lava disagrees with the integer reference in {', '.join(differing)}: a backend defect, "
+               "please report it") if differing else None
+    return clause, warning
 
 
 #: Backends other than the event simulator: each returns a report.json dict (unmeasured fields null).
@@ -326,17 +346,19 @@ def cmd_simulate(args) -> None:
     check_bits(args.bits)
     limit = parse_size(args.max_memory) if args.max_memory is not None else None
     source, x, y = _simulation_inputs(args)
+    calibration = _calibration_source(args, source, x)
     deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
-                         dataset=args.calibration or args.input, use_ema=args.ema, precision=args.precision)
+                         dataset=calibration, use_ema=args.ema, precision=args.precision)
     check_input_shape(deployment.model, x, source)
     # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
     check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine), limit)
     data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
     if args.backend != "event":
         doc = write_simulation_report(args.output, {**BACKENDS[args.backend](deployment, x, args), "data": data})
-        print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}{_agreement_text(doc)}; "
-              f"report in {args.output}/")
-        _warn_disagreement(doc)
+        clause, warning = _reference_check(doc)
+        print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}{clause}; report in {args.output}/")
+        if warning:
+            print(warning, file=sys.stderr)
         return
     sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y, progress=True)
     doc = write_simulation_report(args.output, {**sim.report, "data": data})
@@ -420,8 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--engine", default="fast", help="fast (tensors, CPU/CUDA) | detailed (one packet at a time)")
     sm.add_argument("--device", default="cpu", help="cpu | cuda (fast engine)")
     sm.add_argument("--input", help="digits | digits-seq | PATH.npz (default: the model's embedded data set)")
-    sm.add_argument("--calibration", help="data whose train split (all of a PATH.npz) quantizes the network: digits | "
-                    "digits-seq | PATH.npz (default: the --input data, else the model's embedded data set)")
+    sm.add_argument("--calibration", help="data whose train split (a PATH.npz: its first 256 samples) quantizes the "
+                    "network: digits | digits-seq | PATH.npz (default: the model's embedded data set where --input "
+                    "has its sample shape, else the --input data)")
     sm.add_argument("--samples", type=int, help="number of inputs (default: the whole test split)")
     sm.add_argument("--bits", type=int, default=8, help="weight bits of the integer network (default 8)")
     sm.add_argument("--precision", default="graph", choices=PRECISIONS,

@@ -14,12 +14,13 @@ node of the integer graph over a batch, which the integer executor keeps for the
 
     event (fast)     FIXED + 3·V + 3·M + A + C
     event (detailed) the same + 32 B x synapses (the engine's memoised targets per source element)
-    lava             FIXED + 3·V + 16 MiB x (nodes + 4) + 16 B x weights + 24·R
+    lava             FIXED + 4·V + 16 MiB x (nodes + 4) + 16 B x weights + 24·R
     sanafe           FIXED + 4·V + 128 B x synapses + S x (0.5 MiB x chip cores + 256 B x (synapses + neurons))
 
 * ``3·V``: the values, NeuroBench's LIF replays (spikes and membranes, up to ``2·V``), and
   ``3·M`` the float64 copies a kernel makes of its input and output (event engines); the recorded
-  values, their concatenation and the report (Lava).
+  values, their concatenation and the report, plus ``V`` for the integer reference run the
+  Lava run is checked against (Lava).
 * ``A = 8·T·S·heads·N²`` per Spikformer (SSA) attention node: its ``Q·Kᵀ`` scores in float64
   (the block-wise modes only hold ``d x d`` or ``B x B`` products, far below ``M``).
 * ``C = 4 B x (2 x cores of the widest layer + 2) x Σ over edges of the source's numel``: the event
@@ -47,7 +48,7 @@ took 675 MiB for the 450 samples: 1.5x under the same estimate)::
     embedded, fast, S = 64                             91 MiB      252 MiB    2.8
     embedded, fast, S = 450 (the test split)          361 MiB     1000 MiB    2.8
     embedded, detailed, S = 64                        120 MiB      275 MiB    2.3
-    embedded, lava, S = 16 (36 worker processes)      321 MiB      853 MiB    2.7
+    embedded, lava, S = 16 (36 workers + reference)  324 MiB      863 MiB    2.7
     embedded, sanafe on sanafe:loihi, S = 4           494 MiB     1221 MiB    2.5
     random STAtten, depth 2, dim 128, 32 px, S = 16   481 MiB     1224 MiB    2.5
     its Spikformer (SSA) twin, S = 16                 568 MiB     1317 MiB    2.3
@@ -168,7 +169,7 @@ def simulation_bytes(deployment, samples: int, backend: str = "event", engine: s
     numels = _numels(qgraph)
     values = per_value * sum(numels)
     if backend == "lava":
-        return FIXED_BYTES + 3 * values + _lava_bytes(qgraph, samples, sum(numels))
+        return FIXED_BYTES + 4 * values + _lava_bytes(qgraph, samples, sum(numels))
     if backend == "sanafe":
         return FIXED_BYTES + 4 * values + _sanafe_bytes(deployment.mapping, samples)
     detailed = DETAILED_SYNAPSE_BYTES * _synapses(deployment.mapping) if engine == "detailed" else 0

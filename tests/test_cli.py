@@ -77,25 +77,53 @@ def _cifar_like(path, n: int = 12):
     return path
 
 
-def test_simulate_quantizes_a_non_digits_model_on_the_input_data(tmp_path, capsys):
-    """An official CIFAR-shaped checkpoint simulates on the user's .npz, which also calibrates it
-    (the built-in digits cannot): its spikes are those of the network prepared on that file."""
+def _spikes(out) -> int:
     import json
 
-    from statten_hw.data import load_npz
-    from statten_hw.pipeline import prepare
-    from statten_hw.simulator import simulate
+    return json.loads((out / "report.json").read_text())["totals"]["spikes"]
+
+
+def test_simulate_quantizes_a_non_digits_model_on_the_input_data(tmp_path, capsys):
+    """An official CIFAR-shaped checkpoint simulates on the user's .npz, which also calibrates it
+    (the built-in digits cannot), with a note; ``--calibration`` takes other data instead, and a
+    calibration set scaled by 4 quantizes a different network (other spike counts)."""
+    import json
 
     ckpt, data, out = official_checkpoint("statten_cifar_t4_b2"), _cifar_like(tmp_path / "own.npz"), tmp_path / "s"
     assert main(["simulate", str(ckpt), "--input", str(data), "--samples", "2", "-o", str(out)]) == 0
+    assert "note: the network is quantized on the samples it simulates" in capsys.readouterr().err
     doc = json.loads((out / "report.json").read_text())
     assert doc["data"] == {"input": str(data), "samples": 2, "calibration": str(data)}
     assert f"2 of {data}, network quantized on {data}" in (out / "report.md").read_text()
-    x = load_npz(data)[0][:2]
-    assert doc["totals"]["spikes"] == simulate(prepare(ckpt, "loihi2", dataset=str(data)), x).report["totals"]["spikes"]
+
+    with np.load(data) as arrays:
+        np.savez(tmp_path / "bright.npz", x=4 * arrays["x"], y=arrays["y"])
+    bright = tmp_path / "bright.npz"
+    for calibration, out_b in ((data, tmp_path / "same"), (bright, tmp_path / "bright")):
+        assert main(["simulate", str(ckpt), "--input", str(data), "--calibration", str(calibration), "--samples", "2",
+                     "-o", str(out_b)]) == 0
+    assert "note" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "bright" / "report.json").read_text())["data"]["calibration"] == str(bright)
+    assert _spikes(tmp_path / "same") == _spikes(out) != _spikes(tmp_path / "bright")
+
+
+def test_a_digits_model_keeps_calibrating_on_the_digits_train_split(tmp_path, capsys):
+    """Test samples given as a file do not calibrate a model the built-in digits fit: no overlap."""
+    import json
+
+    from statten_hw.data import load_dataset
+
+    x, y = load_dataset("digits", split="test")
+    np.savez(tmp_path / "mine.npz", x=x[:3].numpy(), y=y[:3].numpy())
+    assert main(["simulate", "--input", str(tmp_path / "mine.npz"), "-o", str(tmp_path / "f")]) == 0
+    assert main(["simulate", "--samples", "3", "-o", str(tmp_path / "d")]) == 0
+    assert "note" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "f" / "report.json").read_text())["data"]["calibration"] == "digits"
+    assert _spikes(tmp_path / "f") == _spikes(tmp_path / "d")
 
 
 def test_simulate_names_the_data_a_non_digits_model_needs(tmp_path, capsys):
+    """Without data of its shape, one line that says what to give; the digits as calibration fail."""
     ckpt, out = official_checkpoint("statten_cifar_t4_b2"), tmp_path / "s"
     assert main(["simulate", str(ckpt), "--samples", "2", "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -196,3 +224,16 @@ def test_export_refuses_two_sources_of_fraction_bits(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--fraction-bits and quantizing for the target's formats" in err
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("differing, logits, named", [([], False, "the logits"), (["q_lif"], True, "q_lif"),
+                                                      (["q_lif", "k_lif"], False, "q_lif, k_lif, the logits")])
+def test_a_lava_disagreement_is_named_in_one_warning_line(differing, logits, named):
+    from statten_hw.cli import _reference_check
+
+    check = {"layers_compared": 3, "layers_equal": 3 - len(differing), "layers_differing": differing,
+             "logits_equal": logits}
+    clause, warning = _reference_check({"lava": {"integer_reference": check}})
+    assert f"in {3 - len(differing)}/3 layers, logits {'equal' if logits else 'DIFFERENT'}" in clause
+    assert warning == f"warning: Lava disagrees with the integer reference in {named}: a backend defect, please report it"
+    assert _reference_check({"lava": {"integer_reference": {**check, "layers_differing": [], "logits_equal": True}}})[1] is None

@@ -14,8 +14,9 @@ graph a target's formats hold instead (``--precision target``), its decays inclu
 * state: membranes and sums saturate at ``state_bits`` in the graph, so a narrower target state would
   clip where the graph does not;
 * decay: a LIF's ``dv`` has 12 fractional bits (Lava's resolution); with ``decay_bits`` d the target
-  holds the multiples of ``2^(12 - d)`` only (quantized for the target, each ``dv`` is rounded to
-  them: `quantize.decay_on_grid`).
+  holds the multiples of ``2^(12 - d)`` below 4096 only (quantized for the target, each ``dv`` is
+  the nearest of them: `quantize.decay_on_grid`). The graph's ``decay_bits`` is that resolution,
+  12, whatever values its decays take.
 """
 from __future__ import annotations
 
@@ -96,10 +97,11 @@ def precision_problems(qgraph, precision) -> list[str]:
         problems.append(f"state: the graph keeps {qgraph.state_bits}-bit membranes and sums; the target's are "
                         f"{precision.state_bits} bits")
     step = 1 << max(0, DECAY_BITS - precision.decay_bits)
+    top = (1 << DECAY_BITS) - step
     for name, op in _lifs(qgraph):
-        if op.dv % step:
-            problems.append(f"{name}: decay dv = {op.dv}/{1 << DECAY_BITS} needs {DECAY_BITS} bits; the target's "
-                            f"{precision.decay_bits}-bit decay holds multiples of {step}")
+        if op.dv % step or op.dv > top:
+            problems.append(f"{name}: decay dv = {op.dv}/{1 << DECAY_BITS}; the target's {precision.decay_bits}-bit "
+                            f"decay field holds the multiples of {step} up to {top}")
     return problems
 
 

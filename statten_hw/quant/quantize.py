@@ -37,8 +37,8 @@ Rules (each with its reason):
   for integer ``H`` (ternary: ``H <= -θ_int`` fires -1). Hard reset to 0 only; soft reset or
   ``v_reset != 0`` raise :class:`UnsupportedLayer`. Lava's ``v > vth`` is ``vth = θ_int - 1``.
   Spikes are exact integers 0/1 (or -1/0/1) of scale 1. Quantized for a target with a narrower
-  decay field (``decay_bits`` < 12), ``dv`` is rounded to the multiples that field holds
-  (`decay_on_grid`): the target's own leak, not the model's.
+  decay field, ``dv`` is the nearest value that field holds (`decay_on_grid`): the target's own
+  leak, not the model's.
 * **Membrane streams** (``Add`` of kind 'membrane', the MS shortcut, and a spatial ``Mean`` that
   feeds a LIF) get one scale per stream from calibration, ``s = max|value| / (2**(state_bits-3) - 1)``:
   two bits of headroom so that a LIF fed by the stream (its state settles at ``τ·X``) and data
@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property
 from typing import Mapping
 
@@ -239,21 +240,22 @@ class QuantizedGraph:
         return next(n for n in self.graph if isinstance(self.qop(n), QOutput))
 
 
-def decay_on_grid(dv: int, decay_bits: int) -> int:
-    """``dv`` rounded (half up) to the multiples of ``2^(12 - decay_bits)``: the decays a
-    ``decay_bits``-bit field holds at Lava's 12-bit resolution (all of them from 12 bits up)."""
+def decay_on_grid(tau: float, decay_bits: int) -> int:
+    """The ``dv`` of a ``decay_bits``-bit decay field nearest the model's ``4096 / tau`` (exact
+    rational, ties up). The field holds ``k · 2^(12 - d)`` for ``0 <= k < 2^d``: 0..4095 in 12 bits
+    (Loihi's register, `simulator.lava.neurons.MAX_DV`), only 0 (no leak) without a field."""
     step = 1 << max(0, DECAY_BITS - decay_bits)
-    return min((dv + step // 2) // step * step, 1 << DECAY_BITS)
+    k = math.floor(Fraction(1 << DECAY_BITS) / (Fraction(tau) * step) + Fraction(1, 2))
+    return min(k * step, (1 << DECAY_BITS) - step)
 
 
-def _lif(op: ir.LIF, name: str, in_scale: float, decay_bits: int = DECAY_BITS) -> QLIF:
+def _lif(op: ir.LIF, name: str, in_scale: float, decay_bits: int | None = None) -> QLIF:
     if op.reset != "hard" or op.v_reset != 0:
         raise UnsupportedLayer(name, "lif", f"only hard reset to 0 is quantized (reset {op.reset!r}, "
                                             f"v_reset {op.v_reset})")
-    dv = dv_for_tau(op.tau)
+    dv = dv_for_tau(op.tau) if decay_bits is None else decay_on_grid(op.tau, decay_bits)
     if not 0 <= dv <= (1 << DECAY_BITS):
         raise UnsupportedLayer(name, "lif", f"tau {op.tau} gives dv {dv} outside 12 bits")
-    dv = decay_on_grid(dv, decay_bits)
     return QLIF(threshold=ceil_ratio(op.threshold * op.tau, in_scale), dv=dv, ternary=op.ternary,
                 state_scale=in_scale / op.tau)
 
@@ -311,16 +313,16 @@ def _peak(t: torch.Tensor) -> float:
 
 def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = WEIGHT_BITS,
              state_bits: int = STATE_BITS, fraction_bits: int = FRACTION_BITS,
-             decay_bits: int = DECAY_BITS) -> QuantizedGraph:
+             decay_bits: int | None = None) -> QuantizedGraph:
     """The integer graph of ``graph`` (module docstring: the rules); ``calibration_x`` is a batch
     in the model's input layout, used for the input scale, the membrane-stream scales and each
-    layer's weight exponent (at most ``fraction_bits``); every LIF's decay on the grid of a
-    ``decay_bits``-bit field (`decay_on_grid`; the default keeps Lava's full resolution)."""
+    layer's weight exponent (at most ``fraction_bits``); with ``decay_bits``, every LIF's decay is
+    the nearest a field of that width holds (`decay_on_grid`), else ``round(4096 / tau)``."""
     if not isinstance(state_bits, int) or not MIN_STATE_BITS <= state_bits <= MAX_STATE_BITS:
         raise ValueError(f"state_bits must be an int in {MIN_STATE_BITS}..{MAX_STATE_BITS}, got {state_bits!r}")
     check_fraction_bits(fraction_bits)
-    if not isinstance(decay_bits, int) or decay_bits < 0:
-        raise ValueError(f"decay_bits must be an int >= 0, got {decay_bits!r}")
+    if decay_bits is not None and (not isinstance(decay_bits, int) or decay_bits < 0):
+        raise ValueError(f"decay_bits must be None or an int >= 0, got {decay_bits!r}")
     quantize_symmetric(np.zeros(1), weight_bits)  # validates weight_bits
     calib = run_float(graph, calibration_x, keep=True)
     stream_cap = limit(state_bits - STREAM_HEADROOM_BITS)

@@ -111,12 +111,13 @@ def _markdown(doc: dict) -> str:
 
 def _data_text(doc: dict) -> str:
     """`` of INPUT, network quantized on CALIBRATION``: the data of a run of the command line (none via
-    the API); a built-in data set's split is named (a ``.npz`` file is used whole)."""
+    the API); a built-in data set's split is named (a ``.npz`` file has none)."""
     from statten_hw.data import DATASETS
 
     data = doc.get("data")
     if not data:
         return ""
+
     def named(name: str, split: str) -> str:
         return f"{name} ({split} split)" if name in DATASETS else name
 

@@ -116,6 +116,10 @@ def result_record(config: Configuration, status: str, error: str | None = None, 
     return {**options, "status": status, "error": error, **{field: None for field in MEASURED_FIELDS}, **measured}
 
 
+#: What the report computes with in a finished configuration's record: numbers, never null.
+NUMERIC_FIELDS = ("memory_bytes", "latency_steps", "lower_bound_cores", "accuracy", "correct", "n", "integer_overflows")
+
+
 def record_problem(record: dict) -> str | None:
     """What a stored record lacks that the sweep report reads, in a few words; None when nothing.
     A record this module wrote (and the run stored with its ``retries``) lacks nothing; a hand edit
@@ -123,12 +127,21 @@ def record_problem(record: dict) -> str | None:
     missing = [f for f in (*CONFIG_FIELDS, "status", "error", *MEASURED_FIELDS, "retries") if f not in record]
     if missing:
         return f"no {missing[0]!r} field"
+    if record["status"] not in ("ok", "error"):
+        return f"status {record['status']!r} is neither 'ok' nor 'error'"
+    finished = record["status"] == "ok"
     for section, fields in (("totals", TOTAL_FIELDS), ("per_inference", SIMULATED_TOTALS)):
         value = record[section]
-        if value is not None and not (isinstance(value, dict) and all(f in value for f in fields)):
+        if (value is not None or finished) and not (isinstance(value, dict) and all(f in value for f in fields)):
             return f"{section!r} is not a table of {', '.join(fields)}"
+    if finished and (bad := [f for f in NUMERIC_FIELDS if not _is_number(record[f])]):
+        return f"{bad[0]!r} is not a number"
     retries = record["retries"]
-    if not (isinstance(retries, list) and all(isinstance(r, dict) and isinstance(r.get("worker_deaths"), int)
-                                              for r in retries)):
+    if not (isinstance(retries, list) and all(isinstance(r, dict) and isinstance(r.get("task"), str)
+                                              and _is_number(r.get("worker_deaths")) for r in retries)):
         return "'retries' is not a list of tasks with their worker deaths"
     return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -4,7 +4,9 @@ integers (which widths and exponents hold them), not by the formula."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,7 +81,7 @@ def test_an_exponent_field_stores_what_its_range_allows(qgraph, exponent_bits):
 @pytest.mark.parametrize("decay_bits", [0, 1, 2])
 def test_a_narrow_decay_names_the_lifs_it_cannot_hold(qgraph, decay_bits):
     precision = replace(load_target("loihi2").precision, decay_bits=decay_bits)
-    grid = {k * (1 << DECAY_BITS) // (1 << decay_bits) for k in range((1 << decay_bits) + 1)}
+    grid = {k * (1 << DECAY_BITS) // (1 << decay_bits) for k in range(1 << decay_bits)}  # a d-bit field
     want = {n for n, op in _lifs(qgraph).items() if op.dv not in grid}
     assert _named(precision_problems(qgraph, precision)) == want
     assert (want == set(_lifs(qgraph))) == (decay_bits == 0)  # tau = 2 (dv 2048) needs one bit
@@ -236,39 +238,69 @@ def _leaky_mlp():
     return run_pipeline(g)
 
 
-@pytest.mark.parametrize("decay_bits", [0, 2, 5, 8, 12, 32])
+@pytest.mark.parametrize("decay_bits", [0, 2, 5, 8, 9, 11, 12, 32])
 def test_quantized_for_a_narrow_decay_field_every_decay_is_the_nearest_it_holds(decay_bits):
-    """Each LIF's dv is the grid point of the field (brute force over its values, ties up) nearest
-    the model's 4096 / tau, and nothing about the decay is reported then."""
+    """Each LIF's dv is the value of the field nearest the model's exact 4096 / tau (brute force over
+    the field's values, ties up), and nothing about the decay is reported then."""
     import torch
+    from fractions import Fraction
 
     from statten_hw.quant import quantize, run_integer
     from statten_hw.quant.precision import target_quantizer
 
-    loihi2 = load_target("loihi2").precision
-    precision = replace(loihi2, decay_bits=decay_bits)
-    settings = target_quantizer(precision, 8)
+    precision = replace(load_target("loihi2").precision, decay_bits=decay_bits)
     x = (torch.rand(4, 16, 6, generator=torch.Generator().manual_seed(0)) < 0.4).to(torch.float32)
-    qg = quantize(_leaky_mlp(), x, **settings)
-    step = 2 ** (DECAY_BITS - min(decay_bits, DECAY_BITS))
-    grid = range(0, 2 ** DECAY_BITS + 1, step)
+    qg = quantize(_leaky_mlp(), x, **target_quantizer(precision, 8))
+    width = min(decay_bits, DECAY_BITS)
+    field = [k << (DECAY_BITS - width) for k in range(1 << width)]  # what a field of that width holds
     for name, tau in (("lif1", 3.0), ("lif2", 5.0), ("lif3", 1.5)):
-        exact = 2 ** DECAY_BITS / tau
-        assert qg.qop(name).dv == min(grid, key=lambda dv: (abs(dv - exact), -dv)), name
+        exact = Fraction(2 ** DECAY_BITS) / Fraction(tau)
+        assert qg.qop(name).dv == min(field, key=lambda dv: (abs(dv - exact), -dv)), name
     assert precision_problems(qg, precision) == []
-    run_integer(qg, x)  # the rounded decays run
-    if decay_bits >= DECAY_BITS:  # Lava's full resolution: the default graph's decays, unchanged
-        default = quantize(_leaky_mlp(), x)
-        assert all(qg.qop(n).dv == default.qop(n).dv for n in ("lif1", "lif2", "lif3"))
+    run_integer(qg, x)  # the decays on the grid run
 
 
-def test_quantized_for_a_target_without_a_decay_field_tau_2_becomes_a_full_reset():
-    """A 0-bit decay field holds dv 0 and 4096 only; the embedded model's tau = 2 (dv 2048, halfway)
-    rounds up to 4096 (the membrane cleared every step), and the report then names no decay."""
+def test_without_a_decay_field_the_lifs_do_not_leak():
+    """A 0-bit decay field holds dv = 0 only: quantized for it, the embedded model's LIFs (tau 2) and
+    an SDSA model's K⊙V neurons keep their membrane, and nothing is reported."""
+    from statten_hw.ir import lower
     from statten_hw.pipeline import prepare
+    from statten_hw.quant import quantize
+    from statten_hw.quant.precision import target_quantizer
 
     loihi2 = load_target("loihi2")
     no_field = replace(loihi2, precision=replace(loihi2.precision, decay_bits=0))
     qg = prepare(None, no_field, precision="target").qgraph
-    assert {op.dv for op in _lifs(qg).values()} == {2 ** DECAY_BITS}
+    assert {op.dv for op in _lifs(qg).values()} == {0}
     assert precision_problems(qg, no_field.precision) == []
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
+    from ir_nets import small_input, small_model
+
+    model = small_model("sdsa")
+    sdsa = quantize(lower(model), small_input(model), **target_quantizer(no_field.precision, 8))
+    kv = {n: op for n, op in _lifs(sdsa).items() if n.endswith(".kv_lif")}
+    assert kv and all(op.dv == 0 for op in kv.values())
+
+
+def test_a_12_bit_decay_register_holds_all_but_a_full_reset():
+    """A 12-bit register holds dv 0..4095: the default graph's tau = 1 (dv 4096) is reported, and
+    quantized for the target it becomes 4095."""
+    import torch
+
+    from statten_hw.ir import nodes as ir, run_pipeline
+    from statten_hw.ir.graph import add_op, new_graph
+    from statten_hw.quant import quantize
+    from statten_hw.quant.precision import target_quantizer
+
+    g = new_graph()
+    x = add_op(g, "input", ir.Input(shape=(4,), timesteps=2, encoding="events"), "")
+    x = add_op(g, "fc", ir.Linear(weight=np.eye(4, dtype=np.float32)), "", x=x)
+    x = add_op(g, "lif", ir.LIF(threshold=0.5, tau=1.0), "", x=x)
+    add_op(g, "output", ir.Output(per_step=True), "", x=x)
+    g, calib = run_pipeline(g), torch.ones(2, 2, 4)
+    precision = load_target("loihi2").precision
+    default = quantize(g, calib)
+    assert default.qop("lif").dv == 4096 and _named(precision_problems(default, precision)) == {"lif"}
+    for_target = quantize(g, calib, **target_quantizer(precision, 8))
+    assert for_target.qop("lif").dv == 4095 and precision_problems(for_target, precision) == []

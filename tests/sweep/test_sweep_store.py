@@ -13,12 +13,15 @@ from statten_hw.sweep.tasks import SIMULATED_TOTALS, result_record
 KEY = "ab" * 32
 
 
+CONFIG = Configuration(checkpoint="/x/ck.pth", target="loihi2", block_size=2, bits=8, dataset="digits", samples=4,
+                       calibration_samples=8, engine="fast", series="ck.pth", key=KEY)
+
+
 def _record() -> dict:
     """A finished configuration's record as the run stores it (`result_record` plus its retries)."""
-    config = Configuration(checkpoint="/x/ck.pth", target="loihi2", block_size=2, bits=8, dataset="digits",
-                           samples=4, calibration_samples=8, engine="fast", series="ck.pth", key=KEY)
-    return {**result_record(config, "ok", totals={f: 1 for f in TOTAL_FIELDS}, accuracy=0.5, correct=2, n=4,
-                            per_inference={f: 0.25 for f in SIMULATED_TOTALS}),
+    return {**result_record(CONFIG, "ok", totals={f: 1 for f in TOTAL_FIELDS}, accuracy=0.5, correct=2, n=4,
+                            per_inference={f: 0.25 for f in SIMULATED_TOTALS}, memory_bytes=10, latency_steps=5,
+                            lower_bound_cores=1, integer_overflows=0, simulation_agreeing=4),
             "retries": [{"task": "prepare", "worker_deaths": 1}]}
 
 
@@ -41,8 +44,11 @@ def _without(section: str, field: str):
     lambda r: r.pop("accuracy"), lambda r: r.pop("retries"), lambda r: r.pop("precision"),
     _without("totals", "cores"), _without("per_inference", "energy_j"),
     lambda r: r.update(totals=[1, 2]), lambda r: r.update(retries=[{"task": "prepare"}]),
+    lambda r: r.update(retries=[{"worker_deaths": 1}]), lambda r: r.update(accuracy=None),
+    lambda r: r.update(memory_bytes="10"), lambda r: r.update(totals=None), lambda r: r.update(status="done"),
 ], ids=["accuracy", "retries", "precision", "totals.cores", "per_inference.energy_j", "totals-list",
-        "retry-without-deaths"])
+        "retry-without-deaths", "retry-without-task", "null-accuracy", "text-memory", "ok-without-totals",
+        "unknown-status"])
 def test_a_record_missing_what_the_report_reads_is_computed_again_with_a_warning(tmp_path, edit):
     """A hand-edited record: recomputed (None), never a KeyError in the report later."""
     store = ResultStore(tmp_path)
@@ -55,9 +61,7 @@ def test_a_record_missing_what_the_report_reads_is_computed_again_with_a_warning
 
 def test_a_failed_configurations_record_is_complete(tmp_path):
     """Null sections are what a failed configuration stores: complete, read back as written."""
-    config = Configuration(checkpoint="/x/ck.pth", target="loihi2", block_size=2, bits=8, dataset="digits",
-                           samples=4, calibration_samples=8, engine="fast", series="ck.pth", key=KEY)
-    record = {**result_record(config, "error", error="layer 'x' does not fit"), "retries": []}
+    record = {**result_record(CONFIG, "error", error="layer 'x' does not fit"), "retries": []}
     ResultStore(tmp_path).save(record)
     assert ResultStore(tmp_path).load(KEY) == record
 
