@@ -27,15 +27,17 @@ README = HERE / "README.md"
 BEGIN, END = "<!-- results table: written by run_all.py -->", "<!-- end of results table -->"
 #: In run order: quick ones first, so a failure shows early.
 BENCHMARKS = ("map_sdt_8_768", "map_loihi2", "engines", "lava_vs_event", "fast_vs_float", "pipeline", "scaling",
-              "gpu_sdt")
+              "gpu_sdt", "cuda_call_floor")
+#: Benchmarks that need a CUDA device (skipped elsewhere; their result files come from a GPU machine).
+GPU_ONLY = ("gpu_sdt", "cuda_call_floor")
 
 
 def run(name: str) -> int:
     argv = [sys.executable, str(HERE / f"{name}.py")]
+    if name in GPU_ONLY and not torch.cuda.is_available():
+        print(f"{name}: no CUDA device here; run it on a GPU machine (see its docstring)")
+        return 0
     if name == "gpu_sdt":
-        if not torch.cuda.is_available():
-            print("gpu_sdt: no CUDA device here; run it on a GPU machine (see its docstring)")
-            return 0
         argv += ["--out", str(RESULTS / "gpu_sdt.json")]
     print(f"=== {name}", flush=True)
     return subprocess.run(argv, cwd=ROOT).returncode
@@ -68,6 +70,12 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                         + "); "
                         f"Lava bit-exact {r['lava_bit_exact']['layers_equal']}/{r['lava_bit_exact']['layers_compared']}"
                         f" layers", _yes(r["met"])))
+    for name, what in (("cuda_call_floor", ""), ("cuda_call_floor_fewer_waits", ", an experiment with fewer waits")):
+        d = _load(name)
+        for r in d["rows"] if d else []:
+            out.append(("2", f"event simulator on CUDA per call, embedded, batch {r['batch']}{what}", "(report)",
+                        f"{r['ms_per_call']:.1f} ms, {r['event_over_float']['median']:.2f}x the float forward on the "
+                        f"same GPU; {r['launches']} kernel launches, {r['waits']} host waits", "-"))
     if d := _load("engines"):
         for name, r in d["results"].items():
             agree = not r["agreement"]["count_fields_differing"] and r["agreement"]["spikes_equal"]

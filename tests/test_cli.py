@@ -235,5 +235,7 @@ def test_a_lava_disagreement_is_named_in_one_warning_line(differing, logits, nam
              "logits_equal": logits}
     clause, warning = _reference_check({"lava": {"integer_reference": check}})
     assert f"in {3 - len(differing)}/3 layers, logits {'equal' if logits else 'DIFFERENT'}" in clause
-    assert warning == f"warning: Lava disagrees with the integer reference in {named}: a backend defect, please report it"
-    assert _reference_check({"lava": {"integer_reference": {**check, "layers_differing": [], "logits_equal": True}}})[1] is None
+    assert warning == (f"warning: Lava disagrees with the integer reference in {named}: a backend defect, "
+                       "please report it")
+    agreeing = {**check, "layers_differing": [], "logits_equal": True}
+    assert _reference_check({"lava": {"integer_reference": agreeing}})[1] is None

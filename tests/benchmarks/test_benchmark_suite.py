@@ -101,3 +101,12 @@ def test_gpu_script_runs_on_the_cpu_with_the_small_network(tmp_path):
     assert doc["device_batch_n"]["batch"] == 2 and doc["cpu"]["images_per_s"] > 0
     assert doc["model"]["dim"] == 32 and doc["machine"]["torch"] == torch.__version__
     assert np.isfinite(doc["speedup_images_per_s"])
+
+
+def test_cuda_call_floor_runs_on_the_cpu(tmp_path):
+    """The CUDA per-call benchmark's code path, on the CPU: it times, and CPU equals CPU."""
+    from cuda_call_floor import main
+
+    doc = main(["--device", "cpu", "--batches", "1", "--repeats", "1", "--results", str(tmp_path)])
+    assert doc["rows"][0]["equal_to_cpu"] and doc["rows"][0]["ms_per_call"] > 0
+    assert (tmp_path / "cuda_call_floor.json").is_file()

@@ -15,6 +15,7 @@ from statten_hw.cli import main
 from statten_hw.quant.fixed_point import DECAY_BITS
 from statten_hw.quant.precision import graph_precision, precision_problems
 from statten_hw.quant.quantize import QAttention, QConv2d, QLIF, QLinear
+from statten_hw.simulator.lava import _compat
 from statten_hw.targets import load_target
 
 
@@ -189,6 +190,8 @@ def test_precision_input_errors_are_one_line(tmp_path):
     assert exit_info.value.code == 2 and not (tmp_path / "x").exists()
 
 
+@pytest.mark.lava
+@pytest.mark.skipif(not _compat.HAS_LAVA, reason=f"lava-nc not importable: {_compat.LAVA_IMPORT_ERROR!r}")
 def test_lava_refuses_a_graph_whose_state_is_not_its_neurons_width(layerwise_deployment):
     """Lava's LIF wraps and clips at 24 bits: a 16-bit graph would clip elsewhere, so it is refused."""
     from statten_hw.data import load_dataset
