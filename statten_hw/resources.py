@@ -12,22 +12,25 @@ against. With ``S`` samples, ``T`` steps, ``V = 8·T·S·Σ numel`` bytes (the i
 node of the integer graph over a batch, which the integer executor keeps for the whole run) and
 ``M = 8·T·S·max numel`` (the largest node's)::
 
-    event (fast)     FIXED + 3·V + 3·M + A + C
+    event (fast)     FIXED + 2·V + 3·M + A + C
     event (detailed) the same + 32 B x synapses (the engine's memoised targets per source element)
     lava             FIXED + 4·V + 16 MiB x (nodes + 4) + 16 B x weights + 24·R
     sanafe           FIXED + 4·V + 128 B x synapses + S x (0.5 MiB x chip cores + 256 B x (synapses + neurons))
 
-* ``3·V``: the values, NeuroBench's LIF replays (spikes and membranes, up to ``2·V``), and
-  ``3·M`` the float64 copies a kernel makes of its input and output (event engines); the recorded
-  values, their concatenation and the report, plus ``V`` for the integer reference run the
-  Lava run is checked against (Lava).
+* ``2·V`` (event engines): the values, kept for the whole run, and what is kept beside them per
+  element: the LIF traces' state before each step and the elements events reached (booleans,
+  ``V/8`` each at most), the event rows of the source being counted; ``3·M`` the float64 copies a
+  kernel makes of its input and output. (``3·V`` until NeuroBench's LIF replays, spikes and
+  membranes, gave way to the integer run's own traces.) ``4·V`` (Lava): the recorded values, their
+  concatenation and the report, plus ``V`` for the integer reference run the Lava run is checked
+  against.
 * ``A = 8·T·S·heads·N²`` per Spikformer (SSA) attention node: its ``Q·Kᵀ`` scores in float64
   (the block-wise modes only hold ``d x d`` or ``B x B`` products, far below ``M``).
 * ``C = 4 B x (2 x cores of the widest layer + 2) x Σ over edges of the source's numel``: the event
   network's counters (per source element and destination core: targets and coverage, and one column
   of ones) and longest routes, plus the ``8·K²`` hop matrix of the ``K`` cores used. Counted as
   float32; the projections whose step totals may pass 2^24 keep theirs in float64, which this term
-  does not tell apart: the margin of the others covers them (SDT-8-768 measured 1.8x under).
+  does not tell apart: the margin of the others covers them (SDT-8-768 measured 1.34x under).
 * Lava: one OS process per node (measured 7.4 MiB private memory each, 36 processes for the
   embedded model), the weights copied into them, and ``R = 8 x min(S, 16) x window x Σ numel``: the
   recorder's buffer of one run of 16 sample windows (`statten_hw.simulator.lava.schedule`).
@@ -40,27 +43,25 @@ node of the integer graph over a batch, which the integer executor keeps for the
 
 **Calibration** (``python tests/robustness/memory_calibration.py``): the peak RSS a run adds to the
 RSS before it (after ``malloc_trim``), plus the peak private memory of Lava's workers; on a shared
-2-core machine, with the event engine of this writing (commit dc5359c; an earlier version of it
-took 675 MiB for the 450 samples: 1.5x under the same estimate)::
+2-core machine. The event-engine rows were measured at commit d0cfb2d's engine with the ``2·V``
+estimate; Lava and SANA-FE rows earlier (commit dc5359c, Lava's again with its reference check)::
 
     run                                              measured     estimate   ratio
     embedded (digits STAtten), fast, S = 1             43 MiB      130 MiB    3.0
-    embedded, fast, S = 64                             91 MiB      252 MiB    2.8
-    embedded, fast, S = 450 (the test split)          361 MiB     1000 MiB    2.8
-    embedded, detailed, S = 64                        120 MiB      275 MiB    2.3
+    embedded, fast, S = 64                             87 MiB      215 MiB    2.5
+    embedded, fast, S = 450 (the test split)          376 MiB      737 MiB    2.0
+    embedded, detailed, S = 64                        122 MiB      238 MiB    1.9
     embedded, lava, S = 16 (36 workers + reference)  324 MiB      863 MiB    2.7
     embedded, sanafe on sanafe:loihi, S = 4           494 MiB     1221 MiB    2.5
-    random STAtten, depth 2, dim 128, 32 px, S = 16   481 MiB     1224 MiB    2.5
-    its Spikformer (SSA) twin, S = 16                 568 MiB     1317 MiB    2.3
-    SDT-8-768, 224 px (benchmarks/sdt_model.py), S=1  3057 MiB    5646 MiB    1.8
+    random STAtten, depth 2, dim 128, 32 px, S = 16   490 MiB      895 MiB    1.8
+    its Spikformer (SSA) twin, S = 16                 530 MiB      967 MiB    1.8
+    SDT-8-768, 224 px (benchmarks/sdt_model.py), S=1  3137 MiB    4217 MiB    1.34
 
-The SDT-8-768 peak was 2280 MiB with the engine before the projections kept their counters (per
-input element and destination core): its 95 projections hold them in float32, or once in float64
-where a step's sums may pass 2^24 (3187 MiB while those were float32 plus a float64 copy per run,
-before commit "Counters kept in float64 once"); the estimate still covers the run, 1.8x. So
-the guard refuses a run once it would really use about 55 % of the limit on large models, 35-45 % on
-small ones: loose, on purpose (other engines, library versions and allocators differ), and
-``--max-memory`` overrides it.
+With ``3·V`` (the estimate before NeuroBench's replays were gone) SDT-8-768 was 1.8x under its
+estimate (5646 MiB), so a machine needed some 7 GiB available to simulate it by default; the
+measured peak moves by a few percent between runs (3057 and 3137 MiB). The guard now refuses a run
+once it would really use about 75 % of the limit on large models, 33-55 % on small ones: loose, on
+purpose (other engines, library versions and allocators differ), and ``--max-memory`` overrides it.
 With ``--device cuda`` the tensors live on the GPU; the estimate still counts them against host memory.
 ``test_memory_guard.py`` checks that the estimate stays between 1x and 5x of a measured run.
 """
@@ -173,7 +174,7 @@ def simulation_bytes(deployment, samples: int, backend: str = "event", engine: s
     if backend == "sanafe":
         return FIXED_BYTES + 4 * values + _sanafe_bytes(deployment.mapping, samples)
     detailed = DETAILED_SYNAPSE_BYTES * _synapses(deployment.mapping) if engine == "detailed" else 0
-    return (FIXED_BYTES + 3 * values + 3 * per_value * max(numels) + per_value * _ssa_scores(qgraph)
+    return (FIXED_BYTES + 2 * values + 3 * per_value * max(numels) + per_value * _ssa_scores(qgraph)
             + _counter_bytes(qgraph, deployment.mapping) + detailed)
 
 
