@@ -282,10 +282,10 @@ def _calibration_source(args, source: str, x) -> str:
     """The data that quantizes the network: ``--calibration``; else the checkpoint's own data set
     (its train split, apart from the samples simulated) where the inputs have its sample shape;
     else the ``--input`` data itself, which a model the built-in digits do not fit (an official
-    CIFAR checkpoint) needs, with a note that calibration and simulation share those samples."""
+    CIFAR checkpoint) needs (`cmd_simulate` notes that the two then share those samples)."""
     from pathlib import Path
 
-    from statten_hw.data import DATASETS, load_dataset
+    from statten_hw.data import load_dataset
     from statten_hw.defaults import default_checkpoint
     from statten_hw.pipeline import dataset_for
 
@@ -294,9 +294,6 @@ def _calibration_source(args, source: str, x) -> str:
     own = dataset_for(Path(args.checkpoint) if args.checkpoint else default_checkpoint())
     if source == own or load_dataset(own, split="train")[0].shape[1:] == x.shape[1:]:
         return own
-    if source not in DATASETS:
-        print(f"note: the network is quantized on the samples it simulates ({source}); --calibration names "
-              "other data", file=sys.stderr)
     return source
 
 
@@ -333,6 +330,7 @@ BACKENDS = {"event": None, "sanafe": _simulate_sanafe, "lava": _simulate_lava}
 
 
 def cmd_simulate(args) -> None:
+    from statten_hw.data import DATASETS
     from statten_hw.errors import InputError
     from statten_hw.evaluate import check_input_shape
     from statten_hw.pipeline import prepare
@@ -350,6 +348,9 @@ def cmd_simulate(args) -> None:
     deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
                          dataset=calibration, use_ema=args.ema, precision=args.precision)
     check_input_shape(deployment.model, x, source)
+    if args.calibration is None and calibration == source and source not in DATASETS:
+        print(f"note: the network is quantized on the samples it simulates ({source}); --calibration names "
+              "other data", file=sys.stderr)
     # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
     check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine), limit)
     data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
