@@ -406,9 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"bits a layer's sums keep below the weight LSB, Loihi's weight exponent (0-16, default "
                          f"{FRACTION_BITS}); netx files carry no exponent: use 0 with --format netx")
     ex.add_argument("--for-target", metavar="TARGET",
-                    help="quantize for this target's number formats (weight width, exponent field, state width, decay "
-                         "field; "
-                         "as simulate --precision target) instead of --bits, 24-bit state and --fraction-bits")
+                    help="quantize for this target's number formats (weight width, exponent field, state width, "
+                         "decay field; as simulate --precision target) instead of --bits, 24-bit state and "
+                         "--fraction-bits")
     ex.add_argument("--calibration", default="digits",
                     help="data for calibration (train split) and the float-vs-integer check (test split)")
     ex.add_argument("--calibration-samples", type=int, default=256, help="calibration samples (default 256)")
