@@ -14,8 +14,8 @@ graph a target's formats hold instead (``--precision target``), its decays inclu
 * state: membranes and sums saturate at ``state_bits`` in the graph, so a narrower target state would
   clip where the graph does not;
 * decay: a LIF's ``dv`` has 12 fractional bits (Lava's resolution); with ``decay_bits`` d the target
-  holds the multiples of ``2^(12 - d)`` below 4096 only (quantized for the target, each ``dv`` is
-  the nearest of them: `quantize.decay_on_grid`). The graph's ``decay_bits`` is that resolution,
+  holds the multiples of ``2^(12 - d)`` below 4096 only (`quantize.decay_field`; quantized for the
+  target, each ``dv`` is the nearest of them: `quantize.decay_on_grid`). The graph's ``decay_bits`` is that resolution,
   12, whatever values its decays take.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from statten_hw.errors import InputError
 
 from .execute import execution_plan
 from .fixed_point import DECAY_BITS
-from .quantize import FRACTION_BITS, MAX_STATE_BITS, MIN_STATE_BITS, QAttention, QConv2d, QLIF, QLinear
+from .quantize import FRACTION_BITS, MAX_STATE_BITS, MIN_STATE_BITS, QAttention, QConv2d, QLIF, QLinear, decay_field
 
 
 @dataclass(frozen=True)
@@ -87,21 +87,20 @@ def precision_problems(qgraph, precision) -> list[str]:
     """One line per number of ``qgraph`` that the target's ``precision`` (`targets.schema.Precision`)
     cannot hold exactly (module docstring); empty when everything fits."""
     problems = []
-    top = largest_exponent(precision.weight_exponent_bits)
+    top_exponent = largest_exponent(precision.weight_exponent_bits)
     for name, op in _synapses(qgraph):
-        need = mantissa_bits(op.mantissa) + max(0, op.weight_exp - top)
+        need = mantissa_bits(op.mantissa) + max(0, op.weight_exp - top_exponent)
         if need > precision.weight_bits:
             problems.append(f"{name}: weights need {need} bits (mantissa << exponent {op.weight_exp}); the target "
-                            f"stores {precision.weight_bits}-bit weights with exponents up to {top}")
+                            f"stores {precision.weight_bits}-bit weights with exponents up to {top_exponent}")
     if qgraph.state_bits > precision.state_bits:
         problems.append(f"state: the graph keeps {qgraph.state_bits}-bit membranes and sums; the target's are "
                         f"{precision.state_bits} bits")
-    step = 1 << max(0, DECAY_BITS - precision.decay_bits)
-    top = (1 << DECAY_BITS) - step
+    step, largest = decay_field(precision.decay_bits)
     for name, op in _lifs(qgraph):
-        if op.dv % step or op.dv > top:
+        if op.dv % step or op.dv > largest:
             problems.append(f"{name}: decay dv = {op.dv}/{1 << DECAY_BITS}; the target's {precision.decay_bits}-bit "
-                            f"decay field holds the multiples of {step} up to {top}")
+                            f"decay field holds the multiples of {step} up to {largest}")
     return problems
 
 

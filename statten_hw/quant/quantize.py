@@ -240,13 +240,20 @@ class QuantizedGraph:
         return next(n for n in self.graph if isinstance(self.qop(n), QOutput))
 
 
-def decay_on_grid(tau: float, decay_bits: int) -> int:
-    """The ``dv`` of a ``decay_bits``-bit decay field nearest the model's ``4096 / tau`` (exact
-    rational, ties up). The field holds ``k · 2^(12 - d)`` for ``0 <= k < 2^d``: 0..4095 in 12 bits
-    (Loihi's register, `simulator.lava.neurons.MAX_DV`), only 0 (no leak) without a field."""
+def decay_field(decay_bits: int) -> tuple[int, int]:
+    """``(step, largest)`` of the ``dv`` values a ``decay_bits``-bit decay field holds: ``k · 2^(12 - d)``
+    for ``0 <= k < 2^d``, so 0..4095 in 12 bits (Loihi's register, `simulator.lava.neurons.MAX_DV`) and
+    only 0 (no leak) without a field."""
     step = 1 << max(0, DECAY_BITS - decay_bits)
+    return step, (1 << DECAY_BITS) - step
+
+
+def decay_on_grid(tau: float, decay_bits: int) -> int:
+    """The ``dv`` of a ``decay_bits``-bit decay field (`decay_field`) nearest the model's ``4096 / tau``
+    (exact rational, ties up)."""
+    step, largest = decay_field(decay_bits)
     k = math.floor(Fraction(1 << DECAY_BITS) / (Fraction(tau) * step) + Fraction(1, 2))
-    return min(k * step, (1 << DECAY_BITS) - step)
+    return min(k * step, largest)
 
 
 def _lif(op: ir.LIF, name: str, in_scale: float, decay_bits: int | None = None) -> QLIF:
