@@ -14,9 +14,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-import torch
-
-from harness import load_average, paired, parser, ratio, set_threads, write_result
+from harness import agreement, load_average, paired, parser, ratio, set_threads, write_result
 from sdt_model import deploy, images, sdt_8_768
 
 from statten_hw.models import ModelConfig
@@ -44,13 +42,6 @@ def small(batch: int):
 NETWORKS = {"embedded": embedded, "small": small}
 
 
-def agree(a, b) -> dict:
-    """Field-by-field agreement of two simulations of the same batch."""
-    spikes = all(torch.equal(a.spikes[k].cpu(), b.spikes[k].cpu()) for k in a.spikes)
-    return {"spikes_equal": spikes, "logits_equal": torch.equal(a.logits_int.cpu(), b.logits_int.cpu()),
-            "count_fields_differing": a.counts.equal(b.counts)}
-
-
 def measure(name: str, batch: int, repeats: int) -> dict:
     from statten_hw.simulator import simulate
 
@@ -60,7 +51,7 @@ def measure(name: str, batch: int, repeats: int) -> dict:
     r = ratio(timings, "detailed", "fast")
     fast, detailed = run["fast"](), run["detailed"]()
     row = {"model": deployment.model.config.to_dict(), "target_cores": len(deployment.mapping.cores),
-           "batch": batch, "timings": timings, "detailed_over_fast": r, "agreement": agree(fast, detailed),
+           "batch": batch, "timings": timings, "detailed_over_fast": r, "agreement": agreement(fast, detailed),
            "events": {"spikes": fast.report["totals"]["spikes"], "sops": fast.report["totals"]["sops"],
                       "noc_packets": fast.report["totals"]["noc_packets"]}}
     print(f"{name}: fast {timings['fast']['median_s']:.3f} s, detailed {timings['detailed']['median_s']:.3f} s, "

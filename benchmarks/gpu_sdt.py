@@ -17,22 +17,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from harness import load_average, machine, paired, set_threads
+from harness import agreement, identical, load_average, machine, paired, set_threads
 from sdt_model import CONFIG, deploy, images, sdt_8_768
 
 from statten_hw.reports.files import write_json
 
 GOAL = 20.0
 SMALL = replace(CONFIG, depth=1, dim=32, heads=2, img_size=32)
-
-
-def agreement(a, b) -> dict:
-    """Spikes, logits and counts of two simulations of the same image, field by field."""
-    spikes = all(torch.equal(a.spikes[k].cpu(), b.spikes[k].cpu()) for k in a.spikes)
-    return {"spikes_equal": spikes, "logits_equal": torch.equal(a.logits_int.cpu(), b.logits_int.cpu()),
-            "count_fields_differing": a.counts.equal(b.counts)}
 
 
 def throughput(deployment, x, device: str, repeats: int) -> dict:
@@ -70,7 +61,7 @@ def main(argv=None) -> int:
     speedup = max(dev_1["images_per_s"], dev_n["images_per_s"]) / cpu["images_per_s"]
     print(f"{args.device}: {dev_1['images_per_s']:.3f} images/s (batch 1), {dev_n['images_per_s']:.3f} images/s "
           f"(batch {args.batch}); {speedup:.1f}x the CPU (goal >= {GOAL:.0f}x)", flush=True)
-    exact = check["spikes_equal"] and check["logits_equal"] and not check["count_fields_differing"]
+    exact = identical(check)
     write_json(args.out, {
         "benchmark": "gpu_sdt", "model": config.to_dict(), "target": "paper45nm", "threads": threads,
         "agreement": check, "cpu": cpu, "device_batch_1": dev_1, "device_batch_n": dev_n,

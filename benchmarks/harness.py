@@ -118,6 +118,19 @@ def ratio(timings: dict[str, dict], num: str, den: str) -> dict:
             "cpu_ratio_of_medians": timings[num]["median_cpu_s"] / timings[den]["median_cpu_s"]}
 
 
+def agreement(a, b) -> dict:
+    """Spikes, logits and counts of two simulations (`statten_hw.simulator.simulate`) of the same input,
+    field by field: engines, devices and code versions must all agree exactly."""
+    spikes = all(torch.equal(a.spikes[k].cpu(), b.spikes[k].cpu()) for k in a.spikes)
+    return {"spikes_equal": spikes, "logits_equal": torch.equal(a.logits_int.cpu(), b.logits_int.cpu()),
+            "count_fields_differing": a.counts.equal(b.counts)}
+
+
+def identical(check: dict) -> bool:
+    """Whether an `agreement` found no difference at all."""
+    return check["spikes_equal"] and check["logits_equal"] and not check["count_fields_differing"]
+
+
 def peak_rss_bytes() -> int:
     """Peak resident memory of this program since it started (Linux ``VmHWM``). Not ``ru_maxrss``:
     a child process counts its parent's memory at ``fork`` there, so a small pipeline started from a
