@@ -18,6 +18,7 @@ from typing import Mapping
 
 import networkx as nx
 
+from statten_hw.errors import ConfigError
 from statten_hw.ir.graph import OP
 from statten_hw.targets import Target, load_target
 
@@ -26,7 +27,7 @@ from .partition import (Core, LowerBound, Partition, check_core, layer_demand, l
                         partition)
 from .placement import (DEFAULT_RATE, InOrderPlacement, Placement, TrafficAwarePlacement, core_traffic,
                         placement_cost)
-from .temporal import LayerBuffers, Schedule, temporal_partition
+from .temporal import BLOCK_MODES, LayerBuffers, Schedule, temporal_partition
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,11 @@ class CoreRow:
 
 @dataclass(frozen=True)
 class LayerRow:
-    """One neuron layer: size, cores, memory (as placed: split units count their weights per core)."""
+    """One neuron layer: size, cores, memory (as placed: split units count their weights per core).
+
+    ``buffer_bytes`` is as placed; ``qkv/accumulator/residual/block_bytes`` are the layer's buffers
+    before the split, and ``split_bytes`` what the split adds to them (a head's accumulators copied to
+    every core holding part of it, each slice rounded up to whole bytes)."""
 
     name: str
     kind: str
@@ -67,6 +72,10 @@ class LayerRow:
     block_bytes: int
     start_step: int
     delay_steps: int
+
+    @property
+    def split_bytes(self) -> int:
+        return self.buffer_bytes - (self.qkv_bytes + self.accumulator_bytes + self.residual_bytes + self.block_bytes)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,21 @@ def _timesteps(g: nx.DiGraph) -> int:
     return next(d[OP].timesteps for _, d in g.nodes(data=True) if d[OP].KIND == "input")
 
 
+def graph_block_size(g: nx.DiGraph) -> tuple[str, int] | None:
+    """``(node, B)`` of the first attention node of ``g`` that groups B steps; None if none does."""
+    return next(((name, d[OP].block_size) for name, d in g.nodes(data=True)
+                 if d[OP].KIND == "attention" and d[OP].mode in BLOCK_MODES), None)
+
+
+def _check_graph_blocks(g: nx.DiGraph, block_size: int) -> None:
+    """The buffers and latency of B are those of attention that computes blocks of B: a graph lowered
+    for another B would be reported for a block size it does not compute."""
+    found = graph_block_size(g)
+    if found and found[1] != block_size:
+        raise ConfigError(f"block size B = {block_size} does not match the graph: its attention {found[0]!r} "
+                          f"computes blocks of {found[1]} (lower the model with block_size={block_size})")
+
+
 def map_model(model, target: Target | str | os.PathLike, block_size: int,
               rates: Mapping[str, float] | None = None, placement: Placement | None = None) -> MappingResult:
     """Map ``model`` (an ``nn.Module`` or an already lowered graph) on ``target`` with blocks of B.
@@ -122,6 +146,7 @@ def map_model(model, target: Target | str | os.PathLike, block_size: int,
     g = _graph(model)
     layers = neuron_layers(g)
     buffers, schedule = temporal_partition(layers, target, _timesteps(g), block_size)
+    _check_graph_blocks(g, block_size)
     fo = fan_out(layers)
     demands = [layer_demand(layer, buf, target, fo[layer.name]) for layer, buf in zip(layers, buffers)]
     part = partition(demands, target)
@@ -174,5 +199,5 @@ def _totals(part: Partition, target: Target) -> Totals:
                   state_bytes=sum(c.state_bytes for c in cores), buffer_bytes=sum(c.buffer_bytes for c in cores))
 
 
-__all__ = ["CoreRow", "LayerRow", "MappingResult", "Totals", "map_model", "check_core", "neuron_layers",
+__all__ = ["CoreRow", "LayerRow", "MappingResult", "Totals", "graph_block_size", "map_model", "check_core", "neuron_layers",
            "temporal_partition", "partition", "InOrderPlacement", "TrafficAwarePlacement"]

@@ -2,16 +2,22 @@
 
 Buffers (bits; a layer's byte counts round each term up to whole bytes):
 
-* attention layer, ``step`` targets: Q, K, V spikes of the block, ``B·N·D`` bits each; ``layer``
-  targets hold no extra copy (the Q, K, V layers' own output blocks below are those spikes);
+* attention layer, ``step`` targets: Q, K, V of the block, ``B·N·D`` elements each, one bit per
+  spike (A2OS2A: its ReLU K is graded, ``state_bits`` each, and its ternary V takes 2 bits); ``layer``
+  targets hold no extra copy (the Q, K, V layers' own output blocks below are those values);
 * attention accumulators (counters of the block products, per mode):
-  STAtten / A2OS2A ``heads·d·d`` counters of ``ceil(log2(B·N + 1))`` bits (KᵀV over the B·N rows);
+  STAtten ``heads·d·d`` counters of ``ceil(log2(B·N + 1))`` bits (KᵀV over the B·N rows); A2OS2A the
+  same products, signed and graded: a sign bit plus ``ceil(log2(B·N·K_max + 1))`` bits, ``K_max =
+  2^(state_bits−1) − 1``;
   T_STAtten ``N·heads·d·d`` counters of ``ceil(log2(B + 1))`` bits (K_nᵀV_n per token);
   N_STAtten ``N·heads·B·B`` counters of ``ceil(log2(d + 1))`` bits (Q_nK_nᵀ per token);
   SSA ``heads·d·d`` of ``ceil(log2(N + 1))`` (KᵀV of one step); SDSA ``D`` of ``ceil(log2(N + 1))``
   (Σ_N K⊙V). SSA and SDSA work step by step: B does not enter them (their effective block is 1);
-* residual input of an attention layer: the membrane-valued shortcut that skips it, ``B·N·D`` values
-  of ``state_bits`` each, held until the block's attention output exists;
+* residual input of an attention layer: the membrane-valued shortcut that skips it (every block of the
+  three families has one), ``state_bits`` per value. On ``step`` targets the shortcut of step t waits
+  for the attention output of step t, which comes ``B − 1`` steps later: ``(B − 1)·N·D`` values are
+  held (none at an effective block of 1: the shortcut goes straight into the next neurons' input). On
+  ``layer`` targets the block's ``B·N·D`` shortcut values are held while the layers between run;
 * ``layer`` targets: every layer's output spikes of a block, ``B·neurons`` bits (the next layer
   starts only once the block is done).
 
@@ -21,7 +27,8 @@ and are copied to every core that holds part of the head.
 Latency, in timesteps, from the first input step to the last output step:
 
 * ``step``: the pipeline moves one step per global step; an attention layer can fire only when its
-  block's last step exists, so it adds ``B − 1`` steps: ``T + A·(B − 1)`` with A block attention layers;
+  block's last step exists, so it adds ``B − 1`` steps: ``T + A·(B − 1)`` with A block attention layers
+  (``BLOCK_MODES``; SSA and SDSA work step by step and add none);
 * ``layer``: each layer processes a block (B steps) before the next starts, one layer at a time:
   ``(T/B)·L`` stages of B steps, ``T·L`` step-times.
 """
@@ -49,7 +56,7 @@ class LayerBuffers:
     """Per-layer buffer needs for block size B (bits per neuron, bits per unit) and timing."""
 
     layer: str
-    qkv_bits_per_neuron: int
+    qkv_bits: tuple[int, ...]  # bits per neuron of each of the Q, K, V buffers (empty: none)
     residual_bits_per_neuron: int
     block_bits_per_neuron: int
     accumulator_bits_per_unit: int
@@ -60,12 +67,12 @@ class LayerBuffers:
 
     @property
     def bits_per_neuron(self) -> int:
-        return self.qkv_bits_per_neuron + self.residual_bits_per_neuron + self.block_bits_per_neuron
+        return sum(self.qkv_bits) + self.residual_bits_per_neuron + self.block_bits_per_neuron
 
     @property
     def qkv_bytes(self) -> int:
-        """Q, K and V buffers, each rounded up to bytes: ``3·ceil(B·N·D / 8)``."""
-        return 3 * math.ceil(self.neurons * self.qkv_bits_per_neuron // 3 / 8) if self.qkv_bits_per_neuron else 0
+        """Q, K and V buffers, each rounded up to bytes (binary: ``3·ceil(B·N·D / 8)``)."""
+        return sum(math.ceil(self.neurons * bits / 8) for bits in self.qkv_bits)
 
     @property
     def accumulator_bytes(self) -> int:
@@ -105,12 +112,26 @@ def check_block_size(timesteps: int, block_size: int) -> None:
         raise MappingError("<model>", "block size divides T", block_size, timesteps)
 
 
-def _accumulator_bits(layer: NeuronLayer, b: int) -> int:
+def _graded_key(state_bits: int) -> int:
+    """Largest magnitude of A2OS2A's ReLU key, a ``state_bits`` value."""
+    return (1 << (state_bits - 1)) - 1
+
+
+def _qkv_bits(layer: NeuronLayer, b: int, state_bits: int) -> tuple[int, int, int]:
+    """Bits per output neuron of the Q, K and V buffers over a block of ``b`` steps."""
+    if layer.attention.mode == "A2OS2A":
+        return b, b * state_bits, 2 * b  # binary Q, graded ReLU K, ternary V
+    return b, b, b
+
+
+def _accumulator_bits(layer: NeuronLayer, b: int, state_bits: int) -> int:
     """Accumulator bits of one head (module docstring gives each mode's counters)."""
     a = layer.attention
     n, d = a.tokens, a.head_dim
-    if a.mode in ("STAtten", "A2OS2A"):
+    if a.mode == "STAtten":
         return d * d * counter_bits(b * n)
+    if a.mode == "A2OS2A":
+        return d * d * (1 + counter_bits(b * n * _graded_key(state_bits)))
     if a.mode == "T_STAtten":
         return n * d * d * counter_bits(b)
     if a.mode == "N_STAtten":
@@ -123,14 +144,15 @@ def _accumulator_bits(layer: NeuronLayer, b: int) -> int:
 def layer_buffers(layer: NeuronLayer, target: Target, block_size: int, start_step: int = 0) -> LayerBuffers:
     """Buffers of one layer for block size B on ``target`` (start_step: when its first output appears)."""
     step = target.execution == ExecutionStyle.STEP
-    qkv = residual = acc = delay = 0
+    state_bits = target.precision.state_bits
+    qkv, residual, acc, delay = (), 0, 0, 0
     if layer.attention is not None:
         b = block_size if layer.attention.mode in BLOCK_MODES else 1
-        # Each neuron of the attention output stands for one (token, channel): B bits of each of Q, K, V.
-        qkv = 3 * b if step else 0
-        residual = b * target.precision.state_bits
-        acc = _accumulator_bits(layer, b)
+        # Each neuron of the attention output stands for one (token, channel) of Q, K and V.
+        qkv = _qkv_bits(layer, b, state_bits) if step else ()
+        acc = _accumulator_bits(layer, b, state_bits)
         delay = b - 1 if step else 0
+        residual = (delay if step else block_size) * state_bits
     block = 0 if step else block_size
     return LayerBuffers(layer.name, qkv, residual, block, acc, layer.neurons, layer.units, start_step, delay)
 
@@ -146,7 +168,7 @@ def temporal_partition(layers: list[NeuronLayer], target: Target, timesteps: int
         buf = layer_buffers(layer, target, block_size)
         start += buf.delay_steps  # an attention layer's first output waits for the end of its block
         out.append(replace(buf, start_step=start if step else i * block_size))
-    attention = sum(1 for layer in layers if layer.attention is not None)
+    attention = sum(1 for layer in layers if layer.attention is not None and layer.attention.mode in BLOCK_MODES)
     if step:
         stages, latency = timesteps + start, timesteps + start
     else:

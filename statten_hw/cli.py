@@ -239,7 +239,9 @@ def cmd_map(args) -> None:
 
     path = args.checkpoint or default_checkpoint()
     target = load_target(args.target)
-    base = load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps)
+    # With -B given, the checkpoint's own B need not divide a new T: B = 1 always does.
+    own = {} if args.block_sizes is None else {"block_size": 1}
+    base = load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, **own)
     sizes = _block_sizes(args.block_sizes or str(base.config.block_size), base.config.timesteps)
     models = {b: load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, block_size=b) for b in sizes}
     results = {b: map_model(m, target, b) for b, m in models.items()}  # all checked before writing
@@ -249,7 +251,7 @@ def cmd_map(args) -> None:
         out = Path(args.output) / f"B{b}" if len(sizes) > 1 else Path(args.output)
         write_mapping_report(out, models[b], result)
         t = result.totals
-        acc = _embedded_accuracy(path, b)
+        acc = None if args.timesteps else _embedded_accuracy(path, b)  # measured at the checkpoints' own T
         table.add_row(str(b), str(t.cores), str(result.lower_bound.cores), f"{t.buffer_bytes / 1024:,.1f}",
                       f"{(t.synapse_bytes + t.state_bytes + t.buffer_bytes) / 1024:,.1f}",
                       str(result.schedule.latency_steps),

@@ -166,6 +166,17 @@ def test_map_block_size_sweep_writes_one_report_per_B(tmp_path, capsys):
     assert f"{100 * stored:.2f} %" in out  # the B = 1 checkpoint's accuracy as its training run measured it
 
 
+def test_map_with_new_timesteps_takes_block_sizes_the_checkpoint_does_not_have(tmp_path, capsys):
+    """-T 3 -B 1,3 on the embedded model (own B = 2, which does not divide 3): one report per B of T = 3."""
+    import json
+
+    assert main(["map", "-T", "3", "-B", "1,3", "-o", str(tmp_path)]) == 0
+    docs = {b: json.loads((tmp_path / f"B{b}" / "report.json").read_text()) for b in (1, 3)}
+    assert [d["block_size"] for d in docs.values()] == [1, 3]
+    assert [d["mapping"]["schedule"]["timesteps"] for d in docs.values()] == [3, 3]
+    assert [d["mapping"]["schedule"]["latency_steps"] for d in docs.values()] == [3, 3 + 2]  # T + A·(B − 1), A = 1
+
+
 def test_map_rejects_block_size_not_dividing_T(tmp_path, capsys):
     assert main(["map", "-B", "3", "-o", str(tmp_path / "m")]) == 2
     assert "not divisible" in capsys.readouterr().err

@@ -84,8 +84,7 @@ def _step_slots(counts: Counts, net: EventNetwork, slots: int, first_fire: list[
     hops, host = np.zeros((S, slots), np.int64), np.zeros((S, slots), np.int64)
     for i, layer in enumerate(net.layers):
         fire = slice(first_fire[i], first_fire[i] + T)
-        start = first_fire[i] - gap - layer.delay_steps
-        arrive = slice(start, start + T)
+        arrive = _arrivals(first_fire[i], gap, layer, T)
         arrived[:, :, arrive] += arriving[:, i]
         fired[:, :, fire] += firing[:, i]
         np.maximum(hops[:, arrive], counts["max_hops"][i], out=hops[:, arrive])
@@ -93,6 +92,27 @@ def _step_slots(counts: Counts, net: EventNetwork, slots: int, first_fire: list[
     out = {**dict(zip(ARRIVAL_FIELDS, arrived)), **dict(zip(FIRE_FIELDS, fired))}
     out["max_hops"], out["host_packets"] = hops, host
     return out
+
+
+def _arrivals(first_fire: int, gap: int, layer, T: int) -> slice:
+    """The slots where a layer's inputs of steps 0..T-1 arrive: ``gap + delay`` before it fires them."""
+    start = first_fire - gap - layer.delay_steps
+    return slice(start, start + T)
+
+
+def _step_buffer_bits(counts: Counts, net: EventNetwork, slots: int, first_fire: list[int], gap: int) -> np.ndarray:
+    """Attention buffer occupancy ``[S, slots, K]`` on a step-by-step chip: each layer's q/k/v events
+    received since its own block began, on the slots where they arrive. A layer's block is its delay + 1
+    steps (B for block attention, 1 for attention that works step by step), counted from its own first
+    step: a block grid common to all layers would empty a later layer's buffer in mid-block."""
+    ev = counts["buffer_events"]  # [L, S, T, K]
+    L, S, T, K = ev.shape
+    occ = np.zeros((S, slots, K), ev.dtype)
+    for i, layer in enumerate(net.layers):
+        if ev[i].any():
+            b = layer.delay_steps + 1
+            occ[:, _arrivals(first_fire[i], gap, layer, T)] += ev[i].reshape(S, T // b, b, K).cumsum(2).reshape(S, T, K)
+    return occ
 
 
 def _layer_slots(counts: Counts, net: EventNetwork, block: int) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -113,16 +133,6 @@ def _neurons(net: EventNetwork) -> np.ndarray:
     return np.stack([layer.neurons_per_core for layer in net.layers])
 
 
-def _buffer_bits(slots: dict, block_of_slot: np.ndarray) -> np.ndarray:
-    """Attention buffer occupancy: events received since the current block began."""
-    ev = slots["buffer_events"]
-    occ = np.zeros_like(ev)
-    for b in np.unique(block_of_slot):
-        idx = np.flatnonzero(block_of_slot == b)
-        occ[:, idx] = np.cumsum(ev[:, idx], axis=1)
-    return occ
-
-
 def timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timeline, dict[str, np.ndarray]]:
     """Slot cycles, busy cycles and buffer occupancy, plus the per-slot counts they came from."""
     target, sched = mapping.target, mapping.schedule
@@ -131,14 +141,15 @@ def timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timeline, dict
     t = target.timing
     neurons = _neurons(net)
     if target.execution == ExecutionStyle.STEP:
-        slots = _step_slots(counts, net, sched.latency_steps, [layer.start_step for layer in net.layers], 0)
+        first_fire = [layer.start_step for layer in net.layers]
+        slots = _step_slots(counts, net, sched.latency_steps, first_fire, 0)
         names = tuple(f"step {g}" for g in range(sched.latency_steps))
-        block_of_slot = np.minimum(np.arange(sched.latency_steps), sched.timesteps - 1) // sched.block_size
+        buffer_bits = _step_buffer_bits(counts, net, sched.latency_steps, first_fire, 0)
         barrier = t.barrier_cycles
         visits = np.repeat(neurons[:, None], sched.latency_steps, 1)
     else:
         slots, names = _layer_slots(counts, net, sched.block_size)
-        block_of_slot = np.arange(len(names))  # a stage holds its whole block
+        buffer_bits = slots["buffer_events"]  # a stage holds its layer's whole block
         barrier = 0.0
         L = len(net.layers)
         visits = np.zeros((L, len(names), net.n_cores), np.int64)
@@ -146,7 +157,7 @@ def timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timeline, dict
             visits[i, i::L] = neurons[i] * sched.block_size
     busy = _busy(slots, t, visits.sum(0))
     slot_cycles = busy.max(2) + t.hop_cycles * slots["max_hops"] + barrier
-    return Timeline(slot_cycles, busy, _buffer_bits(slots, block_of_slot), tuple(names), visits), slots
+    return Timeline(slot_cycles, busy, buffer_bits, tuple(names), visits), slots
 
 
 def is_sanafe(target) -> bool:
@@ -184,16 +195,17 @@ def sanafe_timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timelin
     lags = pipeline_lags(counts, net)
     T = counts.timesteps
     n_slots = max(T, *(lags[layer.name] + T - 1 for layer in net.layers))
-    slots = _step_slots(counts, net, n_slots, [lags[layer.name] - 1 for layer in net.layers], 1)
+    first_fire = [lags[layer.name] - 1 for layer in net.layers]
+    slots = _step_slots(counts, net, n_slots, first_fire, 1)
     visits = np.repeat(_neurons(net)[:, None], n_slots, 1)
     send = (t.neuron_access_cycles * visits.sum(0) + t.neuron_update_cycles * slots["active_updates"]
             + t.spike_cycles * slots["spikes_out"] + t.spike_packet_cycles * slots["packets_out"])
     receive = t.packet_receive_cycles * slots["packets_in"] + t.sop_cycles * (slots["sops"] + slots["macs"])
     busy = np.maximum(send, receive)
     slot_cycles = np.maximum(busy.max(2), t.spike_packet_cycles * slots["host_packets"]) + _sync_cycles(mapping)
-    block_of_slot = np.minimum(np.arange(n_slots), T - 1) // sched.block_size
     names = tuple(f"SANA-FE step {g + 1}" for g in range(n_slots))
-    return Timeline(slot_cycles, busy, _buffer_bits(slots, block_of_slot), names, visits), slots
+    buffer_bits = _step_buffer_bits(counts, net, n_slots, first_fire, 1)
+    return Timeline(slot_cycles, busy, buffer_bits, names, visits), slots
 
 
 def _sync_cycles(mapping) -> float:

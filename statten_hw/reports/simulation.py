@@ -1,8 +1,9 @@
 """The ``simulate`` command's report: report.json with every field filled, report.md, report.html, CSV.
 
 Counts are sums over all simulated samples (integers); ``latency_s`` and ``cycles`` are those of the
-samples run one after another; ``per_inference`` gives the means per sample. Energy includes static
-power over the run's duration when the target states one, and the neuron visits of every time slot.
+samples run one after another; ``per_inference`` gives the means per sample. The totals' energy includes
+static power over the run's duration when the target states one (the chips', so the layers' and cores'
+``energy_j`` are their dynamic energy only), and the neuron visits of every time slot.
 ``neuron_updates`` counts every neuron every step; ``active_updates`` only those whose state can change
 (SANA-FE's count, `statten_hw.simulator.event.counts.count_active_updates`).
 """
@@ -97,12 +98,15 @@ def _markdown(doc: dict) -> str:
              f"{t['buffer_bytes']:,} B allocated", *_precision_lines(doc), "",
              f"| energy part (all {s['samples']} samples) | J |", "|---|---|"]
     lines += [f"| {k} | {v:.3e} |" for k, v in s["energy_breakdown_j"].items()]
-    lines += ["", "## Layers", "", f"Totals over the {s['samples']} sample(s).", "", "| layer | kind | neurons | spikes | rate | SOPs | packets | energy J |",
+    static = s["energy_breakdown_j"]["static"]
+    per_part = (f"Totals over the {s['samples']} sample(s); energy is the dynamic part"
+                + (f" (the chips' static {static:.3e} J is in the totals only)." if static else "."))
+    lines += ["", "## Layers", "", per_part, "", "| layer | kind | neurons | spikes | rate | SOPs | packets in | energy J |",
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {r['spikes']:,} | {r['firing_rate']:.4f} | "
               f"{r['sops']:,} | {r['packets']:,} | {r['energy_j']:.3e} |" for r in doc["layers"]]
-    lines += ["", "## Cores", "", f"Totals over the {s['samples']} sample(s).", "", "| id | chip | x | y | spikes in | spikes out | SOPs | updates | busy cycles | "
-              "packets | hops | energy J |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "## Cores", "", per_part, "", "| id | chip | x | y | spikes in | spikes out | SOPs | updates | busy cycles | "
+              "packets out | hops | energy J |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {c['id']} | {c['chip']} | {c['x']} | {c['y']} | {c['spikes_in']:,} | {c['spikes_out']:,} | "
               f"{c['sops']:,} | {c['neuron_updates']:,} | {c['cycles_busy']:,.0f} | {c['noc_packets']:,} | "
               f"{c['noc_hops']:,} | {c['energy_j']:.3e} |" for c in doc["cores"]]

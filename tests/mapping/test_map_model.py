@@ -5,8 +5,10 @@ import math
 
 import pytest
 
+from conftest import official_checkpoint
 from mapping_helpers import statten_graph
-from statten_hw.errors import MappingError
+from statten_hw import load_checkpoint
+from statten_hw.errors import ConfigError, MappingError
 from statten_hw.mapping import map_model
 from statten_hw.targets import load_target
 
@@ -49,3 +51,18 @@ def test_rates_scale_traffic():
 def test_block_size_must_divide_t():
     with pytest.raises(MappingError, match="block size divides T"):
         map_model(statten_graph(), "loihi2", 3)
+
+
+@pytest.mark.parametrize("block", [1, 4])
+def test_a_graph_lowered_for_another_block_size_is_refused(block):
+    """The graph's attention computes blocks of 2: its buffers and latency at B = 1 or 4 would describe
+    a network that does not exist."""
+    with pytest.raises(ConfigError, match=f"B = {block} does not match the graph.*blocks of 2"):
+        map_model(statten_graph(), "loihi2", block)
+
+
+def test_step_by_step_attention_adds_no_latency():
+    """SDT's SDSA attends within one step: latency T whatever B, and no block attention layer."""
+    r = map_model(load_checkpoint(official_checkpoint("sdt_cifar_t4"), block_size=2), "loihi2", 2)
+    assert (r.schedule.latency_steps, r.schedule.attention_layers) == (4, 0)
+    assert all(layer.residual_bytes == 0 for layer in r.layers)

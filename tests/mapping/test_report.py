@@ -32,3 +32,21 @@ def test_report_files(tmp_path):
     assert html.count("data:image/png;base64,") == 3
     assert "lower bound" in (tmp_path / "report.md").read_text()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_layer_memory_parts_add_up_to_the_placed_bytes(tmp_path):
+    """With 256 neurons per core each attention layer's heads are split over cores, and every core
+    holding part of a head keeps a copy of its accumulators: the parts of report.json's layer rows (what
+    the HTML stacks) must add up to the placed bytes, the split's copies included."""
+    from mapping_helpers import small_target
+
+    result = map_model(statten_graph(), small_target(neurons_per_core=256), 2)
+    doc = write_mapping_report(tmp_path, statten_model(), result)
+    parts = ("qkv_bytes", "accumulator_bytes", "residual_bytes", "block_bytes", "split_bytes")
+    for row in doc["layers"]:
+        assert sum(row[k] for k in parts) == row["buffer_bytes"] and min(row[k] for k in parts) >= 0
+        if row["kind"] == "attention":
+            assert len(row["cores"]) > 1 and row["split_bytes"] > 0
+        if len(row["cores"]) == 1:
+            assert row["split_bytes"] == 0
+    assert sum(r["buffer_bytes"] for r in doc["layers"]) == doc["totals"]["buffer_bytes"]

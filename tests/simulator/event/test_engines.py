@@ -82,6 +82,57 @@ def test_step_targets_delay_attention_by_b_minus_one_and_count_hops():
     assert (fast.timeline.slot_cycles >= fast.timeline.busy.max(2) + t.barrier_cycles).all()
 
 
+def _buffer_peaks_by_replay(counts, net) -> np.ndarray:
+    """Per-core peak of the attention buffers, replayed slot by slot: a layer's q/k/v events of step t
+    arrive at slot ``start - delay + t`` and stay until its block of ``delay + 1`` steps is complete."""
+    ev = counts["buffer_events"]  # [L, S, T, K]
+    L, S, T, K = ev.shape
+    arrival = [layer.start_step - layer.delay_steps for layer in net.layers]
+    slots = max(arrival) + T
+    peak = np.zeros(K, np.int64)
+    for s in range(S):
+        held = np.zeros((L, K), np.int64)
+        for g in range(slots):
+            for i, layer in enumerate(net.layers):
+                t = g - arrival[i]
+                if 0 <= t < T:
+                    if t % (layer.delay_steps + 1) == 0:
+                        held[i] = 0  # a new block: the last one's attention output exists
+                    held[i] += ev[i, s, t]
+            peak = np.maximum(peak, held.sum(0))
+    return -(-peak // 8)
+
+
+@pytest.mark.parametrize("key", ["statten_mlp_res", "statten", "ssa"])
+def test_buffer_peak_follows_each_attention_layers_own_blocks(key):
+    """The second of two STAtten layers starts a step later, so its blocks straddle the first's."""
+    d = small_deployment(key)
+    fast = simulate(d, small_input(d.model, 3, seed=4))
+    expected = _buffer_peaks_by_replay(fast.counts, fast.network)
+    assert [c["buffer_peak_bytes"] for c in fast.report["cores"]] == expected.tolist()
+    assert expected.max() > 0
+
+
+def test_static_power_is_the_chips_and_is_said_to_be(tmp_path):
+    """With a static power the totals are the cores' dynamic energy plus P · latency · chips; the
+    layer and core rows stay dynamic, and report.md says where the static part is."""
+    from dataclasses import replace
+
+    from statten_hw.reports.simulation import write_simulation_report
+
+    d = small_deployment("statten")
+    t = d.mapping.target
+    hot = replace(t, energy=replace(t.energy, static_power_mw=40.0))
+    d = replace(d, mapping=replace(d.mapping, target=hot))
+    doc = simulate(d, small_input(d.model, 2, seed=4)).report
+    static = 40e-3 * doc["totals"]["latency_s"] * doc["totals"]["chips"]
+    assert doc["simulation"]["energy_breakdown_j"]["static"] == pytest.approx(static)
+    for rows in (doc["cores"], doc["layers"]):
+        assert sum(r["energy_j"] for r in rows) + static == pytest.approx(doc["totals"]["energy_j"])
+    write_simulation_report(tmp_path, doc)
+    assert f"the chips' static {static:.3e} J is in the totals only" in (tmp_path / "report.md").read_text()
+
+
 def test_report_fills_every_schema_field():
     _, _, fast, _ = _both("statten")
     doc = fast.report

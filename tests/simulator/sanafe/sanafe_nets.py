@@ -15,7 +15,7 @@ import yaml
 from statten_hw.ir import nodes as ir
 from statten_hw.ir.graph import add_op, new_graph
 from statten_hw.ir.passes.infer_shapes import infer_shapes
-from statten_hw.mapping import map_model
+from statten_hw.mapping import graph_block_size, map_model
 from statten_hw.pipeline import Deployment
 from statten_hw.quant import quantize
 from statten_hw.targets import load_target
@@ -70,8 +70,10 @@ def small_loihi(folder: Path) -> Path:
 
 
 def deployment(graph, x: torch.Tensor, target, model=None) -> Deployment:
-    """Quantize ``graph`` on ``x`` and map it on ``target`` (a name, a path or a `Target`)."""
+    """Quantize ``graph`` on ``x`` and map it on ``target`` (a name, a path or a `Target`) with the
+    block size its attention computes."""
     qgraph = quantize(graph, x)
     target = load_target(target) if isinstance(target, (str, Path)) else target
-    mapping = map_model(qgraph.float_graph, target, block_size=1)
+    own = graph_block_size(graph)
+    mapping = map_model(qgraph.float_graph, target, block_size=own[1] if own else 1)
     return Deployment(checkpoint=None, model=model, qgraph=qgraph, mapping=mapping, dataset="random")
