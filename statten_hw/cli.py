@@ -1,7 +1,8 @@
 """The ``statten-hw`` command line: thin subcommands over the library.
 
 Every handler only calls library functions and prints; ``main`` is the one place that turns a
-:class:`~statten_hw.errors.StattenError` into a one-line message and exit code 2.
+:class:`~statten_hw.errors.StattenError` (or an ``OSError``: a folder that cannot be written) into a
+one-line message and exit code 2.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 
 from statten_hw.errors import StattenError
 from statten_hw.interrupts import signal_handling
+from statten_hw.reports.files import check_output_folder
 
 EXIT_USER_ERROR = 2
 
@@ -82,6 +84,7 @@ def cmd_energy(args) -> None:
     from statten_hw.evaluate import check_input_shape
     from statten_hw.reports.energy import write_energy_report
 
+    _check_count("--samples", args.samples)
     _, model = _load(args)
     if args.rates == "measured":
         x, _ = load_dataset(args.dataset)
@@ -97,58 +100,107 @@ def cmd_energy(args) -> None:
 
 
 EXPORT_FORMATS = ("ir", "onnx", "onnx-float", "nir", "netx")
+#: The data an export quantizes on when --calibration names none.
+DEFAULT_CALIBRATION = "digits"
 
 
 def cmd_export(args) -> None:
     from pathlib import Path
 
-    from statten_hw.errors import InputError
     from statten_hw.export import export_float_onnx
     from statten_hw.export.nir_export import build_nir, export_nir
     from statten_hw.export.onnx_integer import export_integer_onnx
     from statten_hw.ir import lower, save_graph
+    from statten_hw.reports.files import staged_folder
+
+    formats = _export_formats(args)
+    target, settings = _export_settings(args)
+    path, model = _load(args)
+    quantized = {"onnx", "nir", "netx"} & set(formats)
+    # ir and onnx-float need data only to know how it arrives (single frames or event sequences).
+    calib_x = _calibration_data(model, args) if quantized or args.calibration is not None else None
+    name = Path(path).stem
+    _check_no_input_overwritten(args, path, [Path(args.output) / f"{name}{suffix}" for f in formats
+                                             for suffix in EXPORT_SUFFIXES[f]])
+    # Sequence data ([N, T, C, H, W]) arrives event-encoded; single frames are repeated T times.
+    events = calib_x is not None and calib_x.dim() == 5
+    graph = lower(model, encoding="events" if events else None)
+    qgraph = _quantize_for_export(model, graph, calib_x, args, target, settings) if quantized else None
+    nir_graph = build_nir(qgraph) if "nir" in formats else None  # refuses a layer NIR cannot type
+    written = []
+    with staged_folder(args.output) as stage:  # a failing format leaves none of this export's files
+        stem = stage / name
+        if "ir" in formats:
+            written += [p.name for p in save_graph(graph, stem)]
+        if "onnx-float" in formats:
+            written.append(export_float_onnx(model, Path(f"{stem}.float.onnx"), batch_size=args.batch,
+                                             sample_shape=tuple(calib_x.shape[1:]) if events else None).name)
+        if "onnx" in formats:
+            written.append(export_integer_onnx(qgraph, Path(f"{stem}.int.onnx"), batch_size=args.batch).name)
+        if "nir" in formats:
+            written.append(export_nir(qgraph, Path(f"{stem}.nir"), built=nir_graph).name)
+        if "netx" in formats:
+            written += _export_netx(qgraph, stem)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{model.config.family}/{model.config.attention}: {params:,} parameters, deployment graph of "
+          f"{graph.number_of_nodes()} nodes; wrote " + ", ".join(str(Path(args.output) / w) for w in written))
+
+
+#: The files each export format writes, after the checkpoint's name.
+EXPORT_SUFFIXES = {"ir": (".json", ".npz"), "onnx": (".int.onnx",), "onnx-float": (".float.onnx",),
+                   "nir": (".nir",), "netx": (".net", ".netx.json")}
+
+
+def _export_formats(args) -> list[str]:
+    """The formats of ``--format``, and its counts checked, before anything is loaded."""
+    from statten_hw.errors import InputError
     from statten_hw.sweep.config import check_bits, check_fraction_bits
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    formats = list(dict.fromkeys(f.strip() for f in args.format.split(",") if f.strip()))
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
-    if unknown:
-        raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}")
+    if unknown or not formats:
+        raise InputError(f"unknown export format(s) {unknown}; available: {', '.join(EXPORT_FORMATS)}" if unknown
+                         else f"--format: no format given; available: {', '.join(EXPORT_FORMATS)}")
     check_bits(args.bits)
     if args.fraction_bits is not None:
         check_fraction_bits(args.fraction_bits)
-    target, settings = _export_settings(args)
-    path, model = _load(args)
-    # Everything that can fail on bad input happens before the first file is written.
-    calib_x = _calibration_data(model, args) if {"onnx", "nir", "netx"} & set(formats) else None
-    # Sequence data ([N, T, C, H, W]) arrives event-encoded; single frames are repeated T times.
-    graph = lower(model, encoding="events" if calib_x is not None and calib_x.dim() == 5 else None)
-    qgraph = _quantize_for_export(model, graph, calib_x, args, target, settings) if calib_x is not None else None
-    nir_graph = build_nir(qgraph) if "nir" in formats else None  # refuses a layer NIR cannot type
-    stem = Path(args.output) / Path(path).stem
-    written = []
-    if "ir" in formats:
-        written += [str(p) for p in save_graph(graph, stem)]
-    if "onnx-float" in formats:
-        written.append(str(export_float_onnx(model, stem.with_suffix(".float.onnx"), batch_size=args.batch)))
-    if "onnx" in formats:
-        written.append(str(export_integer_onnx(qgraph, stem.with_suffix(".int.onnx"), batch_size=args.batch)))
-    if "nir" in formats:
-        written.append(str(export_nir(qgraph, stem.with_suffix(".nir"), built=nir_graph)))
-    if "netx" in formats:
-        written += _export_netx(qgraph, stem)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"{model.config.family}/{model.config.attention}: {params:,} parameters, deployment graph of "
-          f"{graph.number_of_nodes()} nodes; wrote " + ", ".join(written))
+    _check_count("--batch", args.batch)
+    _check_count("--calibration-samples", args.calibration_samples)
+    return formats
+
+
+def _check_count(option: str, value: int) -> None:
+    from statten_hw.errors import InputError
+
+    if value < 1:
+        raise InputError(f"{option} must be >= 1, got {value}")
+
+
+def _check_no_input_overwritten(args, checkpoint, outputs) -> None:
+    """An export named after its checkpoint may land on an input file (``-o .`` beside a data file of
+    the same name): refuse rather than replace it."""
+    from pathlib import Path
+
+    from statten_hw.errors import InputError
+
+    inputs = {Path(p).resolve(): option for p, option in ((checkpoint, "the checkpoint"),
+                                                          (args.calibration, "--calibration"))
+              if p is not None and Path(p).exists()}
+    for out in outputs:
+        if out.resolve() in inputs:
+            raise InputError(f"export would overwrite {inputs[out.resolve()]} {str(out)!r}: choose another -o folder")
 
 
 def _export_netx(qgraph, stem) -> list[str]:
     """The lava-dl netx HDF5 of the chain netx can carry, and beside it ``<stem>.netx.json`` listing
     every node it cannot carry with the reason (attention, residual sums, pooling, ...)."""
+    from pathlib import Path
+
     from statten_hw.reports.files import write_json
     from statten_hw.simulator.lava.netx import export_netx
 
-    export = export_netx(qgraph, stem.with_suffix(".net"))
-    sidecar = stem.with_suffix(".netx.json")
+    export = export_netx(qgraph, Path(f"{stem}.net"))
+    sidecar = Path(f"{stem}.netx.json")
     write_json(sidecar, {"file": export.path.name, "blocks": [list(b) for b in export.blocks],
                          "input_shape": list(export.input_shape), "input_bits": export.input_bits,
                          "not_carried": [{"node": n, "reason": r} for n, r in export.not_carried]})
@@ -156,15 +208,16 @@ def _export_netx(qgraph, stem) -> list[str]:
     print(f"netx carries {len(export.blocks)} block(s) ({', '.join(lif for _, lif in export.blocks)}); "
           f"{len(export.not_carried)} node(s) it cannot carry are listed in {sidecar.name}"
           + (f"; the chain stops at {stop[0]}: {stop[1]}" if stop else ""))
-    return [str(export.path), str(sidecar)]
+    return [export.path.name, sidecar.name]
 
 
 def _calibration_data(model, args):
     from statten_hw.data import load_dataset
     from statten_hw.evaluate import check_input_shape
 
-    calib_x, _ = load_dataset(args.calibration, split="train")
-    check_input_shape(model, calib_x, args.calibration)
+    source = args.calibration or DEFAULT_CALIBRATION
+    calib_x, _ = load_dataset(source, split="train")
+    check_input_shape(model, calib_x, source)
     return calib_x
 
 
@@ -184,12 +237,13 @@ def _quantize_for_export(model, graph, calib_x, args, target, settings):
     from statten_hw.data import load_dataset
     from statten_hw.quant import compare_float_integer, quantize
 
+    source = args.calibration or DEFAULT_CALIBRATION
     qgraph = quantize(graph, calib_x[: args.calibration_samples], **settings)
-    test_x, test_y = load_dataset(args.calibration, split="test")
+    test_x, test_y = load_dataset(source, split="test")
     cmp = compare_float_integer(model, qgraph, test_x, test_y)
     formats = f" for {target.name}'s formats, {qgraph.state_bits}-bit state" if target is not None else ""
     print(f"integer network ({settings['weight_bits']}-bit weights{formats}): accuracy float {100 * cmp['float_accuracy']:.2f} % vs "
-          f"integer {100 * cmp['integer_accuracy']:.2f} % on {cmp['n']} {args.calibration} test samples; "
+          f"integer {100 * cmp['integer_accuracy']:.2f} % on {cmp['n']} {source} test samples; "
           f"spike agreement {100 * cmp['mean_spike_agreement']:.3f} %")
     return qgraph
 
@@ -408,11 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"bits a layer's sums keep below the weight LSB, Loihi's weight exponent (0-16, default "
                          f"{FRACTION_BITS}); netx files carry no exponent: use 0 with --format netx")
     ex.add_argument("--for-target", metavar="TARGET",
-                    help="quantize for this target's number formats (weight width, exponent field, state width, "
-                         "decay field; as simulate --precision target) instead of --bits, 24-bit state and "
-                         "--fraction-bits")
-    ex.add_argument("--calibration", default="digits",
-                    help="data for calibration (train split) and the float-vs-integer check (test split)")
+                    help="quantize for this target's number formats (exponent field, state width, decay field; "
+                         "weights of --bits, at most the target's width; as simulate --precision target) instead "
+                         "of 24-bit state and --fraction-bits")
+    ex.add_argument("--calibration",
+                    help="data for calibration (train split) and the float-vs-integer check (test split): digits "
+                         "| digits-seq | PATH.npz (default digits); its sample shape also says whether the graph "
+                         "and the float ONNX take single frames or event sequences")
     ex.add_argument("--calibration-samples", type=int, default=256, help="calibration samples (default 256)")
     ex.add_argument("--batch", type=int, default=1, help="static batch size of the ONNX input (default 1)")
     ex.set_defaults(func=cmd_export)
@@ -480,8 +536,10 @@ def _run(argv: list[str] | None) -> int:
         parser.print_help()
         return 0
     try:
+        if getattr(args, "output", None) is not None:  # every command that writes a folder
+            check_output_folder(args.output)
         status = args.func(args)  # a handler may return its own exit code (diff: 1 = reports differ)
-    except StattenError as err:
+    except (StattenError, OSError) as err:  # OSError: a folder or file the system refuses to write or read
         if args.debug:
             raise
         print(f"statten-hw: error: {err}", file=sys.stderr)

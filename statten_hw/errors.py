@@ -51,6 +51,11 @@ class GraphError(StattenError):
     """The deployment graph is malformed (cycle, dangling edge, shape disagreement)."""
 
 
+class ExportError(StattenError, ValueError):
+    """A network cannot be written exactly in the requested format (a value past what the format's
+    arithmetic holds, a layer the format has no type for)."""
+
+
 class QuantizationOverflow(StattenError):
     """An integer state left its declared bit width in strict mode."""
 

@@ -71,6 +71,117 @@ def test_export_writes_nothing_when_calibration_data_does_not_fit(tmp_path, caps
     assert not out.exists()
 
 
+def test_export_never_writes_over_its_own_input(tmp_path, capsys):
+    """``-o .`` beside a data file named like the checkpoint: the graph's .npz would replace it."""
+    import shutil
+
+    from statten_hw.data import load_dataset
+    from statten_hw.defaults import default_checkpoint
+
+    ckpt = shutil.copy(default_checkpoint(), tmp_path / "run.pth")
+    x, y = load_dataset("digits", split="train")
+    np.savez(tmp_path / "run.npz", x=x.numpy(), y=y.numpy())
+    before = (tmp_path / "run.npz").read_bytes()
+    assert main(["export", str(ckpt), "--calibration", str(tmp_path / "run.npz"), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "would overwrite --calibration" in err
+    assert (tmp_path / "run.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz", "run.pth"]
+
+
+def test_a_format_that_fails_late_leaves_no_file_of_the_export(tmp_path, capsys):
+    """netx is written last and refuses weights with an exponent (the default quantization): the graph
+    and both ONNX files were already written by then, into the staging folder, and none may stay."""
+    out = tmp_path / "out"
+    assert main(["export", "--format", "ir,onnx-float,onnx,nir,netx", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "(export --fraction-bits 0, without --for-target)" in err
+    assert not out.exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "digits_statten.json").write_text("an earlier export")
+    assert main(["export", "--format", "ir,netx", "-o", str(tmp_path / "kept")]) == 2
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["digits_statten.json"]
+    assert (tmp_path / "kept" / "digits_statten.json").read_text() == "an earlier export"
+
+
+def test_a_state_width_int64_cannot_rescale_is_refused_in_one_line(tmp_path, capsys):
+    """48-bit state (a valid target): the residual add's rescaling would leave int64; one line, no file."""
+    from importlib import resources
+
+    toml = resources.files("statten_hw.targets").joinpath("builtin", "loihi2.toml").read_text()
+    wide = tmp_path / "wide.toml"
+    wide.write_text(toml.replace("\nstate_bits = 24 ", "\nstate_bits = 48 "))
+    out = tmp_path / "out"
+    assert main(["export", "--for-target", str(wide), "--format", "ir,onnx-float,onnx", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'patch_embed.rpe_add': requantization product" in err
+    assert not out.exists()
+
+
+def test_export_names_files_after_the_whole_checkpoint_name(tmp_path, capsys):
+    """``run.b2.pth`` and ``run.b4.pth`` into one folder: every file keeps its ``.b2``/``.b4``."""
+    import shutil
+
+    from statten_hw.defaults import default_checkpoint
+
+    for tag in ("b2", "b4"):
+        ckpt = shutil.copy(default_checkpoint(), tmp_path / f"run.{tag}.pth")
+        assert main(["export", str(ckpt), "-o", str(tmp_path / "out")]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(f"run.{tag}{suffix}" for tag in ("b2", "b4")
+                             for suffix in (".json", ".npz", ".float.onnx", ".int.onnx", ".nir"))
+
+
+def test_a_sequence_models_float_onnx_takes_the_sequences_its_integer_onnx_takes(tmp_path, capsys):
+    """digits-seq data is [N, T, C, H, W]: both ONNX files take it, and the float one gives the model's logits."""
+    import onnx
+
+    from statten_hw.data import load_dataset
+    from statten_hw.defaults import seq_checkpoint
+
+    ckpt = seq_checkpoint(2)
+    assert main(["export", str(ckpt), "--calibration", "digits-seq", "--format", "ir,onnx-float,onnx",
+                 "--batch", "3", "-o", str(tmp_path)]) == 0
+    shapes = {kind: [d.dim_value for d in onnx.load(str(tmp_path / f"digits_seq_b2.{kind}.onnx")).graph.input[0]
+                     .type.tensor_type.shape.dim] for kind in ("float", "int")}
+    x = load_dataset("digits-seq", split="test")[0][:3]
+    assert shapes["float"] == shapes["int"] == list(x.shape)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(tmp_path / "digits_seq_b2.float.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        expected = load_checkpoint(ckpt)(x).numpy()
+    assert np.abs(logits - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["export", "--batch", "0"], "--batch must be >= 1, got 0"),
+    (["export", "--calibration-samples", "-5"], "--calibration-samples must be >= 1, got -5"),
+    (["export", "--format", ","], "--format: no format given"),
+    (["export", "--format", "ir,onnx,netx"], "(export --fraction-bits 0, without --for-target)"),
+    (["export", "--format", "netx", "--for-target", "loihi2"], "(export --fraction-bits 0, without --for-target)"),
+    (["energy", "--samples", "0"], "--samples must be >= 1, got 0"),
+])
+def test_bad_counts_and_formats_are_one_line_and_write_nothing(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["export"], ["map"], ["energy"], ["simulate", "--samples", "1"]])
+def test_an_output_folder_in_place_of_a_file_is_one_line(command, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "below"):
+        assert main([*command, "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is a file, not a folder" in err
+    assert (tmp_path / "taken").read_text() == "a file"
+
+
 def _cifar_like(path, n: int = 12):
     rng = np.random.default_rng(5)
     np.savez(path, x=rng.random((n, 3, 32, 32)).astype(np.float32), y=rng.integers(0, 10, n))

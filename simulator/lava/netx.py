@@ -33,7 +33,7 @@ from statten_hw.quant.quantize import (QAdd, QAttention, QConv2d, QFlatten, QInp
 from statten_hw.reports.files import atomic_write_bytes
 
 from . import _compat
-from .neurons import LIF_MODELS, NO_CURRENT_MEMORY_DU, check_dv
+from .neurons import LIF_MODELS, NO_CURRENT_MEMORY_DU, check_dv, check_state_width
 from .run import integer_input
 from .runtime import started
 from .synapses import check_weights
@@ -77,7 +77,7 @@ def _block_problem(qgraph: QuantizedGraph, prev: str) -> tuple[str | None, str]:
         return syn, NOT_IN_NETX.get(type(op), f"{type(op).__name__} has no netx layer type")
     if op.weight_exp:
         return syn, (f"its weights carry an exponent (2**{op.weight_exp}, the quantizer's fraction bits); a netx "
-                     f"file has none: quantize with fraction_bits=0 (export --fraction-bits 0)")
+                     f"file has none: quantize with fraction_bits=0 (export --fraction-bits 0, without --for-target)")
     if isinstance(op, QLinear) and len(g.nodes[syn][SHAPE]) != 1:
         return syn, "a linear layer on tokens [N, C] applies one weight row per token; netx dense is one matrix"
     after = list(g.successors(syn))
@@ -126,6 +126,7 @@ def export_netx(qgraph: QuantizedGraph, path) -> NetxExport:
     `UnsupportedLayer` names the first node when not even one block can be written."""
     import h5py
 
+    check_state_width(qgraph.state_bits, "a netx network", "export it without --for-target, or for a 24-bit target")
     g = qgraph.graph
     blocks, culprit, reason = _chain(qgraph)
     if not blocks:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from statten_hw.errors import UnsupportedLayer
+from statten_hw.errors import InputError, UnsupportedLayer
+from statten_hw.quant.fixed_point import STATE_BITS
 
 from . import _compat
 
@@ -45,6 +46,14 @@ def check_dv(name: str, dv: int) -> int:
     if not 0 <= dv <= MAX_DV:
         raise UnsupportedLayer(name, "lif", f"dv {dv} does not fit Loihi's 12-bit dv register (0..{MAX_DV})")
     return dv
+
+
+def check_state_width(state_bits: int, user: str, instead: str) -> None:
+    """Lava's LIF wraps and clips at Loihi's 24 bits, whatever the integer graph's width: a graph of
+    another width would fire otherwise there (`InputError` saying what to do ``instead``)."""
+    if state_bits != STATE_BITS:
+        raise InputError(f"{user} runs Loihi's {STATE_BITS}-bit neurons; this integer graph keeps "
+                         f"{state_bits}-bit state ({instead})")
 
 
 class _IntegerMembrane:

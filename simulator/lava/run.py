@@ -19,12 +19,12 @@ import torch
 
 from statten_hw.errors import InputError
 from statten_hw.ir.graph import SHAPE
-from statten_hw.quant.fixed_point import STATE_BITS
 from statten_hw.quant.quantize import QInput, QuantizedGraph
 from statten_hw.quant.execute import EXECUTORS
 
 from .build import LavaNetwork, build_network
 from .layout import from_lava, lava_shape, to_lava
+from .neurons import check_state_width
 from .runtime import started
 
 #: Samples per Lava run: the recorder holds ``window · samples`` steps of every recorded node.
@@ -105,9 +105,8 @@ def run_lava(qgraph: QuantizedGraph, x: torch.Tensor, samples_per_run: int = SAM
              probes: tuple[str, ...] = ()) -> LavaRun:
     """Run the batch ``x`` (model input layout) through ``qgraph`` as Lava processes (module docstring).
     ``probes``: further nodes to record; their values come back in ``spikes`` too."""
-    if qgraph.state_bits != STATE_BITS:  # Lava's LIF wraps and clips at 24 bits, whatever the graph's width
-        raise InputError(f"the Lava backend runs Loihi's {STATE_BITS}-bit neurons; this integer graph keeps "
-                         f"{qgraph.state_bits}-bit state (quantize with --precision graph, or for a 24-bit target)")
+    check_state_width(qgraph.state_bits, "the Lava backend",
+                      "quantize with --precision graph, or for a 24-bit target")
     began = time.perf_counter()
     x_int = integer_input(qgraph, x)
     total = x_int.shape[1]

@@ -61,7 +61,7 @@ import nir
 import numpy as np
 import torch
 
-from statten_hw.errors import InputError, StattenError, UnsupportedLayer, one_line
+from statten_hw.errors import ExportError, InputError, StattenError, UnsupportedLayer, one_line
 from statten_hw.ir.graph import PORT, SHAPE, inputs_by_port, topological_order
 from statten_hw.ir.serialize import jsonable
 from statten_hw.models.checkpoint import MAX_IMG_SIZE, MAX_TIMESTEPS
@@ -157,7 +157,7 @@ def _opaque(g, name: str, op, shape: tuple, meta: dict) -> nir.NIRGraph:
     ports = inputs_by_port(g, name)
     in_shapes = {p: tuple(int(d) for d in g.nodes[src][SHAPE]) for p, src in ports.items()}
     if len(set(in_shapes.values())) != 1:
-        raise ValueError(f"{name}: NIR export needs equal per-step shapes on all input ports, got {in_shapes}")
+        raise ExportError(f"{name}: NIR export needs equal per-step shapes on all input ports, got {in_shapes}")
     in_shape = next(iter(in_shapes.values()))
     out_shape = tuple(int(d) for d in shape)
     nodes = {"input": nir.Input(input_type={"input": np.array(in_shape)})}
@@ -189,7 +189,7 @@ def _opaque(g, name: str, op, shape: tuple, meta: dict) -> nir.NIRGraph:
                  ("flatten", nir.Flatten(input_type={"input": np.array([in_shape[0], 1, 1])},
                                          start_dim=0, end_dim=-1))]
     else:
-        raise ValueError(f"{name}: no typed NIR form for {type(op).__name__} {in_shape} -> {out_shape}")
+        raise ExportError(f"{name}: no typed NIR form for {type(op).__name__} {in_shape} -> {out_shape}")
     nodes.update(chain)
     nodes["output"] = nir.Output(output_type={"output": np.array(out_shape)})
     names = list(nodes)

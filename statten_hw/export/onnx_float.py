@@ -152,11 +152,12 @@ def _spike_output_names(calls: list[str]) -> list[str]:
 
 
 def export_float_onnx(model: nn.Module, path, batch_size: int = 1, *, opset: int = OPSET,
-                      with_spikes: bool = False) -> Path:
+                      with_spikes: bool = False, sample_shape: tuple[int, ...] | None = None) -> Path:
     """Export ``model`` (float, eval semantics) to an ONNX file at ``path``; returns ``Path(path)``.
 
-    The graph has one input ``"input"`` of static shape ``[batch_size, *model.config.input_shape]``
-    (float32) and one output, :func:`output_name` (``"logits"`` ``[B, K]``; ``"logits_per_step"``
+    The graph has one input ``"input"`` of static shape ``[batch_size, *sample_shape]`` (float32;
+    ``model.config.input_shape`` by default, ``[T, C, H, W]`` for a model fed event frames such as
+    the temporal digits) and one output, :func:`output_name` (``"logits"`` ``[B, K]``; ``"logits_per_step"``
     ``[T, B, K]`` for TET models). ``with_spikes=True`` (a diagnostic) adds the output of every LIF
     module that runs, named ``"spikes:<module path>"``, so spike-level differences can be counted.
 
@@ -172,7 +173,7 @@ def export_float_onnx(model: nn.Module, path, batch_size: int = 1, *, opset: int
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < OPSET:
         raise ValueError(f"opset must be an int >= {OPSET}, got {opset!r}")
 
-    example = torch.zeros(batch_size, *config.input_shape, dtype=torch.float32)
+    example = torch.zeros(batch_size, *(sample_shape or config.input_shape), dtype=torch.float32)
     outputs = [output_name(config)]
     if with_spikes:
         with _spike_probe(model) as probe:

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from statten_hw.errors import UnsupportedLayer
+from statten_hw.errors import ExportError, UnsupportedLayer
 from statten_hw.ir.graph import SHAPE, inputs_by_port, topological_order
 from statten_hw.quant.fixed_point import DECAY_BITS, limit
 from statten_hw.reports.files import atomic_write_bytes
@@ -148,7 +148,7 @@ class _Builder:
     def check(self, bound: int, what: str, bits: int | None = None):
         bits = self.exact_bits if bits is None else bits
         if bound >= 1 << bits:
-            raise ValueError(f"{what}: values up to {bound} (>= 2**{bits}) would not be exact in "
+            raise ExportError(f"{what}: values up to {bound} (>= 2**{bits}) would not be exact in "
                              f"{'float64' if bits == 53 else 'int64'}; refusing to export")
 
     def matmul(self, a, b, terms: int, bound_a: int, bound_b: int, hint="", b_const: np.ndarray | None = None):

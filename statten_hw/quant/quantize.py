@@ -69,7 +69,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from statten_hw.errors import UnsupportedLayer
+from statten_hw.errors import QuantizationOverflow, UnsupportedLayer
 from statten_hw.ir import nodes as ir
 from statten_hw.ir.execute_float import run_float
 from statten_hw.ir.graph import OP, PORT, SHAPE, inputs_by_port, topological_order
@@ -313,6 +313,16 @@ def check_fraction_bits(fraction_bits: int) -> None:
         raise ValueError(f"fraction_bits must be an int in 0..16, got {fraction_bits!r}")
 
 
+def _requant_in_int64(name: str, bound: int, rq: tuple[int, int]) -> tuple[int, int]:
+    """``rq`` = (M, S) if ``|q| <= bound`` rescales without leaving int64 (``q·M + 2^(S-1)``), else
+    `QuantizationOverflow`: the integer executors would wrap silently (a state width near 48 bits)."""
+    mult, shift = rq
+    product = bound * mult + ((1 << (shift - 1)) if shift else 0)
+    if product >= 1 << 63:
+        raise QuantizationOverflow(name, "requantization product (state bound x multiplier)", product, 64)
+    return rq
+
+
 def _peak(t: torch.Tensor) -> float:
     p = float(t.detach().abs().max()) if t.numel() else 0.0
     return p if p > 0 else 1.0
@@ -392,7 +402,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
             feeds_lif = any(isinstance(graph.nodes[c][OP], ir.LIF) for c in graph.successors(name))
             if feeds_lif:
                 s = _peak(calib[name]) / stream_cap
-                mult, shift = requant_params(s_in["x"] / count / s)
+                mult, shift = _requant_in_int64(name, count * limit(state_bits), requant_params(s_in["x"] / count / s))
                 add(name, QMean(op.axes, op.time, count, mult, shift), s, T_out, **ins)
             else:
                 add(name, QMean(op.axes, op.time, count), s_in["x"] / count, T_out, **ins)
@@ -401,7 +411,9 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
                 add(name, QAdd(op.kind, (1, 0), (1, 0)), s_in["lhs"], T, **ins)
             else:
                 s = _peak(calib[name]) / stream_cap
-                add(name, QAdd(op.kind, requant_params(s_in["lhs"] / s), requant_params(s_in["rhs"] / s)), s, T, **ins)
+                lhs, rhs = (_requant_in_int64(name, limit(state_bits), requant_params(s_in[port] / s))
+                            for port in ("lhs", "rhs"))
+                add(name, QAdd(op.kind, lhs, rhs), s, T, **ins)
         elif isinstance(op, ir.Mul):
             add(name, QMul(), s_in["lhs"] * s_in["rhs"], T, **ins)
         elif isinstance(op, ir.SpikingAttention):

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -59,3 +60,38 @@ def write_csv(path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
+
+
+def check_output_folder(path) -> None:
+    """Refuse, before any work, an output folder that cannot be written: a file in its place or on
+    its path, or a first existing folder without write permission. Creates nothing: a command that
+    fails later must not leave an empty folder behind."""
+    from statten_hw.errors import InputError
+
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise InputError(f"output folder {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {str(path)!r}: no permission to write in {str(existing)!r}")
+
+
+@contextmanager
+def staged_folder(out_dir) -> Iterator[Path]:
+    """A hidden folder inside ``out_dir`` for a command to write every file of one result into; when
+    the block ends each file is moved into ``out_dir`` (``os.replace``), and when it raises the
+    staging folder goes (with ``out_dir`` itself if this call created it): a command that fails half
+    way leaves what was there before and none of its own files."""
+    out = Path(out_dir)
+    created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = out / f".statten-hw.{secrets.token_hex(8)}.tmp"
+    stage.mkdir()
+    try:
+        yield stage
+        for f in sorted(stage.iterdir()):
+            os.replace(f, out / f.name)
+        stage.rmdir()
+    except BaseException:
+        shutil.rmtree(created if created is not None else stage, ignore_errors=True)
+        raise

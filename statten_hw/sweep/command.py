@@ -59,6 +59,11 @@ def run_sweep(args) -> None:
                       shard_size=args.shard_size, progress=not args.no_progress, connect_timeout=args.connect_timeout)
     doc = write_sweep_report(args.output, outcome.results, outcome.failed, len(outcome.computed), len(outcome.reused))
     _print_summary(doc, args.output)
+    ran = [r for r in doc["configurations"] if r["status"] == "ok"]
+    if not ran and not outcome.failed:  # every configuration refused (a mapping limit, ...): nothing to compare
+        first = doc["configurations"][0]
+        raise SweepFailed(f"none of the {len(configs)} configuration(s) could run (first: "
+                          f"{first['label']}: {first['error']}); the report in {args.output}/ lists each")
     if outcome.failed:
         raise SweepFailed(f"{len(outcome.failed)} of {len(configs)} configuration(s) failed "
                           f"(first: {outcome.failed[0]['label']}: {outcome.failed[0]['error']}); finished ones are "

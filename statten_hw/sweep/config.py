@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -103,10 +104,18 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
         _check_target_formats(loaded, bits)
     target_digests = {t: _target_digest(t) for t in loaded}
     configs = []
-    for path in dict.fromkeys(checkpoints):
+    for path in _distinct_files(checkpoints):
         configs += _checkpoint_configs(path, block_sizes, target_digests, bits, samples, dataset, calibration_samples,
                                        engine, tuple(dict.fromkeys(precisions)))
     return configs
+
+
+def _distinct_files(paths: list[str]) -> list[str]:
+    """``paths`` with every file once (as first named): ``a.pth`` and ``./a.pth`` are one checkpoint."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        seen.setdefault(os.path.realpath(path), path)
+    return list(seen.values())
 
 
 def _checkpoint_configs(path: str, spec: str, target_digests: dict[str, str], bits: list[int], samples: int | None,

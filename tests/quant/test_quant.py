@@ -181,3 +181,27 @@ def test_embedded_digits_model_within_one_point():
     print(f"digits: float {report['float_accuracy']:.4f} int8 {report['integer_accuracy']:.4f} "
           f"spike agreement {report['mean_spike_agreement']:.4f}")
     assert abs(report["float_accuracy"] - report["integer_accuracy"]) <= 0.01
+
+
+def test_a_state_width_whose_rescaling_leaves_int64_is_refused():
+    """The embedded model's patch-embedding residual add rescales its branch by a multiplier of about
+    2^24 (its scale is that much coarser than the sum's): with 44-bit state, a value at the bound times
+    it passes 2^63, so the int64 executors would wrap. Refused at quantize time, naming the node; every
+    multiplier quantize kept at 40 bits is checked here against the int64 range independently."""
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.data import load_dataset
+    from statten_hw.models import load_checkpoint
+    from statten_hw.quant.fixed_point import limit
+    from statten_hw.quant.quantize import QAdd, QMean
+
+    graph = lower(load_checkpoint(default_checkpoint()))
+    x = load_dataset("digits", split="train")[0][:64]
+    with pytest.raises(QuantizationOverflow, match="'patch_embed.rpe_add': requantization product") as info:
+        quantize(graph, x, state_bits=44)
+    assert info.value.value >= 2 ** 63
+    qg = quantize(graph, x, state_bits=40)
+    rescales = [(limit(40), rq) for n in qg.graph for op in [qg.qop(n)] if isinstance(op, QAdd)
+                for rq in (op.lhs_rq, op.rhs_rq)]
+    rescales += [(op.count * limit(40), (op.mult, op.shift)) for n in qg.graph for op in [qg.qop(n)]
+                 if isinstance(op, QMean) and op.mult is not None]
+    assert rescales and all(bound * m + 2 ** max(s - 1, 0) < 2 ** 63 for bound, (m, s) in rescales)

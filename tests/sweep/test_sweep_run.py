@@ -151,3 +151,27 @@ def test_command_writes_the_report_and_a_rerun_reuses_everything(tiny, tmp_path,
         args.func(args)
     assert "1 computed, 7 reused" in capsys.readouterr().out
     assert json.loads((tmp_path / "report.json").read_text())["configurations"] == doc["configurations"]
+
+
+def test_a_sweep_where_no_configuration_fits_fails(tiny, tmp_path, cluster):
+    """Every configuration refused by its target (8 input axons per core): the report lists each, and the
+    command exits with an error instead of a summary of nothing. A checkpoint named twice is one."""
+    from importlib import resources
+
+    from statten_hw.errors import StattenError
+
+    parser = argparse.ArgumentParser()
+    add_sweep_parser(parser.add_subparsers())
+    ckpt, data = tiny
+    toml = resources.files("statten_hw.targets").joinpath("builtin", "loihi2.toml").read_text()
+    target = tmp_path / "narrow.toml"
+    target.write_text(toml.replace("\nfan_in = 4096 ", "\nfan_in = 8 "))
+    argv = ["sweep", str(ckpt), str(ckpt.parent / "." / ckpt.name), "-B", "1", "--targets", str(target),
+            "--bits", "8", "--samples", "2", "--dataset", str(data), "--calibration-samples", "8",
+            "--scheduler", cluster, "--no-progress", "-o", str(tmp_path / "out")]
+    args = parser.parse_args(argv)
+    with pytest.raises(StattenError, match="none of the 1 configuration"):
+        args.func(args)
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [c["status"] for c in doc["configurations"]] == ["error"]
+    assert "fan-in" in doc["configurations"][0]["error"]

@@ -168,3 +168,16 @@ def test_weight_exponents_are_refused_with_the_way_out(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'patch_embed.proj_conv'" in err and "--fraction-bits 0" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_graph_of_another_state_width_is_refused(tmp_path):
+    """netx's neurons are Loihi's 24-bit LIFs: a 10-bit-state graph would fire otherwise in netx than in
+    the integer reference (a review found 837 extra spikes in one layer); refused, nothing written."""
+    from statten_hw.errors import InputError
+    from statten_hw.simulator.lava.netx import export_netx
+
+    g, calib = conv_snn()
+    qgraph = quantize(g, calib, weight_bits=8, fraction_bits=0, state_bits=10)
+    with pytest.raises(InputError, match="24-bit neurons; this integer graph keeps 10-bit state"):
+        export_netx(qgraph, tmp_path / "snn.net")
+    assert not any(tmp_path.iterdir())
