@@ -13,8 +13,9 @@ Buffers (bits; a layer's byte counts round each term up to whole bytes):
   N_STAtten ``N·heads·B·B`` counters of ``ceil(log2(d + 1))`` bits (Q_nK_nᵀ per token);
   SSA ``heads·d·d`` of ``ceil(log2(N + 1))`` (KᵀV of one step); SDSA ``D`` of ``ceil(log2(N + 1))``
   (Σ_N K⊙V). SSA and SDSA work step by step: B does not enter them (their effective block is 1);
-* residual input of an attention layer: the membrane-valued shortcut that skips it (every block of the
-  three families has one), ``state_bits`` per value. On ``step`` targets the shortcut of step t waits
+* residual input of an attention layer: the shortcut that skips it (every block of the three families
+  has one: membrane values in SDT and STAtten, sums of spikes in Spikformer), counted at ``state_bits``
+  per value, an upper bound. On ``step`` targets the shortcut of step t waits
   for the attention output of step t, which comes ``B − 1`` steps later: ``(B − 1)·N·D`` values are
   held (none at an effective block of 1: the shortcut goes straight into the next neurons' input). On
   ``layer`` targets the block's ``B·N·D`` shortcut values are held while the layers between run;
