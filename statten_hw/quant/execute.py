@@ -113,11 +113,11 @@ def _per_step(fn, x):
 
 
 def _input(op: Q.QInput, ins, x, ctx, name):
+    top = limit(op.bits) if op.signed else (1 << op.bits) - 1
+    low = -top if op.signed else 0
     if x.is_floating_point():
-        top = limit(op.bits) if op.signed else (1 << op.bits) - 1
-        low = -top if op.signed else 0
-        x = torch.round(x.to(torch.float64) / op.scale).clamp(low, top).to(I64)  # the sensor boundary
-    x = x.to(I64)
+        x = torch.round(x.to(torch.float64) / op.scale)
+    x = x.clamp(low, top).to(I64)  # the sensor boundary, for inputs given as integer levels too
     if op.encoding == "direct":
         return x.unsqueeze(0).repeat(op.timesteps, *([1] * x.dim()))
     return x.transpose(0, 1).contiguous()
@@ -147,13 +147,22 @@ def _conv_int(z: torch.Tensor, op: Q.QConv2d, peak: float, name: str = "?") -> t
     dtype = exact_dtype(peak * op.mantissa_bound, z.device, name)
     out = F.conv2d(z.to(dtype), _device_mantissa(op, z.device, dtype), stride=op.stride, padding=op.padding,
                    groups=op.groups)
-    return _finish(out, op, channel_dims=2)
+    return _finish(out, op, channel_dims=2, bound=_accumulator_bound(op, peak))
 
 
-def _finish(sums: torch.Tensor, op, channel_dims: int) -> torch.Tensor:
+#: Magnitude the weight exponent's shift may reach in int64 with room for the bias.
+_SHIFT_ROOM = 1 << 62
+
+
+def _finish(sums: torch.Tensor, op, channel_dims: int, bound: float) -> torch.Tensor:
     """``(round(sums) << weight_exp) + bias`` in int64; the bias has ``channel_dims`` trailing axes to
-    broadcast over (2 for a conv's ``[C, H, W]``, 0 for a linear's last axis)."""
+    broadcast over (2 for a conv's ``[C, H, W]``, 0 for a linear's last axis). Where ``bound`` (the
+    proven ``max |result|``) passes int64, sums are first clipped to ``±2^62 >> weight_exp``: those
+    results saturate at the state width anyway, and the shift then cannot wrap."""
     out = sums.round_().to(I64)
+    if bound >= _SHIFT_ROOM:
+        edge = _SHIFT_ROOM >> op.weight_exp
+        out.clamp_(-edge, edge)
     bias = _device_bias(op, out.device).reshape(-1, *([1] * channel_dims))
     return torch.add(bias, out, alpha=1 << op.weight_exp)  # one pass: bias + out · 2**exp
 
@@ -207,7 +216,8 @@ def _linear(op: Q.QLinear, ins, x, ctx, name):
     peak = _peak(x)
     dtype = exact_dtype(peak * op.mantissa_bound, x.device, name)
     sums = torch.matmul(x.to(dtype), _device_mantissa(op, x.device, dtype).T)
-    return ctx.sat_beyond(name, _finish(sums, op, channel_dims=0), _accumulator_bound(op, peak), "accumulator")
+    bound = _accumulator_bound(op, peak)
+    return ctx.sat_beyond(name, _finish(sums, op, channel_dims=0, bound=bound), bound, "accumulator")
 
 
 def lif_integer(X: torch.Tensor, op: Q.QLIF, ctx: _Ctx, name: str, key: str | None = None) -> torch.Tensor:
@@ -333,7 +343,11 @@ def _add(op: Q.QAdd, ins, x, ctx, name):
 
 
 def _mul(op, ins, x, ctx, name):
-    return ctx.sat(name, ins["lhs"] * ins["rhs"], "product")
+    a, b = ins["lhs"], ins["rhs"]
+    cap = limit(ctx.bits)
+    # Where |a·b| passes the state (so possibly int64 too), a value just past it saturates alike.
+    past = (b != 0) & (a.abs() > cap // b.abs().clamp(min=1))
+    return ctx.sat(name, torch.where(past, (cap + 1) * a.sign() * b.sign(), a * b), "product")
 
 
 def _heads(z, heads):

@@ -205,3 +205,52 @@ def test_a_state_width_whose_rescaling_leaves_int64_is_refused():
     rescales += [(op.count * limit(40), (op.mult, op.shift)) for n in qg.graph for op in [qg.qop(n)]
                  if isinstance(op, QMean) and op.mult is not None]
     assert rescales and all(bound * m + 2 ** max(s - 1, 0) < 2 ** 63 for bound, (m, s) in rescales)
+
+
+def _one_linear(weight, calib, **options):
+    g = new_graph()
+    x = add_op(g, "input", ir.Input(shape=(1, 1, len(weight[0])), timesteps=1, encoding="direct"), "")
+    y = add_op(g, "fc", ir.Linear(weight=np.asarray(weight, np.float32), bias=None), "", x=x)
+    add_op(g, "output", ir.Output(per_step=True), "", x=y)
+    return quantize(run_pipeline(g), torch.tensor([[[calib]]], dtype=torch.float32), **options)
+
+
+def test_inputs_given_as_integer_levels_meet_the_same_sensor_clamp():
+    """[300, -7] as floats and as int64 levels: both clipped to the unsigned 8-bit sensor range."""
+    qg = _one_linear([[1.0, 0.5]], [3.0, 0.0])
+    op = qg.qop("fc")
+    expected = int(op.weight[0, 0]) * 255 + int(op.bias[0])  # [255, 0] after the clamp
+    for x in (torch.tensor([[[[300.0, -7.0]]]]), torch.tensor([[[[300, -7]]]])):
+        assert run_integer(qg, x).logits_int.flatten().tolist() == [expected]
+
+
+def test_a_sum_shifted_by_the_weight_exponent_saturates_instead_of_wrapping():
+    """A 16-bit weight row [32767, 1] with exponent 2^16 on graded inputs near 2^37: the exact sum passes
+    2^63 (int64 would wrap, even flip the sign); it must saturate at the 48-bit state, counted, and strict
+    mode must refuse. The inputs are a graded layer's values, handed to the executor's linear kernel."""
+    from statten_hw.quant.execute import _Ctx, _linear
+
+    qg = _one_linear([[32767.0, 1.0]], [1.0, 1.0], weight_bits=16, state_bits=48, fraction_bits=16)
+    op = qg.qop("fc")
+    assert op.weight_exp == 16
+    cap = (1 << 47) - 1
+    for a, b in [(1 << 33, (1 << 33) + 5), (1 << 37, 0), (-(1 << 37), 3)]:
+        exact = (int(op.mantissa[0, 0]) * a + int(op.mantissa[0, 1]) * b) * (1 << 16) + int(op.bias[0])
+        assert abs(exact) >= 1 << 63
+        ctx = _Ctx(48, strict=False)
+        got = _linear(op, {"x": torch.tensor([[[[a, b]]]])}, None, ctx, "fc")
+        assert got.flatten().tolist() == [max(-cap, min(cap, exact))] and ctx.overflows["fc"] == 1
+        with pytest.raises(QuantizationOverflow):
+            _linear(op, {"x": torch.tensor([[[[a, b]]]])}, None, _Ctx(48, strict=True), "fc")
+
+
+def test_a_product_of_two_wide_states_saturates_instead_of_wrapping():
+    from statten_hw.quant.execute import _Ctx, _mul
+
+    cap = (1 << 47) - 1
+    a = torch.tensor([127 << 32, -(1 << 40), 1 << 20, 0, cap])
+    b = torch.tensor([127 << 32, 1 << 40, 3, cap, 1])
+    ctx = _Ctx(48, strict=False)
+    got = _mul(None, {"lhs": a, "rhs": b}, None, ctx, "mul").tolist()
+    assert got == [max(-cap, min(cap, int(x) * int(y))) for x, y in zip(a, b)]
+    assert ctx.overflows["mul"] == 2
