@@ -191,7 +191,7 @@ def sanafe_timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timelin
     packets are sent by one more sender (SANA-FE's input neurons, on a core of their own). A slot lasts
     its busiest sender or receiver, plus the synchronization SANA-FE looks up for the tiles in use; the
     NoC adds no time in this model."""
-    t, sched = mapping.target.timing, mapping.schedule
+    t = mapping.target.timing
     lags = pipeline_lags(counts, net)
     T = counts.timesteps
     n_slots = max(T, *(lags[layer.name] + T - 1 for layer in net.layers))
