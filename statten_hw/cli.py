@@ -83,8 +83,9 @@ def cmd_energy(args) -> None:
     from statten_hw.energy import load_rate_profile, measure_rates, paper_energy
     from statten_hw.evaluate import check_input_shape
     from statten_hw.reports.energy import write_energy_report
+    from statten_hw.sweep.config import check_count
 
-    _check_count("--samples", args.samples)
+    check_count("--samples", args.samples)
     _, model = _load(args)
     if args.rates == "measured":
         x, _ = load_dataset(args.dataset)
@@ -130,23 +131,27 @@ def cmd_export(args) -> None:
     written = []
     with staged_folder(args.output) as stage:  # a failing format leaves none of this export's files
         stem = stage / name
+
+        def file(fmt: str, i: int = 0) -> Path:
+            return Path(f"{stem}{EXPORT_SUFFIXES[fmt][i]}")
+
         if "ir" in formats:
             written += [p.name for p in save_graph(graph, stem)]
         if "onnx-float" in formats:
-            written.append(export_float_onnx(model, Path(f"{stem}.float.onnx"), batch_size=args.batch,
+            written.append(export_float_onnx(model, file("onnx-float"), batch_size=args.batch,
                                              sample_shape=tuple(calib_x.shape[1:]) if events else None).name)
         if "onnx" in formats:
-            written.append(export_integer_onnx(qgraph, Path(f"{stem}.int.onnx"), batch_size=args.batch).name)
+            written.append(export_integer_onnx(qgraph, file("onnx"), batch_size=args.batch).name)
         if "nir" in formats:
-            written.append(export_nir(qgraph, Path(f"{stem}.nir"), built=nir_graph).name)
+            written.append(export_nir(qgraph, file("nir"), built=nir_graph).name)
         if "netx" in formats:
-            written += _export_netx(qgraph, stem)
+            written += _export_netx(qgraph, file("netx", 0), file("netx", 1))
     params = sum(p.numel() for p in model.parameters())
     print(f"{model.config.family}/{model.config.attention}: {params:,} parameters, deployment graph of "
           f"{graph.number_of_nodes()} nodes; wrote " + ", ".join(str(Path(args.output) / w) for w in written))
 
 
-#: The files each export format writes, after the checkpoint's name.
+#: The files each export format writes, after the checkpoint's name (``ir``: `save_graph`'s pair).
 EXPORT_SUFFIXES = {"ir": (".json", ".npz"), "onnx": (".int.onnx",), "onnx-float": (".float.onnx",),
                    "nir": (".nir",), "netx": (".net", ".netx.json")}
 
@@ -154,7 +159,7 @@ EXPORT_SUFFIXES = {"ir": (".json", ".npz"), "onnx": (".int.onnx",), "onnx-float"
 def _export_formats(args) -> list[str]:
     """The formats of ``--format``, and its counts checked, before anything is loaded."""
     from statten_hw.errors import InputError
-    from statten_hw.sweep.config import check_bits, check_fraction_bits
+    from statten_hw.sweep.config import check_bits, check_count, check_fraction_bits
 
     formats = list(dict.fromkeys(f.strip() for f in args.format.split(",") if f.strip()))
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
@@ -164,16 +169,9 @@ def _export_formats(args) -> list[str]:
     check_bits(args.bits)
     if args.fraction_bits is not None:
         check_fraction_bits(args.fraction_bits)
-    _check_count("--batch", args.batch)
-    _check_count("--calibration-samples", args.calibration_samples)
+    check_count("--batch", args.batch)
+    check_count("--calibration-samples", args.calibration_samples)
     return formats
-
-
-def _check_count(option: str, value: int) -> None:
-    from statten_hw.errors import InputError
-
-    if value < 1:
-        raise InputError(f"{option} must be >= 1, got {value}")
 
 
 def _check_no_input_overwritten(args, checkpoint, outputs) -> None:
@@ -187,20 +185,18 @@ def _check_no_input_overwritten(args, checkpoint, outputs) -> None:
                                                           (args.calibration, "--calibration"))
               if p is not None and Path(p).exists()}
     for out in outputs:
-        if out.resolve() in inputs:
-            raise InputError(f"export would overwrite {inputs[out.resolve()]} {str(out)!r}: choose another -o folder")
+        option = inputs.get(out.resolve())
+        if option is not None:
+            raise InputError(f"export would overwrite {option} {str(out)!r}: choose another -o folder")
 
 
-def _export_netx(qgraph, stem) -> list[str]:
-    """The lava-dl netx HDF5 of the chain netx can carry, and beside it ``<stem>.netx.json`` listing
+def _export_netx(qgraph, path, sidecar) -> list[str]:
+    """The lava-dl netx HDF5 of the chain netx can carry at ``path``, and the ``sidecar`` JSON listing
     every node it cannot carry with the reason (attention, residual sums, pooling, ...)."""
-    from pathlib import Path
-
     from statten_hw.reports.files import write_json
     from statten_hw.simulator.lava.netx import export_netx
 
-    export = export_netx(qgraph, Path(f"{stem}.net"))
-    sidecar = Path(f"{stem}.netx.json")
+    export = export_netx(qgraph, path)
     write_json(sidecar, {"file": export.path.name, "blocks": [list(b) for b in export.blocks],
                          "input_shape": list(export.input_shape), "input_bits": export.input_bits,
                          "not_carried": [{"node": n, "reason": r} for n, r in export.not_carried]})
@@ -322,14 +318,13 @@ def _simulation_inputs(args):
 
     from statten_hw.data import load_dataset
     from statten_hw.defaults import default_checkpoint
-    from statten_hw.errors import InputError
     from statten_hw.pipeline import dataset_for
+    from statten_hw.sweep.config import check_count
 
     source = args.input or dataset_for(Path(args.checkpoint) if args.checkpoint else default_checkpoint())
     x, y = load_dataset(source, split="test")
     if args.samples is not None:
-        if args.samples < 1:
-            raise InputError(f"--samples must be at least 1, got {args.samples}")
+        check_count("--samples", args.samples)
         x, y = x[: args.samples], y[: args.samples]
     return source, x, y
 

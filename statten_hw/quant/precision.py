@@ -15,8 +15,8 @@ graph a target's formats hold instead (``--precision target``), its decays inclu
   clip where the graph does not;
 * decay: a LIF's ``dv`` has 12 fractional bits (Lava's resolution); with ``decay_bits`` d the target
   holds the multiples of ``2^(12 - d)`` below 4096 only (`quantize.decay_field`; quantized for the
-  target, each ``dv`` is the nearest of them: `quantize.decay_on_grid`). The graph's ``decay_bits`` is that resolution,
-  12, whatever values its decays take.
+  target, each ``dv`` is the nearest of them: `quantize.decay_on_grid`). The graph's ``decay_bits``
+  is that resolution, 12, whatever values its decays take.
 """
 from __future__ import annotations
 
@@ -109,8 +109,8 @@ def target_quantizer(precision, bits: int, target: str = "the target") -> dict:
     mantissas (refused beyond the target's weight width), sums keeping no more bits below the weight
     LSB than the exponent field reaches (none without one, so no layer needs ``mantissa << exp``),
     the target's state width (the widest the quantizer takes, where the target's is wider) and its
-    decay field (decays rounded to what it holds). A
-    one-line `InputError` names the target and the format it cannot give."""
+    decay field (decays rounded to what it holds). A one-line `InputError` names the target and the
+    format it cannot give."""
     state_bits = min(precision.state_bits, MAX_STATE_BITS)
     if state_bits < MIN_STATE_BITS:
         raise InputError(f"{target}: {precision.state_bits}-bit state is narrower than the {MIN_STATE_BITS} bits an "

@@ -89,10 +89,9 @@ def plan(checkpoints: list[str], block_sizes: str, targets: list[str], bits: lis
         check_bits(b)
     if not targets:
         raise InputError("--targets: give at least one target")
-    if samples is not None and samples < 1:
-        raise InputError(f"--samples must be >= 1, got {samples}")
-    if calibration_samples < 1:
-        raise InputError(f"--calibration-samples must be >= 1, got {calibration_samples}")
+    if samples is not None:
+        check_count("--samples", samples)
+    check_count("--calibration-samples", calibration_samples)
     if engine not in (*ENGINES, NO_SIMULATION):
         raise InputError(f"--engine must be one of {', '.join((*ENGINES, NO_SIMULATION))}, got {engine!r}")
     for precision in precisions:
@@ -169,6 +168,12 @@ def int_list(spec: str, option: str) -> list[int]:
     if not values:
         raise InputError(f"{option}: no value given")
     return list(dict.fromkeys(values))
+
+
+def check_count(option: str, value: int) -> None:
+    """Refuse a count option below 1 (samples, workers, shard size, batch), naming the option."""
+    if value < 1:
+        raise InputError(f"{option} must be >= 1, got {value}")
 
 
 def check_bits(bits: int) -> None:

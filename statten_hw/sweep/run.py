@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from statten_hw.errors import InputError, one_line
 
-from .config import Configuration
+from .config import Configuration, check_count
 from .store import ResultStore
 from .tasks import combine, evaluate_shard, prepare_configuration, shard_ranges
 
@@ -69,12 +69,11 @@ def execute(configs: list[Configuration], out_dir, *, scheduler: str | None = No
     """Compute every configuration of ``configs`` not yet stored under ``out_dir``; return them all.
 
     ``prepare`` is the prepare task (the real one unless a caller wraps it, e.g. to count runs)."""
-    if workers is not None and workers < 1:
-        raise InputError(f"--workers must be >= 1, got {workers}")
+    if workers is not None:
+        check_count("--workers", workers)
     if workers is not None and scheduler is not None:
         raise InputError("--workers sizes the LocalCluster; with --scheduler the cluster's own workers run the tasks")
-    if shard_size < 1:
-        raise InputError(f"--shard-size must be >= 1, got {shard_size}")
+    check_count("--shard-size", shard_size)
     store = ResultStore(out_dir)
     found = {c.key: store.load(c.key) for c in configs}
     outcome = SweepOutcome(reused=[k for k, r in found.items() if r is not None])
