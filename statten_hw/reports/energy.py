@@ -1,11 +1,10 @@
 """The ``energy`` command's report folder: report.json, report.md, report.html and a per-layer CSV."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from statten_hw.energy import EnergyReport, energy_table
 
-from .files import atomic_write_text, write_csv, write_json
+from .files import write_report_folder
 from .html import figure_png, html_page, pyplot
 from .schema import empty_report
 
@@ -46,11 +45,8 @@ def _energy_figure(doc: dict) -> list[tuple[str, str]]:
 
 
 def write_energy_report(out_dir, model, report: EnergyReport) -> dict:
-    out = Path(out_dir)
+    """Write the report folder (`write_report_folder`) and return the report.json dict."""
     doc = energy_report_dict(model, report)
-    write_csv(out / "layers.csv", [{k: v for k, v in row.items() if k != "cores"} for row in doc["layers"]])
     md = _markdown(doc)
-    atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", html_page("statten-hw energy: paper45nm", md, _energy_figure(doc)))
-    write_json(out / "report.json", doc)
-    return doc
+    tables = {"layers.csv": [{k: v for k, v in row.items() if k != "cores"} for row in doc["layers"]]}
+    return write_report_folder(out_dir, tables, md, html_page("statten-hw energy: paper45nm", md, _energy_figure(doc)), doc)

@@ -95,3 +95,18 @@ def staged_folder(out_dir) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(created if created is not None else stage, ignore_errors=True)
         raise
+
+
+def write_report_folder(out_dir, tables: dict[str, list[dict]], markdown: str, html: str, doc: dict) -> dict:
+    """Write one report folder: ``tables`` as CSV files, report.md, report.html and report.json.
+
+    The caller computes every file's content first (plots included), so a failing plot writes
+    nothing; the files then go through `staged_folder`, so a folder never holds one run's CSV beside
+    another run's report.json."""
+    with staged_folder(out_dir) as stage:
+        for name, rows in tables.items():
+            write_csv(stage / name, rows)
+        atomic_write_text(stage / "report.md", markdown)
+        atomic_write_text(stage / "report.html", html)
+        write_json(stage / "report.json", doc)
+    return doc

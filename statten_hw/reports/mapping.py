@@ -8,9 +8,8 @@ the schema sits under ``"mapping"`` (lower bound, schedule, placement traffic) a
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
-from .files import atomic_write_text, write_csv, write_json
+from .files import write_report_folder
 from .html import figure_png, html_page, pyplot
 from .schema import empty_report
 
@@ -132,16 +131,12 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
 
 
 def write_mapping_report(out_dir, model, result) -> dict:
-    """Write the report folder (every file atomically) and return the report.json dict."""
-    out = Path(out_dir)
+    """Write the report folder (`write_report_folder`) and return the report.json dict."""
     doc = mapping_report_dict(model, result)
-    write_csv(out / "cores.csv", [{**c, "layers": ";".join(c["layers"])} for c in doc["cores"]])
-    write_csv(out / "layers.csv", [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]])
     md = _markdown(doc)
-    atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", html_page(f"statten-hw map: {doc['target']}", md, _plots(doc)))
-    write_json(out / "report.json", doc)
-    return doc
+    tables = {"cores.csv": [{**c, "layers": ";".join(c["layers"])} for c in doc["cores"]],
+              "layers.csv": [{**r, "cores": ";".join(map(str, r["cores"]))} for r in doc["layers"]]}
+    return write_report_folder(out_dir, tables, md, html_page(f"statten-hw map: {doc['target']}", md, _plots(doc)), doc)
 
 
 __all__ = ["mapping_report_dict", "write_mapping_report"]

@@ -9,14 +9,13 @@ static power over the run's duration when the target states one (the chips', so 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from statten_hw.quant.precision import precision_section
 from statten_hw.simulator.event.timing import PJ, energy_parts_pj, visit_energy_pj
 
-from .files import atomic_write_text, write_csv, write_json
+from .files import write_report_folder
 from .html import figure_png, html_page, pyplot
 from .mapping import mapping_report_dict
 
@@ -203,18 +202,14 @@ def _flat(value):
 
 
 def write_simulation_report(out_dir, doc: dict) -> dict:
-    """Write report.json, report.md, report.html, cores.csv and layers.csv (each atomically), for the
-    event simulator's report or another backend's."""
-    out = Path(out_dir)
-    write_csv(out / "cores.csv", [{k: _flat(v) for k, v in c.items()} for c in doc["cores"]])
-    write_csv(out / "layers.csv", [{k: _flat(v) for k, v in r.items()} for r in doc["layers"]])
+    """Write report.json, report.md, report.html, cores.csv and layers.csv (`write_report_folder`),
+    for the event simulator's report or another backend's."""
+    tables = {"cores.csv": [{k: _flat(v) for k, v in c.items()} for c in doc["cores"]],
+              "layers.csv": [{k: _flat(v) for k, v in r.items()} for r in doc["layers"]]}
     event = "simulation" in doc
     md = _markdown(doc) if event else _backend_markdown(doc)
     figures = _plots(doc) if event else _backend_plots(doc)
-    atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", html_page(f"statten-hw simulate: {doc['target']}", md, figures))
-    write_json(out / "report.json", doc)
-    return doc
+    return write_report_folder(out_dir, tables, md, html_page(f"statten-hw simulate: {doc['target']}", md, figures), doc)
 
 
 __all__ = ["simulation_report", "write_simulation_report"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from statten_hw.reports.files import atomic_write_text, write_csv, write_json
+from statten_hw.reports.files import write_report_folder
 from statten_hw.reports.html import figure_png, html_page, pyplot
 from statten_hw.reports.schema import SCHEMA_VERSION, TOTAL_FIELDS
 
@@ -240,12 +240,8 @@ def _pareto_figure(plt, ok: list[dict], doc: dict):
 
 
 def write_sweep_report(out_dir, results: list[dict], failed: list[dict], computed: int, reused: int) -> dict:
-    """Write the report folder (every file atomically) and return the report.json dict."""
-    out = Path(out_dir)
+    """Write the report folder (`write_report_folder`) and return the report.json dict."""
     doc = sweep_report_dict(results, failed, computed, reused)
-    write_csv(out / "configurations.csv", csv_rows(doc))
     md = markdown(doc)
-    atomic_write_text(out / "report.md", md)
-    atomic_write_text(out / "report.html", html_page("statten-hw sweep", md, plots(doc)))
-    write_json(out / "report.json", doc)
-    return doc
+    return write_report_folder(out_dir, {"configurations.csv": csv_rows(doc)}, md,
+                               html_page("statten-hw sweep", md, plots(doc)), doc)

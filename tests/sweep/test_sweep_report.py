@@ -113,3 +113,22 @@ def test_report_without_any_successful_configuration(tmp_path, failed_only):
     failed = [{"key": "f", "label": "x", "error": "KilledWorker: k", "retries": []}]
     doc = write_sweep_report(tmp_path, [], failed if failed_only else [], computed=0, reused=0)
     assert doc["pareto_cost"] is None and "<img" not in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.parametrize("failing", ["plots", "write_json"])
+def test_a_failing_report_writer_leaves_the_previous_report_whole(tmp_path, monkeypatch, failing):
+    """A second sweep whose plot, or whose last file, fails must not leave its CSV and Markdown beside
+    the first sweep's report.json: the folder keeps the first report, byte for byte, and no stray file."""
+    import statten_hw.reports.files as files
+    import statten_hw.sweep.report as report
+
+    write_sweep_report(tmp_path, [_result("a1", "A", 1, 0.9, 10.0)], [], computed=1, reused=0)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report if failing == "plots" else files, failing, broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_sweep_report(tmp_path, [_result("b2", "B", 2, 0.5, 99.0)], [], computed=1, reused=0)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
