@@ -363,16 +363,23 @@ def _simulate_lava(deployment, x, args) -> dict:
 
 
 def _reference_check(doc: dict) -> tuple[str, str | None]:
-    """A Lava run's check against the integer reference: the summary's clause and, where they
-    differ, a warning line (None when they agree or there was no check)."""
+    """A backend run's own check against the integer reference (Lava's, or SANA-FE's per-layer
+    mismatch counts): the summary's clause and, where they differ, a warning line (None when they
+    agree or there was no check)."""
     check = doc.get("lava", {}).get("integer_reference")
     if check is None:
-        return "", None
-    clause = (f", spikes equal to the integer reference in {check['layers_equal']}/{check['layers_compared']} "
-              f"layers, logits {'equal' if check['logits_equal'] else 'DIFFERENT'}")
-    differing = check["layers_differing"] + ([] if check["logits_equal"] else ["the logits"])
-    warning = (f"warning: Lava disagrees with the integer reference in {', '.join(differing)}: a backend defect, "
-               "please report it") if differing else None
+        compared = [r for r in doc.get("layers", []) if r.get("reference_mismatches") is not None]
+        if not compared:
+            return "", None
+        differing = [r["name"] for r in compared if r["reference_mismatches"]]
+        check = {"layers_compared": len(compared), "layers_equal": len(compared) - len(differing),
+                 "layers_differing": differing, "logits_equal": None}
+    logits = {True: ", logits equal", False: ", logits DIFFERENT", None: ""}[check["logits_equal"]]
+    clause = f", spikes equal to the integer reference in {check['layers_equal']}/{check['layers_compared']} layers{logits}"
+    differing = check["layers_differing"] + (["the logits"] if check["logits_equal"] is False else [])
+    backend = {"lava": "Lava", "sanafe": "SANA-FE"}.get(doc.get("backend"), doc.get("backend"))
+    warning = (f"warning: {backend} disagrees with the integer reference in {', '.join(differing)}: a backend "
+               "defect, please report it") if differing else None
     return clause, warning
 
 

@@ -355,9 +355,24 @@ def test_a_lava_disagreement_is_named_in_one_warning_line(differing, logits, nam
 
     check = {"layers_compared": 3, "layers_equal": 3 - len(differing), "layers_differing": differing,
              "logits_equal": logits}
-    clause, warning = _reference_check({"lava": {"integer_reference": check}})
+    clause, warning = _reference_check({"backend": "lava", "lava": {"integer_reference": check}})
     assert f"in {3 - len(differing)}/3 layers, logits {'equal' if logits else 'DIFFERENT'}" in clause
     assert warning == (f"warning: Lava disagrees with the integer reference in {named}: a backend defect, "
                        "please report it")
     agreeing = {**check, "layers_differing": [], "logits_equal": True}
-    assert _reference_check({"lava": {"integer_reference": agreeing}})[1] is None
+    assert _reference_check({"backend": "lava", "lava": {"integer_reference": agreeing}})[1] is None
+
+
+def test_a_sanafe_disagreement_is_named_in_one_warning_line():
+    """SANA-FE's report counts mismatches per layer (None: the layer was not on the chip)."""
+    from statten_hw.cli import _reference_check
+
+    rows = [{"name": "lif1", "reference_mismatches": 0}, {"name": "lif2", "reference_mismatches": 7},
+            {"name": "attn", "reference_mismatches": None}]
+    clause, warning = _reference_check({"backend": "sanafe", "layers": rows})
+    assert clause == ", spikes equal to the integer reference in 1/2 layers"
+    assert warning == "warning: SANA-FE disagrees with the integer reference in lif2: a backend defect, please report it"
+    rows[1]["reference_mismatches"] = 0
+    assert _reference_check({"backend": "sanafe", "layers": rows}) == (
+        ", spikes equal to the integer reference in 2/2 layers", None)
+    assert _reference_check({"backend": "event", "layers": [{"name": "x"}]}) == ("", None)

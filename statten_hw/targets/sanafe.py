@@ -424,11 +424,19 @@ def _read_core(reader: _Reader, core: Mapping, where: str) -> dict[str, Any]:
     if position and position not in _BUFFER_POSITIONS:
         reader.problem(f"{where}.attributes.buffer_position", f"must be one of {', '.join(_BUFFER_POSITIONS)}, "
                                                                f"got {position!r}")
+    elif position and position != "soma":
+        # SANA-FE then integrates (and charges the dendrite) per neuron at the buffer, not per event:
+        # another neuron model and cost model than the one statten-hw counts and runs.
+        reader.problem(f"{where}.attributes.buffer_position", f"statten-hw models SANA-FE's buffer before the "
+                                                               f"soma only ('soma'), got {position!r}")
+    if attrs.get("buffer_inside_unit", False) is not False:
+        reader.problem(f"{where}.attributes.buffer_inside_unit", "statten-hw models a buffer outside the unit "
+                                                                  f"only (false), got {attrs['buffer_inside_unit']!r}")
     units = {s: reader.entries(core, s, where) for s in _UNIT_SECTIONS}
     notes = [f"{where}.attributes.buffer_position = {position!r}: a spike reaches the next layer's soma one "
              "step after it is sent (SANA-FE's time-step buffer); statten-hw's 'step' execution delivers it "
              "within the step",
-             *_unread(attrs, ("max_neurons_supported", "buffer_position"), f"{where}.attributes")]
+             *_unread(attrs, ("max_neurons_supported", "buffer_position", "buffer_inside_unit"), f"{where}.attributes")]
     somas = [(i, e) for i, (_, e) in enumerate(units["soma"]) if _model(e) != "input"]
     inputs = [(n, e) for n, e in units["soma"] if _model(e) == "input"]
     if not somas:

@@ -194,6 +194,11 @@ BROKEN = [
      "architecture.tile[0].core[0].attributes.max_neurons_supported", "missing required key"),
     ("bad-buffer", _broken("buffer_position: soma", "buffer_position: synapse"),
      "architecture.tile[0].core[0].attributes.buffer_position", "must be one of"),
+    # SANA-FE's other buffer places integrate per neuron (bit-exactness and dendrite costs change there).
+    ("dendrite-buffer", _broken("buffer_position: soma", "buffer_position: dendrite"),
+     "architecture.tile[0].core[0].attributes.buffer_position", "before the soma only"),
+    ("buffer-in-unit", _broken("buffer_position: soma", "buffer_position: soma\n            buffer_inside_unit: true"),
+     "architecture.tile[0].core[0].attributes.buffer_inside_unit", "outside the unit only"),
     ("only-inputs", _broken("model: leaky_integrate_fire", "model: input"), "architecture.tile[0].core[0].soma",
      "no soma unit for neurons"),
     ("too-few-tiles", _broken("t[0..1]", "t[0..0]"), "architecture.attributes.width", "do not fill"),
