@@ -3,7 +3,9 @@
 For each sample, nodes run in topological order. A node that receives events (a synapse, an attention
 node's q/k/v, a membrane shortcut) gets its input only through packets: every nonzero value of the
 source at step t becomes one packet per destination core (the cores holding its targets), pushed on
-a time-ordered queue with its route length; popping a packet delivers it: a synapse adds
+a time-ordered queue with its route length (a packet that an earlier projection of the same source
+already sends to that core is delivered but not counted again: `network._share_packets`); popping a
+packet delivers it: a synapse adds
 ``weight · value`` into each target's accumulator on that core (one synaptic operation each), an
 attention or shortcut input is written into the receiving buffer. Every other op (LIF, pooling,
 means, attention products over the delivered block buffers) is the integer reference's own kernel.
@@ -34,12 +36,15 @@ class _Targets:
 
     def __init__(self, p: Projection):
         self.p, self.cache = p, {}
+        self.column = {int(core): len(p.dst_cores) + j for j, core in enumerate(p.dst_cores)}
 
-    def by_core(self, e: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    def by_core(self, e: int) -> list[tuple[int, np.ndarray, np.ndarray, bool]]:
+        """(core, targets there, their weights, whether this projection's packet is the one counted)."""
         if e not in self.cache:
             idx, w = self.p.synapses.targets(e)
             cores = self.p.owner[idx]
-            self.cache[e] = [(int(c), idx[cores == c], w[cores == c]) for c in np.unique(cores)]
+            self.cache[e] = [(int(c), idx[cores == c], w[cores == c], bool(self.p.counters[e, self.column[int(c)]]))
+                             for c in np.unique(cores)]
         return self.cache[e]
 
 
@@ -77,19 +82,21 @@ class DetailedEngine:
                 origin = int(p.origin[e])
                 if origin != HOST:
                     c["events"][li, s, t, origin] += 1
-                for core, idx, w in self.targets[id(p)].by_core(int(e)):
+                for core, idx, w, counted in self.targets[id(p)].by_core(int(e)):
                     hops = 0 if origin == HOST else int(self.net.hops[origin, core])
-                    queue.push(t, hops, (p, li, t_src, t, origin, core, int(e), int(flat[e]), idx, w))
+                    queue.push(t, hops, (p, li, t_src, t, origin, core, int(e), int(flat[e]), idx, w, counted))
 
     def _deliver(self, queue: _Queue, acc: dict, buffers: dict, hit: np.ndarray, c: Counts, s: int) -> None:
-        for _, hops, _, (p, li, t_src, t, origin, core, e, value, idx, w) in queue.drain():
-            if origin == HOST:
-                c["host_packets"][li, s, t] += 1
-            else:
-                c["packets_out"][li, s, t, origin] += 1
-                c["hops_out"][li, s, t, origin] += hops
+        for _, hops, _, (p, li, t_src, t, origin, core, e, value, idx, w, counted) in queue.drain():
+            if origin != HOST:
                 c["max_hops"][li, s, t] = max(c["max_hops"][li, s, t], hops)
-            c["packets_in"][li, s, t, core] += 1
+            if counted:
+                if origin == HOST:
+                    c["host_packets"][li, s, t] += 1
+                else:
+                    c["packets_out"][li, s, t, origin] += 1
+                    c["hops_out"][li, s, t, origin] += hops
+                c["packets_in"][li, s, t, core] += 1
             c["sops" if p.spiking else "macs"][li, s, t, core] += len(idx)
             hit[t, idx] = True  # these targets received an event this step
             if isinstance(p.synapses, AttentionSynapses):

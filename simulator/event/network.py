@@ -10,6 +10,11 @@ elsewhere. Each event is sent as one packet to every core holding at least one o
 linear in the events, so a projection keeps them per input element and destination core
 (``counters``): an engine counts a step's events with one product per sending core (the hops of the
 packets to each destination core follow from the hop matrix).
+
+One packet per event and destination core, however many projections of the source end there (a
+STAtten block's shortcut spikes feed its q, k and v convolutions, often on the same cores): the
+receiving core fans the event out to all of its synapses, as SANA-FE counts it and as Loihi's
+routing sends it (`_share_packets`). Attention q/k/v writes are not shared: each is its own buffer write.
 """
 from __future__ import annotations
 
@@ -212,6 +217,26 @@ def _longest_routes(coverage: torch.Tensor, senders: "CoreElements", dst: np.nda
     return longest
 
 
+def _share_packets(projections: tuple[Projection, ...]) -> tuple[Projection, ...]:
+    """Leaves each (source element, destination core) packet in the coverage of the first projection
+    of that source (in network order) that sends it, and clears it from the later ones: they keep
+    their synaptic operations and longest routes, the packet is counted once (module docstring)."""
+    sent: dict[tuple[str, int], torch.Tensor] = {}  # (source, core) -> elements already sent there
+    for p in projections:
+        if isinstance(p.synapses, AttentionSynapses):
+            continue
+        n = len(p.dst_cores)
+        for j, core in enumerate(p.dst_cores.tolist()):
+            column = p.counters[:, n + j]
+            reaches = column > 0
+            before = sent.get((p.source, core))
+            if before is not None:
+                column.copy_(reaches & ~before)
+                reaches = reaches | before
+            sent[(p.source, core)] = reaches
+    return projections
+
+
 def _hops_matrix(mapping) -> np.ndarray:
     from statten_hw.mapping.placement import hop_matrix
 
@@ -233,7 +258,7 @@ def build_network(qgraph, mapping) -> EventNetwork:
                              np.bincount(b.owner[r.name].reshape(-1), minlength=n_cores), r.start_step,
                              r.delay_steps) for r in mapping.layers)
     hops = _hops_matrix(mapping)
-    projections = tuple(b.projection(*edge, hops) for edge in b.dendrite_edges)
+    projections = _share_packets(tuple(b.projection(*edge, hops) for edge in b.dendrite_edges))
     timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
     return EventNetwork(layers, projections, n_cores, hops, timesteps,
                         _layer_sources(qgraph, layers, projections))

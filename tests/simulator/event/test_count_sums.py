@@ -17,6 +17,7 @@ from statten_hw.simulator.event.counts import per_core  # noqa: E402
 from statten_hw.quant.execute import exact_dtype  # noqa: E402
 from statten_hw.simulator.event.network import group_by_core  # noqa: E402
 from statten_hw.simulator.event.owners import HOST  # noqa: E402
+from statten_hw.simulator.event.synapses import AttentionSynapses  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", [torch.bool, torch.int64])
@@ -47,10 +48,11 @@ def test_count_dtype_is_float32_only_while_sums_stay_exact():
 @pytest.mark.parametrize("key", ["statten", "ssa", "statten_mlp_res"])
 def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
     """Per input element and destination core: the targets it has there (from ``targets(e)``, the
-    detailed engine's definition) and whether it is sent there, and 1; and the longest route among
-    its packets on the placed mesh (none from the host; None where no packet travels)."""
+    detailed engine's definition) and whether this projection sends it there (not when an earlier
+    projection of the same source already does, q/k/v buffer writes aside), and 1; and the longest
+    route to its targets on the placed mesh (none from the host; None where no packet travels)."""
     net = small_deployment(key).event_network
-    travelling = 0
+    travelling, shared, sent = 0, 0, set()  # (source, element, core) packets already sent
     for p in net.projections:
         n = len(p.dst_cores)
         column = {int(core): i for i, core in enumerate(p.dst_cores)}
@@ -64,6 +66,12 @@ def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
             if p.origin[e] != HOST:
                 longest[e] = max((net.hops[p.origin[e], int(core)] for core in p.owner[targets]), default=0)
         want[:, n:2 * n] = want[:, :n] > 0
+        if not isinstance(p.synapses, AttentionSynapses):
+            for e, j in zip(*np.nonzero(want[:, n:2 * n])):
+                packet = (p.source, int(e), int(p.dst_cores[j]))
+                if packet in sent:
+                    want[e, n + j], shared = 0, shared + 1
+                sent.add(packet)
         assert np.array_equal(p.counters.numpy(), want), (p.source, p.target)
         assert p.largest_total == want.sum(0).max()
         if longest.any():
@@ -72,6 +80,7 @@ def test_projection_counters_equal_the_synapses_enumerated_one_by_one(key):
         else:
             assert p.longest_route is None
     assert travelling > 0  # packets really travel between cores
+    assert shared > 0  # q, k and v read the same spikes: their packets to a core are shared
 
 
 @pytest.mark.parametrize("key", ["statten", "sdsa", "ssa", "statten_mlp_res"])

@@ -65,8 +65,21 @@ def test_counts_are_conserved(key):
         fan = np.array([len(p.synapses.targets(e)[0]) for e in range(events.size)])
         expected += int((events * fan).sum())
     assert c["sops"].sum() + c["macs"].sum() == expected
-    # Events leave their own layer's cores; a core never sends more packets than events x cores.
-    assert (c["packets_out"] >= c["events"]).all()
+    # Packets = Σ events × the cores holding any target of the element: one packet per core, however
+    # many projections of the source end there; each q/k/v buffer write is its own packet.
+    reach: dict[tuple, set] = {}
+    for i, p in enumerate(net.projections):
+        key = (i,) if isinstance(p.synapses, AttentionSynapses) else (p.source,)
+        for e in range(len(p.origin)):
+            reach.setdefault((*key, e), set()).update(p.owner[p.synapses.targets(e)[0]].tolist())
+    packets = 0
+    for (*key, e), cores in reach.items():
+        source = net.projections[key[0]].source if isinstance(key[0], int) else key[0]
+        fired = (values[source] != 0).reshape(values[source].shape[0], x.shape[0], -1)[:, :, e].sum()
+        packets += int(fired) * len(cores)
+    assert c["packets_in"].sum() == packets
+    # Events leave their own layer's cores, each as at most one packet per core.
+    assert (c["packets_out"] <= c["events"] * net.n_cores).all() and c["packets_out"].sum() > 0
     # Attention buffers take one write per q/k/v packet; no other projection writes there.
     attn = sum(1 for p in net.projections if isinstance(p.synapses, AttentionSynapses))
     assert attn == 3 and c["buffer_events"].sum() > 0

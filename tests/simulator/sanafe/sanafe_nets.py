@@ -47,6 +47,29 @@ def plain_snn(seed: int = 0):
     return infer_shapes(g)
 
 
+def forked_snn(seed: int = 1):
+    """events [2, 8, 8] -> conv 3x3 (4) -> LIF, whose spikes feed two linear+LIF branches (as a STAtten
+    block's shortcut feeds q, k and v), each to a readout; the readouts are summed and averaged."""
+    rng = np.random.default_rng(seed)
+
+    def w(*shape, gain=1.0):
+        return (rng.standard_normal(shape) * gain).astype(np.float32)
+
+    g = new_graph()
+    add_op(g, "input", ir.Input(shape=(2, 8, 8), timesteps=T, encoding="events"), "input")
+    add_op(g, "conv1", ir.Conv2d(w(4, 2, 3, 3, gain=0.6), w(4, gain=0.1), (1, 1), (1, 1), 1), "conv1", x="input")
+    add_op(g, "lif1", ir.LIF(threshold=0.5), "lif1", x="conv1")
+    add_op(g, "tokens", ir.Flatten(channels_last=True), "tokens", x="lif1")
+    for branch in "ab":
+        add_op(g, f"fc_{branch}", ir.Linear(w(6, 4, gain=0.8), w(6, gain=0.1)), f"fc_{branch}", x="tokens")
+        add_op(g, f"lif_{branch}", ir.LIF(threshold=0.4), f"lif_{branch}", x=f"fc_{branch}")
+        add_op(g, f"head_{branch}", ir.Linear(w(3, 6), w(3)), f"head_{branch}", x=f"lif_{branch}")
+    add_op(g, "sum", ir.Add(), "sum", lhs="head_a", rhs="head_b")
+    add_op(g, "mean", ir.Mean(axes=(0,), time=True), "mean", x="sum")
+    add_op(g, "output", ir.Output(per_step=False), "output", x="mean")
+    return infer_shapes(g)
+
+
 def events(batch: int = 2, seed: int = 3) -> torch.Tensor:
     """Binary event frames ``[batch, T, 2, 8, 8]`` (about 40 % ones)."""
     gen = torch.Generator().manual_seed(seed)
