@@ -35,6 +35,12 @@ IGNORED_SUFFIXES = ("num_batches_tracked",)
 #: 224 px, so a larger value is a corrupt or hostile file, refused before memory runs out.
 MAX_TIMESTEPS = 1024
 MAX_IMG_SIZE = 1024
+#: ... and their product: T input frames of img² pixels (the first layers hold dim/8 channels of
+#: each), 16 x 512² at most. Official models: 4 x 224², 16 x 128² (DVS).
+MAX_PIXEL_STEPS = 16 * 512 * 512
+#: Most blocks accepted. Official models have at most 12; the model is built (on ``meta``) before its
+#: keys are compared, which costs time in the depth, so a file of many fake block keys is refused first.
+MAX_DEPTH = 128
 
 
 def read_checkpoint(path) -> dict:
@@ -98,6 +104,10 @@ def extract_state_dict(ckpt: dict, path, use_ema: bool = False) -> tuple[dict, d
     sparse = sorted(k for k, v in tensors.items() if v.layout != torch.strided or v.is_nested)
     if sparse:
         raise CheckpointError(path, f"tensor {sparse[0]!r} is {tensors[sparse[0]].layout}, expected a dense tensor")
+    elsewhere = sorted(k for k, v in tensors.items() if v.device.type != "cpu")  # meta: shapes without values
+    if elsewhere:
+        raise CheckpointError(path, f"tensor {elsewhere[0]!r} is on device {tensors[elsewhere[0]].device.type!r}, "
+                                    "expected values on the CPU")
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors, args
@@ -167,6 +177,8 @@ def _depth(state: dict, path) -> int:
             if not (index.isascii() and index.isdigit()):
                 raise CheckpointError(path, f"key {key!r}: block index {index!r} is not a number")
             indices.add(int(index))
+    if len(indices) > MAX_DEPTH:
+        raise CheckpointError(path, f"{len(indices)} blocks exceed the limit of {MAX_DEPTH}")
     if indices != set(range(len(indices))):
         gap = min(set(range(len(indices) + 1)) - indices)
         raise CheckpointError(path, f"block indices must run 0..{len(indices) - 1}: block {gap} is missing "
@@ -202,9 +214,10 @@ def infer_config(state: dict, args: dict, path) -> ModelConfig:
                   in_channels=_size(state, "patch_embed.proj_conv.weight", 1, path),
                   img_size=_arg_int(args, "img_size", 32, path))
     if family == "spikformer":
+        hidden = _size(state, "block.0.mlp.fc1_linear.weight", 0, path)
         return ModelConfig(family="spikformer", attention="SSA", heads=_arg_int(args, "num_heads", 8, path),
                            timesteps=_arg_int(args, "time_step", 4, path), block_size=1,
-                           mlp_ratio=_arg_int(args, "mlp_ratio", 4, path), **common)
+                           mlp_ratio=hidden // dim, **common)
     attention = _attention(args, path)
     hidden = _size(state, "block.0.mlp.fc1_conv.weight", 0, path)
     return ModelConfig(
@@ -223,6 +236,9 @@ def _check_bounds(cfg: ModelConfig, path) -> None:
         raise CheckpointError(path, f"T = {cfg.timesteps} time steps exceeds the limit of {MAX_TIMESTEPS}")
     if cfg.img_size > MAX_IMG_SIZE:
         raise CheckpointError(path, f"image size {cfg.img_size} px exceeds the limit of {MAX_IMG_SIZE}")
+    if cfg.timesteps * cfg.img_size ** 2 > MAX_PIXEL_STEPS:
+        raise CheckpointError(path, f"T x image size² = {cfg.timesteps} x {cfg.img_size}² exceeds the limit of "
+                                    f"{MAX_PIXEL_STEPS:,} pixel-steps (16 x 512²)")
 
 
 def build_model(cfg: ModelConfig) -> torch.nn.Module:
@@ -232,7 +248,7 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
 def _check_state(model: torch.nn.Module, state: dict, path) -> None:
     """Keys, shapes, dtypes and finiteness of ``state`` against ``model`` (which may live on ``meta``)."""
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith(IGNORED_SUFFIXES))
     unexpected = sorted(set(state) - set(expected))
     if missing:
         raise CheckpointError(path, f"missing keys for {model.config.family}/{model.config.attention}: {missing[:6]}"
@@ -241,7 +257,9 @@ def _check_state(model: torch.nn.Module, state: dict, path) -> None:
         raise CheckpointError(path, f"unexpected keys: {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''} "
                                     f"({len(unexpected)} in all)")
     for key, ref in expected.items():
-        got = state[key]
+        got = state.get(key)
+        if got is None:  # an ignored counter the file left out
+            continue
         if tuple(got.shape) != tuple(ref.shape):
             raise CheckpointError(path, f"shape mismatch at {key!r}: checkpoint {tuple(got.shape)}, "
                                         f"model expects {tuple(ref.shape)}")
@@ -249,6 +267,8 @@ def _check_state(model: torch.nn.Module, state: dict, path) -> None:
             raise CheckpointError(path, f"non-finite values (NaN/Inf) in {key!r}")
         if got.is_floating_point() != ref.is_floating_point():
             raise CheckpointError(path, f"wrong dtype at {key!r}: {got.dtype}, expected {ref.dtype}")
+        if key.endswith("running_var") and (got < 0).any():
+            raise CheckpointError(path, f"negative running variance in {key!r}")
 
 
 def load_checkpoint(path, use_ema: bool = False, **overrides) -> torch.nn.Module:
@@ -263,10 +283,15 @@ def load_checkpoint(path, use_ema: bool = False, **overrides) -> torch.nn.Module
         cfg = infer_config(state, args, path).with_overrides(**overrides)
     except ConfigError as err:
         raise CheckpointError(path, str(err)) from None
+    if cfg.family == "spikformer" and args.get("num_heads") is None and overrides.get("heads") is None:
+        # SDT's talking_heads weight shows its head count; nothing in a Spikformer's weights does
+        raise CheckpointError(path, "a Spikformer's head count is not in its weights and the file has no "
+                                    "args.num_heads: load it with load_checkpoint(path, heads=N)")
     _check_bounds(cfg, path)
     with torch.device("meta"):  # shapes only: a file declaring huge layers is refused before allocation
         _check_state(build_model(cfg), state, path)
     model = build_model(cfg)
-    dtypes = {k: v.dtype for k, v in model.state_dict().items()}
-    model.load_state_dict({k: v.to(dtypes[k]) for k, v in state.items()}, strict=True)
+    own = model.state_dict()
+    state = {k: v for k, v in own.items() if k.endswith(IGNORED_SUFFIXES)} | state  # counters left out
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
     return model.eval()

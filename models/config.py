@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from statten_hw.errors import ConfigError
+from statten_hw.errors import ConfigError, brief
 
 #: Attention modes of the SDT/STAtten backbone (``sdt`` family) and of Spikformer.
 SDT_ATTENTIONS = ("STAtten", "SDSA", "T_STAtten", "N_STAtten", "A2OS2A")
@@ -38,10 +38,10 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.family not in FAMILIES:
-            raise ConfigError(f"unknown model family {self.family!r}; known: {sorted(FAMILIES)}")
+            raise ConfigError(f"unknown model family {brief(self.family)}; known: {sorted(FAMILIES)}")
         if self.attention not in FAMILIES[self.family]:
             raise ConfigError(
-                f"attention {self.attention!r} is not available for family {self.family!r}; "
+                f"attention {brief(self.attention)} is not available for family {self.family!r}; "
                 f"choose one of {FAMILIES[self.family]}"
             )
         for name in ("depth", "dim", "heads", "timesteps", "block_size", "img_size", "in_channels", "num_classes"):
@@ -56,7 +56,7 @@ class ModelConfig:
                 f"T = {self.timesteps} is not divisible by the block size B = {self.block_size}"
             )
         if len(self.pooling_stat) != 4 or set(self.pooling_stat) - {"0", "1"}:
-            raise ConfigError(f"pooling_stat must be four 0/1 characters, got {self.pooling_stat!r}")
+            raise ConfigError(f"pooling_stat must be four 0/1 characters, got {brief(self.pooling_stat)}")
 
     @property
     def token_grid(self) -> int:

@@ -55,11 +55,15 @@ class MS_SSA_Conv(nn.Module):
         self.proj_bn = nn.BatchNorm2d(dim)
         self.shortcut_lif = MultiStepLIF()
 
+    def scale_for(self, H: int) -> float:
+        """STAtten's scale ``1/H`` (static) or ``1/(H²·B)`` (DVS), as a Python float like the official code,
+        for a token grid of side ``H``: the official code takes H from the tensor it is given."""
+        return 1 / (H * H * self.cfg.block_size) if self.cfg.dvs else 1 / H
+
     @property
     def scale(self) -> float:
-        """STAtten's scale ``1/H`` (static) or ``1/(H²·B)`` (DVS), as a Python float like the official code."""
-        H = self.cfg.token_grid
-        return 1 / (H * H * self.cfg.block_size) if self.cfg.dvs else 1 / H
+        """`scale_for` the configured image size (the deployment graph's, whose input shape is fixed)."""
+        return self.scale_for(self.cfg.token_grid)
 
     def _project(self, name: str, x_for_qkv: torch.Tensor, shape) -> torch.Tensor:
         T, B, C, H, W = shape
@@ -81,7 +85,7 @@ class MS_SSA_Conv(nn.Module):
         if self.cfg.attention == "SDSA":
             x = self._sdsa(q, k, v).transpose(3, 4).reshape(T, B, C, H, W).contiguous()
         else:
-            out = BLOCKWISE_PRODUCTS[self.cfg.attention](q, k, v, self.cfg.block_size, self.scale)
+            out = BLOCKWISE_PRODUCTS[self.cfg.attention](q, k, v, self.cfg.block_size, self.scale_for(H))
             x = out.transpose(4, 3).reshape(T, B, C, H * W).contiguous()
             x = self.attn_lif(x).reshape(T, B, C, H, W)
             if self.cfg.dvs:

@@ -546,6 +546,12 @@ def _run(argv: list[str] | None) -> int:
             raise
         print(f"statten-hw: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except MemoryError:
+        if args.debug:
+            raise
+        print("statten-hw: error: out of memory (the model, data or target is larger than this machine holds)",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("statten-hw: interrupted", file=sys.stderr)
         return 130

@@ -6,15 +6,30 @@ them (exit code 2).
 """
 from __future__ import annotations
 
+import reprlib
+
 
 class StattenError(Exception):
     """Base of every error statten-hw reports to a user (one line, no traceback)."""
 
 
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother, short.maxlong = 3, 60, 60, 60
+    return short
+
+
+_SHORT_REPR = _short_repr()
+
+
 def brief(value) -> str:
     """Type and repr of a value read from a user's file, cut to 60 characters, for a message: a
-    hostile file's 1 MB string or 400-digit number must not become the error line."""
-    text = repr(value)
+    hostile file's 1 MB string, 400-digit number or list nested 3,000 deep must not become the error
+    line (nor a RecursionError: `reprlib` stops at depth 3)."""
+    try:
+        text = _SHORT_REPR.repr(value)
+    except ValueError:  # an int past Python's 4,300-digit string limit
+        text = f"of {value.bit_length()} bits" if isinstance(value, int) else "(unprintable)"
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 

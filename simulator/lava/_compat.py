@@ -44,6 +44,8 @@ import types
 import typing
 from typing import Any, Optional
 
+from statten_hw.errors import StattenError
+
 __all__ = [
     "HAS_LAVA",
     "LAVA_IMPORT_ERROR",
@@ -60,8 +62,9 @@ _SCOPED_PREFIX = "lava"
 _CLASSVAR_STR = re.compile(r"^\s*(?:[A-Za-z_][\w]*\.)*(ClassVar|InitVar)\b")
 
 
-class LavaUnavailableError(ImportError):
-    """Raised by :func:`require_lava` when Lava cannot be imported."""
+class LavaUnavailableError(StattenError, ImportError):
+    """Raised by :func:`require_lava` when Lava cannot be imported: a user-facing error (one line,
+    exit 2), since Lava is installed apart from the package's declared dependencies."""
 
 
 def _is_lava_module(module: Any) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import zipfile
 
 import pytest
@@ -39,7 +40,12 @@ def _with_state(mutate):
     def make(path):
         ckpt = _official_dict()
         mutate(ckpt["state_dict"], ckpt)
-        torch.save(ckpt, path)
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(20_000)  # pickling a deeply nested value recurses; loading it does not
+        try:
+            torch.save(ckpt, path)
+        finally:
+            sys.setrecursionlimit(limit)
     return make
 
 
@@ -70,7 +76,65 @@ CASES = {
     "T not divisible by B": (_with_state(lambda sd, c: setattr(c["args"], "chunk_size", 3)),
                              "T = 4 is not divisible by the block size B = 3"),
     "not a dict": (lambda p: torch.save([torch.zeros(1)], p), "top level is a list"),
+    # Found by review: each of these was a traceback, a minutes-long build or a 1 MB error line.
+    "negative BN variance": (_with_state(lambda sd, c: sd["block.0.attn.q_bn.running_var"].__setitem__(0, -0.5)),
+                             r"negative running variance in 'block.0.attn.q_bn.running_var'"),
+    "meta tensor": (_with_state(lambda sd, c: sd.__setitem__("head.weight", torch.empty(10, 64, device="meta"))),
+                    r"tensor 'head.weight' is on device 'meta'"),
+    "args nested 3000 deep": (_with_state(lambda sd, c: setattr(c["args"], "img_size", _nested(3000))),
+                              r"args.img_size must be an integer, got list \[\[\[\[\.\.\.\]\]\]\]"),
+    "1 MB pooling string": (_with_state(lambda sd, c: setattr(c["args"], "pooling_stat", "0" * 10**6)),
+                            r"pooling_stat must be four 0/1 characters, got str '0+\.\.\.0*'$"),
+    "many fake blocks": (_with_state(lambda sd, c: sd.update({f"block.{i}.x": torch.zeros(1) for i in range(2, 5000)})),
+                         "5000 blocks exceed the limit of 128"),
+    "T x image too large": (_with_state(lambda sd, c: (setattr(c["args"], "time_steps", 1024),
+                                                      setattr(c["args"], "img_size", 1024),
+                                                      setattr(c["args"], "chunk_size", 1))),
+                            r"T x image size² = 1024 x 1024² exceeds the limit"),
+    "Spikformer without its head count": (lambda p: torch.save(_spikformer_state(), p),
+                                           r"head count is not in its weights.*heads=N"),
 }
+
+
+def _nested(depth: int) -> list:
+    outer = inner = []
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+def _spikformer_state() -> dict:
+    """A bare Spikformer state_dict (no args): ``torch.save(model.state_dict())``."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(official_checkpoint("spikformer_cifar_t4"), weights_only=True)["state_dict"]
+
+
+def test_bare_spikformer_loads_with_the_head_count_given(tmp_path):
+    path = tmp_path / "bare.pth"
+    torch.save(_spikformer_state(), path)
+    assert load_checkpoint(path, heads=4).config.heads == 4
+
+
+def test_state_dict_without_batch_counters_loads_as_torch_would(tmp_path):
+    """``num_batches_tracked`` is unused by the forward pass; converted state dicts often drop it, and
+    ``nn.Module.load_state_dict`` accepts that. The logits are the same."""
+    ckpt = _official_dict()
+    ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.endswith("num_batches_tracked")}
+    torch.save(ckpt, tmp_path / "no_counters.pth")
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(tmp_path / "no_counters.pth")(x),
+                           load_checkpoint(official_checkpoint("statten_cifar_t4_b2"))(x))
+
+
+def test_statten_scale_follows_the_input_size_as_the_official_code_does():
+    """The official forward takes H from the tensor it is given (scale 1/H), not from ``args.img_size``:
+    a 32 px model fed 64 px input computes what the same weights loaded for 64 px compute."""
+    path = official_checkpoint("statten_cifar_t4_b2")
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(load_checkpoint(path)(x), load_checkpoint(path, img_size=64)(x))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import subprocess
 import sys
 import typing
 
@@ -206,7 +207,6 @@ def test_lava_dl_netx_and_slayer_import():
 def test_lava_imports_after_the_start_method_was_fixed():
     """Lava's import sets the start method to fork; it must not fail when fork was already chosen
     (tqdm and the event simulator's progress bars fix it first in the CLI)."""
-    import subprocess
 
     code = ("import multiprocessing as mp; mp.set_start_method('fork'); "
             "from statten_hw.simulator.lava import _compat; "
@@ -223,3 +223,14 @@ def test_require_lava_matches_has_lava():
         with pytest.raises(_compat.LavaUnavailableError) as info:
             _compat.require_lava()
         assert info.value.__cause__ is _compat.LAVA_IMPORT_ERROR
+
+
+def test_cli_without_lava_says_so_in_one_line(tmp_path):
+    """Lava is installed apart from the declared dependencies: a machine without it gets one line and
+    exit 2 from the commands that need it, not a traceback."""
+    code = ("import sys; sys.modules['lava'] = None; from statten_hw.cli import main; "
+            f"sys.exit(main(['simulate', '--backend', 'lava', '--samples', '1', '-o', {str(tmp_path / 'o')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("statten-hw: error: Lava (lava-nc 0.10) could not be imported")
