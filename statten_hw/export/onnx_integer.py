@@ -84,16 +84,16 @@ def input_shape(qgraph: "Q.QuantizedGraph", batch_size: int = 1) -> tuple[int, .
 
 def quantize_input(qgraph: "Q.QuantizedGraph", x) -> torch.Tensor:
     """The sensor boundary of ``QInput`` (the one float step of an integer run), done as ``run_integer``
-    does it: a floating-point ``x`` becomes ``clip(round(x / scale))`` into ``bits`` (unsigned
-    ``[0, 2**bits - 1]`` or signed ``±(2**(bits-1) - 1)``), computed in float64; an integer ``x`` is
-    taken as already quantized. Returns int64 in the model input layout — the graph's input."""
+    does it: a floating-point ``x`` becomes ``round(x / scale)`` (in float64), an integer ``x`` is taken
+    as levels, and both are clipped into ``bits`` (unsigned ``[0, 2**bits - 1]`` or signed
+    ``±(2**(bits-1) - 1)``; the ONNX graph clips its input the same way). Returns int64 in the model
+    input layout — the graph's input."""
     x = torch.as_tensor(x)
+    _, op = _input_node(qgraph)
+    top = limit(op.bits) if op.signed else (1 << op.bits) - 1
     if x.is_floating_point():
-        _, op = _input_node(qgraph)
-        top = limit(op.bits) if op.signed else (1 << op.bits) - 1
-        low = -top if op.signed else 0
-        x = torch.round(x.to(torch.float64) / op.scale).clamp(low, top)
-    return x.to(torch.int64)
+        x = torch.round(x.to(torch.float64) / op.scale)
+    return x.clamp(-top if op.signed else 0, top).to(torch.int64)
 
 
 class _Builder:
@@ -362,12 +362,14 @@ def build_integer_onnx(qgraph: "Q.QuantizedGraph", batch_size: int = 1, *, with_
         bx = bound[src["x"]] if "x" in src else None
         if isinstance(op, Q.QInput):
             T = op.timesteps
-            x = INPUT_NAME
+            bnd = limit(op.bits) if op.signed else (1 << op.bits) - 1
+            # the sensor boundary, in the file itself: integer levels beyond the input's bits are clipped
+            # as the reference clips them (DVS event counts above 255, for example)
+            x = b.op("Clip", [INPUT_NAME, b.const(-bnd if op.signed else 0), b.const(bnd)], name)
             if op.encoding == "direct":
                 y = b.op("Expand", [b.op("Unsqueeze", [x, b.const([0])], name)] + [b.const([T, B, *op.shape])], name)
             else:
                 y = b.transpose(x, [1, 0, *range(2, 2 + len(op.shape))], name)
-            bnd = limit(op.bits) if op.signed else (1 << op.bits) - 1
         elif isinstance(op, Q.QConv2d):
             y = b.clip(_conv(b, ins["x"], op, T, B, x_shape, shape, bx, name), cap, name)
             bnd = cap

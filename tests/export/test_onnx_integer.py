@@ -103,6 +103,21 @@ def test_quantize_input_is_run_integers_boundary():
     assert torch.equal(OI.quantize_input(qg, x_int), x_int)  # integer input is taken as quantized
 
 
+def test_integer_levels_beyond_the_input_bits_are_clipped_by_the_file_as_by_the_reference():
+    """DVS event counts given as int64 (some above 255, some negative) straight into the ONNX file: the
+    file clips them at its input as `run_integer` does, so every layer's spikes agree (before, 2 of 12
+    LIF layers differed)."""
+    model = small_model("statten_dvs_tet")
+    qg = quantize(lower(model), small_input(model))
+    x = (small_input(model, seed=5) * 120).to(torch.int64)
+    x[0, 0, 0, 0, :3] = -7
+    assert int(x.max()) > 255
+    ref = run_integer(qg, x)
+    outs = OI.run_integer_onnx(OI.build_integer_onnx(qg, x.shape[0], with_spikes=True).SerializeToString(), x)
+    assert all(np.array_equal(outs["spikes:" + n], ref.values[n].numpy()) for n in qg.lif_nodes)
+    assert torch.equal(OI.quantize_input(qg, x), x.clamp(0, 255))
+
+
 def _run_tiny(build, x: np.ndarray) -> np.ndarray:
     """Run a one-input graph built by ``build(builder, 'inp') -> out name`` on int64 ``x``."""
     b = OI._Builder("int64")
