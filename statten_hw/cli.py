@@ -378,9 +378,14 @@ def _reference_check(doc: dict) -> tuple[str, str | None]:
     clause = f", spikes equal to the integer reference in {check['layers_equal']}/{check['layers_compared']} layers{logits}"
     differing = check["layers_differing"] + (["the logits"] if check["logits_equal"] is False else [])
     backend = {"lava": "Lava", "sanafe": "SANA-FE"}.get(doc.get("backend"), doc.get("backend"))
-    warning = (f"warning: {backend} disagrees with the integer reference in {', '.join(differing)}: a backend "
-               "defect, please report it") if differing else None
-    return clause, warning
+    if not differing:
+        return clause, None
+    if check.get("reference_saturated"):
+        why = (f"the integer reference saturated {check['reference_saturated']} value(s), which Lava's 24-bit "
+               "synapses wrap instead (a limit of the Lava backend: only runs without saturation are bit-exact)")
+    else:
+        why = "a backend defect, please report it"
+    return clause, f"warning: {backend} disagrees with the integer reference in {', '.join(differing)}: {why}"
 
 
 #: Backends other than the event simulator: each returns a report.json dict (unmeasured fields null).

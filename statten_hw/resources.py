@@ -157,11 +157,6 @@ def _counter_bytes(qgraph, mapping) -> int:
     return 4 * (2 * widest + 2) * sources + 8 * mapping.totals.cores ** 2
 
 
-def _weights(qgraph) -> int:
-    ops = (qgraph.qop(n) for n in qgraph.graph)
-    return sum(op.weight.size for op in ops if getattr(op, "weight", None) is not None)
-
-
 def simulation_bytes(deployment, samples: int, backend: str = "event", engine: str = "fast") -> int:
     """Conservative peak memory, in bytes, that simulating ``samples`` inputs of ``deployment``
     (`statten_hw.pipeline.prepare`) adds; formulas and calibration in the module docstring."""
@@ -189,7 +184,24 @@ def _lava_bytes(qgraph, samples: int, numel: int) -> int:
 
     recorder = 8 * min(samples, SAMPLES_PER_RUN) * schedule(qgraph).window * numel
     processes = qgraph.graph.number_of_nodes() + LAVA_EXTRA_PROCESSES
-    return LAVA_PROCESS_BYTES * processes + 16 * _weights(qgraph) + 3 * recorder
+    return LAVA_PROCESS_BYTES * processes + 16 * _lava_weights(qgraph) + 3 * recorder
+
+
+def _lava_weights(qgraph) -> int:
+    """Weights the Lava network holds: a linear on N tokens is one Dense of N² weight blocks
+    (`simulator.lava.build`), so it counts N² times."""
+    from statten_hw.ir.graph import SHAPE
+    from statten_hw.quant.quantize import QLinear
+
+    total = 0
+    for n in qgraph.graph:
+        op = qgraph.qop(n)
+        if getattr(op, "weight", None) is None:
+            continue
+        shape = qgraph.float_graph.nodes[n][SHAPE]
+        tokens = shape[0] if isinstance(op, QLinear) and len(shape) == 2 else 1
+        total += tokens * tokens * op.weight.size
+    return total
 
 
 def _sanafe_bytes(mapping, samples: int) -> int:

@@ -376,3 +376,13 @@ def test_a_sanafe_disagreement_is_named_in_one_warning_line():
     assert _reference_check({"backend": "sanafe", "layers": rows}) == (
         ", spikes equal to the integer reference in 2/2 layers", None)
     assert _reference_check({"backend": "event", "layers": [{"name": "x"}]}) == ("", None)
+
+
+def test_a_lava_disagreement_where_the_reference_saturated_names_that_limit():
+    from statten_hw.cli import _reference_check
+
+    check = {"layers_compared": 2, "layers_equal": 1, "layers_differing": ["lif"], "logits_equal": True,
+             "reference_saturated": 4}
+    warning = _reference_check({"backend": "lava", "lava": {"integer_reference": check}})[1]
+    assert warning.startswith("warning: Lava disagrees with the integer reference in lif: the integer reference "
+                              "saturated 4 value(s), which Lava's 24-bit synapses wrap instead")

@@ -169,9 +169,8 @@ def _import_lava_classes() -> types.SimpleNamespace:
     from lava.magma.core.model.py.type import LavaPyType
     from lava.magma.core.process.ports.ports import InPort, OutPort
     from lava.magma.core.process.process import AbstractProcess
-    from lava.magma.core.process.variable import Var
     from lava.magma.core.resources import CPU
-    from lava.magma.core.run_conditions import RunContinuous, RunSteps
+    from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
     from lava.magma.runtime.mgmt_token_enums import MGMT_RESPONSE, enum_equal
@@ -184,7 +183,6 @@ def _import_lava_classes() -> types.SimpleNamespace:
     from lava.proc.io.source import RingBuffer as SourceRingBuffer
     from lava.proc.lif.models import PyLifModelBitAcc, PyLifResetModelBitAcc, PyTernLifModelFixed
     from lava.proc.lif.process import LIF, LIFReset, TernaryLIF
-    from lava.proc.monitor.process import Monitor
     from lava.utils.weightutils import SignMode
 
     return types.SimpleNamespace(
@@ -197,10 +195,8 @@ def _import_lava_classes() -> types.SimpleNamespace:
         SinkRingBuffer=SinkRingBuffer,
         Injector=Injector,
         PyLoihiInjectorModel=PyLoihiInjectorModel,
-        Monitor=Monitor,
         Loihi2SimCfg=Loihi2SimCfg,
         RunSteps=RunSteps,
-        RunContinuous=RunContinuous,
         MGMT_RESPONSE=MGMT_RESPONSE,
         enum_equal=enum_equal,
         SignMode=SignMode,
@@ -208,7 +204,6 @@ def _import_lava_classes() -> types.SimpleNamespace:
         AbstractProcess=AbstractProcess,
         InPort=InPort,
         OutPort=OutPort,
-        Var=Var,
         PyLoihiProcessModel=PyLoihiProcessModel,
         PyInPort=PyInPort,
         PyOutPort=PyOutPort,
@@ -257,10 +252,10 @@ def import_lava() -> types.SimpleNamespace:
 
     Processes: ``LIF``, ``LIFReset``, ``TernaryLIF``, ``Dense``, ``Conv``, ``SourceRingBuffer``
     (lava.proc.io.source), ``SinkRingBuffer`` (lava.proc.io.sink), ``Injector`` (lava.proc.io.injector)
-    and its (untagged) ``PyLoihiInjectorModel``, ``Monitor``; running:
-    ``Loihi2SimCfg``, ``RunSteps``, ``RunContinuous``, ``MGMT_RESPONSE``, ``enum_equal`` (the
+    and its (untagged) ``PyLoihiInjectorModel``; running:
+    ``Loihi2SimCfg``, ``RunSteps``, ``MGMT_RESPONSE``, ``enum_equal`` (the
     runtime's status tokens); ``SignMode`` (weight sign modes); the parts
-    of custom processes: ``AbstractProcess``, ``InPort``, ``OutPort``, ``Var``, ``PyLoihiProcessModel``,
+    of custom processes: ``AbstractProcess``, ``InPort``, ``OutPort``, ``PyLoihiProcessModel``,
     ``PyInPort``, ``PyOutPort``, ``LavaPyType``, ``LoihiProtocol``, ``CPU``, ``implements``,
     ``requires``, ``tag``; Lava's LIF models ``PyLifModelBitAcc``, ``PyLifResetModelBitAcc``,
     ``PyTernLifModelFixed``; its Conv model ``PyConvModelFixed`` and ``conv_utils``

@@ -6,8 +6,10 @@ Per node of the integer graph (`statten_hw.quant.quantize`):
 * ``QConv2d`` -> ``lava.proc.conv.process.Conv``: the 8-bit mantissas and the layer's ``weight_exp``
   (which our conv model applies, as Loihi does; Lava's own fixed-point conv ignores it), kernel
   flipped and in Lava's ``(C_out, X, Y, C_in)`` order (Lava convolves, PyTorch correlates), 24-bit
-  accumulator, run by `synapses.PyConvFastModel`. Lava sums in float64, exact far beyond what
-  24-bit inputs and 8-bit weights can reach.
+  accumulator, run by `synapses.PyConvFastModel`, which sums in int64 (exact) and wraps the sums to
+  24 bits as Lava's ``clamp_precision`` does: where the integer contract saturates a sum, Lava
+  wraps it, so only runs without saturation are bit-exact (the report counts the reference's
+  saturated values).
 * ``QLinear`` -> ``lava.proc.dense.process.Dense`` (one weight block per token), Loihi's mixed-sign
   8-bit synapse: mantissa ``2·w`` with ``weight_exp`` one below the layer's (Lava truncates the
   lowest bit of mixed-sign weights), int32 sums: a layer whose sums could reach 2^31 is refused
@@ -15,7 +17,7 @@ Per node of the integer graph (`statten_hw.quant.quantize`):
 * ``QLIF`` -> ``lava.proc.lif.process.LIFReset`` (``TernaryLIF`` for ternary neurons) run by
   `neurons.LIF_MODELS`: ``du = 4095`` (no current memory), ``dv`` as is, ``vth = threshold - 1``
   (Lava fires on ``v > vth``), the feeding synapse's bias as ``bias_mant`` with ``bias_exp = 6``,
-  reset at the start of every sample window.
+  reset in every sample window at the step where its input first becomes valid (``arrival``).
 * ``QFlatten`` -> no process: a Lava ``ReshapePort`` (channels-last maps are tokens already).
 * ``QOutput`` -> no process: the recorder reads the logits where they are made.
 * everything else -> one of our graded processes; SDSA -> `SdsaKV`, a ``LIFReset``, `SdsaGate`.
@@ -23,7 +25,7 @@ Per node of the integer graph (`statten_hw.quant.quantize`):
 One `Recorder` process keeps the outputs of every layer (and of any probed node).
 
 Synapses carry no bias: the bias of a conv/dense output is added by whatever receives it (the LIF's
-``bias_mant`` or a graded process's ``bias``). Loihi 2 precisions are checked, not assumed: weights
+``bias_mant`` or a graded process's ``bias``), so a synapse fed by another synapse is refused. Loihi 2 precisions are checked, not assumed: weights
 must fit 8 bits, ``dv`` 12 bits.
 """
 from __future__ import annotations
@@ -152,8 +154,17 @@ class _Builder:
         bound = limit(op.bits) if op.signed else (1 << op.bits) - 1
         return NodeOutput(self.net.source.out_port, None, False, bound)
 
-    def conv(self, name, op: QConv2d):
+    def synapse_input(self, name: str, kind: str) -> str:
+        """The node feeding synapse ``name``; `UnsupportedLayer` when its values still lack a bias
+        (a synapse feeding a synapse: Lava's synapses add none, the receiver of a sum adds it)."""
         src = self.inputs(name)["x"]
+        if self.out[src].bias is not None:
+            raise UnsupportedLayer(name, kind, f"its input {src!r} is another synapse's sum, whose bias no Lava "
+                                               "synapse adds (put a neuron or graded op between them)")
+        return src
+
+    def conv(self, name, op: QConv2d):
+        src = self.synapse_input(name, "conv2d")
         w = check_weights(name, "conv2d", op.mantissa)
         kernel = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)).astype(np.int32)
         conv = self.add(name, lava.Conv(weight=kernel, weight_exp=op.weight_exp,
@@ -165,7 +176,7 @@ class _Builder:
         return NodeOutput(conv.a_out, bias, False, self.cap)
 
     def linear(self, name, op: QLinear):
-        src = self.inputs(name)["x"]
+        src = self.synapse_input(name, "linear")
         w = check_weights(name, "linear", op.mantissa)
         tokens = self.shape(name)[0] if len(self.shape(name)) == 2 else 1
         reach = (2 << op.weight_exp) * self.out[src].bound * int(np.abs(w).sum(1).max(initial=0))
@@ -283,7 +294,8 @@ class _Builder:
             self.out[name] = rule(name, op)
         layers = recorded_nodes(self.q)
         self.net.emitters = {n: self.out[n].port.process for n in layers}
-        names = [*layers, *(p for p in probes if p not in layers and p != self.q.output_node), self.q.output_node]
+        further = dict.fromkeys(p for p in probes if p not in layers and p != self.q.output_node)  # once each
+        names = [*layers, *further, self.q.output_node]
         self.net.recorded = names
         self.net.recorder = Recorder(shapes=[lava_shape(self.shape(n)) for n in names],
                                      bias=[self.out[n].bias for n in names], buffer=self.net.buffer, name="recorder")

@@ -5,9 +5,11 @@ as the event simulator counts them) and ``firing_rate``; ``totals.spikes``; each
 ``spikes_out`` (the spikes of the neurons the mapping placed on it, `simulator.event.owners`); and
 the ``lava`` section: steps, window, latencies, wall time and every process with its node, mapped
 layers, cores and (for a process that emits a layer's output) its spikes, and, given the integer
-reference run, whether every layer and the logits equal it (``integer_reference``). The placement itself
-(layer and core identities, positions, neurons) is the deployment's mapping. Nothing else is
-measured by Lava (SOPs, cycles, energy, NoC traffic, memory): those fields stay null.
+reference run, whether every layer and the logits equal it (``integer_reference``, with how many
+values the reference saturated: Lava wraps 24-bit synaptic sums where the contract saturates them,
+so only a run without saturation is bit-exact). The placement itself (layer and core identities,
+positions, neurons, and the static totals and memory per core) is the deployment's mapping. Nothing
+else is measured by Lava (SOPs, cycles, energy, NoC traffic): those fields stay null.
 
 A process belongs to the neuron layers its output reaches without crossing a synapse (a conv feeds
 the LIF after it, a pool or residual sum the layer whose dendrite computes it); a process that
@@ -19,7 +21,7 @@ import numpy as np
 
 from statten_hw.ir.graph import PORT, SHAPE, topological_order
 from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QLinear
-from statten_hw.reports.schema import empty_report
+from statten_hw.reports.schema import STATIC_TOTALS, empty_report
 from statten_hw.simulator.event.owners import layer_owners
 
 from .neurons import LAVA_ALIGN_BITS
@@ -61,7 +63,8 @@ def agreement(run, reference) -> dict:
     equal = {n: bool(np.array_equal(s, reference.values[n].cpu().numpy())) for n, s in run.spikes.items()}
     return {"layers_compared": len(equal), "layers_equal": sum(equal.values()),
             "layers_differing": sorted(n for n, same in equal.items() if not same),
-            "logits_equal": bool(np.array_equal(run.logits_int, reference.logits_int.cpu().numpy()))}
+            "logits_equal": bool(np.array_equal(run.logits_int, reference.logits_int.cpu().numpy())),
+            "reference_saturated": sum(reference.overflows.values())}
 
 
 def lava_report(deployment, run, reference=None) -> dict:
@@ -81,7 +84,8 @@ def lava_report(deployment, run, reference=None) -> dict:
                       if r.name in per_neuron else None,
                       "energy_j": None} for r in mapping.layers]
     doc["cores"] = _cores(mapping, qgraph, per_neuron)
-    doc["totals"]["spikes"] = int(sum(int(c.sum()) for c in per_neuron.values()))
+    doc["totals"].update({f: getattr(mapping.totals, f) for f in STATIC_TOTALS},
+                         spikes=int(sum(int(c.sum()) for c in per_neuron.values())))
     owners = node_layers(qgraph, set(cores_of))
     doc["lava"] = {
         "run_config": "Loihi2SimCfg(select_tag='fixed_pt')",
@@ -116,7 +120,8 @@ def _cores(mapping, qgraph, per_neuron) -> list[dict]:
         elif r.kind != "readout":  # a readout emits no spikes
             unmeasured |= set(ids.tolist())
     return [{"id": c.id, "chip": c.chip, "x": c.x, "y": c.y, "layers": list(c.layers), "neurons": c.neurons,
-             "synapse_bytes": None, "state_bytes": None, "buffer_bytes": None, "spikes_in": None,
+             "synapse_bytes": c.synapse_bytes, "state_bytes": c.state_bytes, "buffer_bytes": c.buffer_bytes,
+             "spikes_in": None,
              "spikes_out": None if c.id in unmeasured else int(spikes[c.id]), "sops": None, "neuron_updates": None,
              "cycles_busy": None, "noc_packets": None, "noc_hops": None, "energy_j": None}
             for c in mapping.cores]

@@ -1,9 +1,14 @@
 """report.json of a SANA-FE run: ``sanafe_report(deployment, run) -> dict`` (schema version 1).
 
 Totals, layers and cores are sums over the batch and every simulated step, as SANA-FE counted them:
-``spikes`` neurons fired, ``sops`` synaptic events, ``neuron_updates`` somas updated, ``latency_s``
-simulated seconds, ``energy_j`` joules. SANA-FE reports no cycles, no per-layer energy or work and no
-per-core energy or updates: those stay null. Memory figures are the mapping's (SANA-FE models none).
+``spikes`` neurons fired, ``sops`` synaptic events, ``active_updates`` somas updated (SANA-FE updates
+only the neurons whose state can change: the event report's ``active_updates``, not its
+``neuron_updates`` of every neuron every step, which stays null here), ``latency_s`` simulated
+seconds, ``energy_j`` joules. SANA-FE reports no cycles, no per-layer energy or work and no per-core
+energy or updates: those stay null. Memory figures are the mapping's (SANA-FE models none); the core
+and neuron totals are those of the core rows (the mapping's cores, reference-only layers included,
+and the cores holding the replayed input). A layer's ``synapses_created`` counts the SANA-FE
+connections made for it.
 Everything SANA-FE-specific (energy breakdown, packets, hops, per-step counters, how each layer was
 expressed and what the target conversion assumed) sits under ``"sanafe"``.
 """
@@ -24,14 +29,14 @@ def sanafe_report(deployment, run: SanafeRun) -> dict:
                        block_size=deployment.block_size, backend="sanafe")
     steps = [s for sample in run.steps for s in sample]
     mapping = deployment.mapping.totals
-    doc["totals"].update(
-        chips=1, cores=len({g.core for g in run.groups}), neurons=sum(g.neurons for g in run.groups),
-        synapse_bytes=mapping.synapse_bytes, state_bytes=mapping.state_bytes, buffer_bytes=mapping.buffer_bytes,
-        spikes=sum(s.spikes for s in steps), sops=sum(s.synaptic_events for s in steps),
-        neuron_updates=sum(s.neuron_updates for s in steps), cycles=None,
-        latency_s=sum(s.sim_time_s for s in steps), energy_j=sum(s.energy_j["total"] for s in steps))
     doc["layers"] = _layers(deployment, run)
     doc["cores"] = _cores(deployment, run)
+    doc["totals"].update(
+        chips=1, cores=len(doc["cores"]), neurons=sum(c["neurons"] for c in doc["cores"]),
+        synapse_bytes=mapping.synapse_bytes, state_bytes=mapping.state_bytes, buffer_bytes=mapping.buffer_bytes,
+        spikes=sum(s.spikes for s in steps), sops=sum(s.synaptic_events for s in steps),
+        active_updates=sum(s.neuron_updates for s in steps), cycles=None,
+        latency_s=sum(s.sim_time_s for s in steps), energy_j=sum(s.energy_j["total"] for s in steps))
     doc["sanafe"] = _details(deployment, run, steps)
     return doc
 
@@ -47,7 +52,7 @@ def _layers(deployment, run: SanafeRun) -> list[dict]:
             "name": plan.name, "kind": plan.kind, "neurons": plan.neurons, "cores": cores.get(plan.name),
             "spikes": spikes, "sops": None, "energy_j": None,
             "firing_rate": None if spikes is None else spikes / (plan.neurons * plan.steps * batch),
-            "sanafe_mode": plan.mode, "sanafe_lag_steps": plan.lag, "synapses": run.synapses.get(plan.name),
+            "sanafe_mode": plan.mode, "sanafe_lag_steps": plan.lag, "synapses_created": run.synapses.get(plan.name),
             "approximation": None if plan.mode == SYNAPSES else plan.note,
             "reference_mismatches": run.reference_mismatches.get(plan.name),
             "reference_overflows": run.reference_overflows.get(plan.name, 0)})

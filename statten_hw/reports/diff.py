@@ -1,7 +1,9 @@
 """Where two report.json files disagree: ``statten-hw diff a/report.json b/report.json``.
 
 The walk covers what a run measures: ``totals``, ``layers`` (matched by ``name``) and ``cores``
-(matched by ``id``). A field is *different* when both reports give a value and the values differ
+(matched by ``id``), after the ``header``: the command, target, block size and model of each report,
+so that two reports of different targets, models or T are never called equal (the backend is left
+out: comparing backends is what the command is for). A field is *different* when both reports give a value and the values differ
 (floats within a relative 1e-9 count as equal, integers must match exactly); it is *measured by one
 only* when one side is null (or lacks the field) and the other is not, which is how a backend that
 cannot measure a field reports it (DESIGN.md), so it is listed apart. A layer or core present in one
@@ -15,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from statten_hw.errors import InputError
+from statten_hw.errors import InputError, brief
 
 #: Kinds of `Difference`, in the order the renderer prints them.
 KINDS = ("differs", "only_in_a", "only_in_b", "null_in_a", "null_in_b")
@@ -79,9 +81,16 @@ def _entries(section: str, key: str, a: list, b: list) -> list[Difference]:
     return out
 
 
+def _header(doc: dict) -> dict:
+    model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+    return {"command": doc.get("command"), "target": doc.get("target"), "block_size": doc.get("block_size"),
+            **{f"model.{k}": v for k, v in model.items()}}
+
+
 def diff_reports(a: dict, b: dict) -> list[Difference]:
-    """Every difference between two report dicts (module docstring), totals first, then layers, cores."""
-    return [*_fields("totals", a.get("totals") or {}, b.get("totals") or {}),
+    """Every difference between two report dicts (module docstring): header, totals, layers, cores."""
+    return [*_fields("header", _header(a), _header(b)),
+            *_fields("totals", a.get("totals") or {}, b.get("totals") or {}),
             *_entries("layers", "name", a.get("layers") or [], b.get("layers") or []),
             *_entries("cores", "id", a.get("cores") or [], b.get("cores") or [])]
 
@@ -129,10 +138,10 @@ def load_report(path) -> dict:
     """A report.json as a dict; `InputError` naming the file when it is missing, not JSON or no report."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
         raise InputError(f"{path}: not a readable JSON file ({err})") from None
     if not isinstance(doc, dict) or doc.get("tool") != "statten-hw" or "schema_version" not in doc:
         raise InputError(f"{path}: not a statten-hw report.json (no 'tool': 'statten-hw' and 'schema_version')")
@@ -142,7 +151,18 @@ def load_report(path) -> dict:
     for key in ("layers", "cores"):
         if not all(isinstance(row, dict) for row in doc.get(key, [])):
             raise InputError(f"{path}: every entry of {key!r} must be a JSON object")
+    for key, ident, kinds, what in (("layers", "name", (str,), "a string"), ("cores", "id", (int, type(None)),
+                                                                               "an integer or null")):
+        bad = [row.get(ident) for row in doc.get(key, []) if not isinstance(row.get(ident), kinds)
+               or isinstance(row.get(ident), bool)]
+        if bad:
+            raise InputError(f"{path}: every entry of {key!r} needs {ident!r} as {what}, got {brief(bad[0])}")
     return doc
+
+
+def _refuse_constant(name: str):
+    """Reports are written with ``allow_nan=False``: NaN or Infinity in one is not ours."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def add_diff_parser(sub) -> None:

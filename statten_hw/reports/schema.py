@@ -4,6 +4,8 @@ from __future__ import annotations
 SCHEMA_VERSION = 1
 TOTAL_FIELDS = ("chips", "cores", "neurons", "synapse_bytes", "state_bytes", "buffer_bytes", "spikes", "sops",
                 "neuron_updates", "cycles", "latency_s", "energy_j")
+#: The totals a mapping decides (every backend's report takes them from its deployment's mapping).
+STATIC_TOTALS = TOTAL_FIELDS[:6]
 
 
 def model_section(model) -> dict:

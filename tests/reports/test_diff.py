@@ -118,6 +118,12 @@ def test_cli_values_only_ignores_what_one_side_did_not_measure(tmp_path, capsys)
     (json.dumps({"tool": "other", "schema_version": 1}), "not a statten-hw report.json"),
     (json.dumps({"tool": "statten-hw", "schema_version": 1, "layers": {}}), "key 'layers' must be a JSON array"),
     (json.dumps({"tool": "statten-hw", "schema_version": 1, "cores": [3]}), "every entry of 'cores' must be"),
+    # Found by review: these were TypeError tracebacks (unhashable keys), or NaN differing from itself.
+    (json.dumps({"tool": "statten-hw", "schema_version": 1, "layers": [{"name": ["a"]}]}),
+     "every entry of 'layers' needs 'name' as a string, got list"),
+    (json.dumps({"tool": "statten-hw", "schema_version": 1, "cores": [{"id": {"x": 1}}]}),
+     "every entry of 'cores' needs 'id' as an integer or null, got dict"),
+    ('{"tool": "statten-hw", "schema_version": 1, "totals": {"energy_j": NaN}}', "NaN is not a JSON number"),
 ])
 def test_bad_files_raise_one_line_input_errors_naming_the_file(tmp_path, content, match):
     path = tmp_path / "r.json"
@@ -133,3 +139,15 @@ def test_cli_refuses_reports_of_different_schema_versions(tmp_path):
     b["schema_version"] = 2
     with pytest.raises(InputError, match="schema version 2"):
         run_diff(_args(tmp_path, _report(), b))
+
+
+@pytest.mark.parametrize("field, value", [("command", "map"), ("target", "layerwise"), ("block_size", 4)])
+def test_reports_of_other_runs_are_never_equal(field, value):
+    """Same measurements, but another command, target or block size, or another model or T: the header
+    says so and the reports differ (before, a map report and a simulate report could be 'equal')."""
+    b = _report()
+    b[field] = value
+    assert _kinds(diff_reports(_report(), b)) == {("header", field, "differs")}
+    b = _report()
+    b["model"] = {"family": "statten", "timesteps": 8}
+    assert _kinds(diff_reports(_report(), b)) == {("header", "model.timesteps", "null_in_a")}

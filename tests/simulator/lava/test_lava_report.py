@@ -5,10 +5,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from statten_hw.quant import run_integer
 from statten_hw.reports.files import write_json
-from statten_hw.reports.schema import TOTAL_FIELDS
+from statten_hw.reports.schema import STATIC_TOTALS, TOTAL_FIELDS
 from statten_hw.simulator.lava import _compat
 
 pytestmark = [pytest.mark.lava,
@@ -34,7 +35,8 @@ def test_the_report_says_every_layer_equals_the_integer_reference(embedded):
     deployment, _, run, reference, doc = embedded
     lifs = deployment.qgraph.lif_nodes
     assert doc["lava"]["integer_reference"] == {"layers_compared": len(lifs), "layers_equal": len(lifs),
-                                                "layers_differing": [], "logits_equal": True}
+                                                "layers_differing": [], "logits_equal": True,
+                                                "reference_saturated": 0}
 
 
 def test_the_report_names_a_layer_that_differs(embedded):
@@ -68,7 +70,9 @@ def test_report_fills_what_lava_measures_and_leaves_the_rest_null(embedded, tmp_
     deployment, x, run, ref, doc = embedded
     assert (doc["command"], doc["backend"], doc["target"]) == ("simulate", "lava", "loihi2")
     assert set(doc["totals"]) == set(TOTAL_FIELDS)
-    assert {k for k, v in doc["totals"].items() if v is not None} == {"spikes"}
+    # Measured: the spikes; the mapping's static totals as every backend's report gives them.
+    assert {k for k, v in doc["totals"].items() if v is not None} == {"spikes", *STATIC_TOTALS}
+    assert all(doc["totals"][f] == getattr(deployment.mapping.totals, f) for f in STATIC_TOTALS)
     T, samples = deployment.model.config.timesteps, 2
     for row in doc["layers"]:
         assert row["sops"] is None and row["energy_j"] is None
@@ -112,3 +116,33 @@ def test_lava_and_the_event_simulator_agree_on_every_field_both_measure(embedded
     diffs = diff_reports(event, doc)
     assert [d for d in diffs if d.kind not in ("null_in_b",)] == []
     assert any(d.field == "energy_j" for d in diffs)  # what only the event simulator models
+
+
+def test_a_run_where_the_reference_saturates_says_so():
+    """Lava wraps 24-bit synaptic sums where the contract saturates them (a stated limit): a network
+    calibrated on faint input and run at full scale saturates `fc1`, and the check names the count,
+    so `simulate` can say why the layers differ instead of calling it a defect."""
+    from statten_hw.ir import nodes as ir
+    from statten_hw.ir.graph import add_op, new_graph
+    from statten_hw.ir.passes.infer_shapes import infer_shapes
+    from statten_hw.quant import quantize
+    from statten_hw.simulator.lava.report import agreement
+    from statten_hw.simulator.lava.run import run_lava
+
+    rng = np.random.default_rng(0)
+    g = new_graph()
+    add_op(g, "input", ir.Input(shape=(64,), timesteps=2), "")
+    w = rng.normal(size=(4, 64)).astype(np.float32)
+    add_op(g, "fc1", ir.Linear(weight=w, bias=np.zeros(4, np.float32)), "", x="input")
+    add_op(g, "lif", ir.LIF(threshold=0.5), "", x="fc1")
+    add_op(g, "head", ir.Linear(weight=rng.normal(size=(3, 4)).astype(np.float32)), "", x="lif")
+    add_op(g, "time_mean", ir.Mean(time=True), "", x="head")
+    add_op(g, "output", ir.Output(), "", x="time_mean")
+    infer_shapes(g)
+    faint = torch.zeros(4, 64)
+    faint[0, 0], faint[1, 1] = 0.5, -0.5
+    qg = quantize(g, faint)
+    x = torch.from_numpy(0.5 * np.sign(w[:2]))
+    reference = run_integer(qg, x)
+    check = agreement(run_lava(qg, x), reference)
+    assert check["reference_saturated"] == sum(reference.overflows.values()) > 0

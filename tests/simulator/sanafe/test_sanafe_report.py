@@ -32,12 +32,15 @@ def test_report_header_and_totals(report):
     d, run, doc = report
     assert (doc["schema_version"], doc["command"], doc["backend"], doc["target"]) == (1, "simulate", "sanafe",
                                                                                        "sanafe:loihi")
-    assert set(doc["totals"]) == set(TOTAL_FIELDS)
+    assert set(doc["totals"]) == {*TOTAL_FIELDS, "active_updates"}
     steps = [s for sample in run.steps for s in sample]
     t = doc["totals"]
     assert t["spikes"] == sum(s.spikes for s in steps) > 0
     assert t["sops"] == sum(s.synaptic_events for s in steps) > 0
-    assert t["neuron_updates"] == sum(s.neuron_updates for s in steps)
+    # SANA-FE's updates are the active ones (the event report's active_updates), not every neuron every step.
+    assert t["active_updates"] == sum(s.neuron_updates for s in steps) and t["neuron_updates"] is None
+    assert t["cores"] == len(doc["cores"]) and t["neurons"] == sum(c["neurons"] for c in doc["cores"])
+    assert t["neurons"] == sum(r["neurons"] for r in doc["layers"])  # no replayed input here
     assert t["energy_j"] == pytest.approx(sum(s.energy_j["total"] for s in steps))
     assert t["latency_s"] == pytest.approx(sum(s.sim_time_s for s in steps))
     assert t["cycles"] is None  # SANA-FE reports seconds, not cycles
