@@ -285,6 +285,10 @@ def _checked(op):
                                          and all(0 < d <= MAX_IMG_SIZE for d in op.shape)):
         raise ValueError(f"input of {op.timesteps} steps of shape {op.shape} is outside 1..{MAX_TIMESTEPS} steps, "
                          f"1..{MAX_IMG_SIZE} per dimension")
+    if isinstance(op, Q.QLIF) and not (0 <= op.dv <= 1 << DECAY_BITS and op.threshold >= 1):
+        raise ValueError(f"LIF dv {op.dv} or threshold {op.threshold} is outside 0..{1 << DECAY_BITS}, >= 1")
+    if isinstance(op, (Q.QConv2d, Q.QLinear)) and not 0 <= op.weight_exp <= Q.MAX_FRACTION_BITS:
+        raise ValueError(f"weight_exp {op.weight_exp} is outside 0..{Q.MAX_FRACTION_BITS}")
     if isinstance(op, (Q.QConv2d, Q.QMaxPool2d)):
         kernel = op.weight.shape[2:] if isinstance(op, Q.QConv2d) else op.kernel
         if not (all(s >= 1 for s in op.stride) and all(0 <= p < k for p, k in zip(op.padding, kernel))):
@@ -388,6 +392,8 @@ def import_nir(path) -> "Q.QuantizedGraph":
         quantize_symmetric(np.zeros(1), bits["weight_bits"])  # validates weight_bits
         if bits["decay_bits"] != DECAY_BITS:
             raise ValueError(f"decay_bits {bits['decay_bits']}: the integer LIF uses {DECAY_BITS}")
+        if not Q.MIN_STATE_BITS <= bits["state_bits"] <= Q.MAX_STATE_BITS:
+            raise ValueError(f"state_bits {bits['state_bits']} is outside {Q.MIN_STATE_BITS}..{Q.MAX_STATE_BITS}")
     except _MALFORMED as err:
         raise InputError(f"{path}: graph metadata: {_problem(err)}") from None
     qg.graph["quant"] = bits

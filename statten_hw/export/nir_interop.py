@@ -23,7 +23,13 @@ keeps the fraction. The spikes still coincide exactly in two regimes, and only t
   then ``V = floor(v)`` at every step by induction, because ``floor(floor(v)/2**k) = floor(v/2**k)``
   and ``floor(u) + X = floor(u + X)`` for integer ``X``; and ``floor(v) >= θ ⇔ v >= θ``.
 
-A negative membrane (truncation toward zero is a ceiling there) or another ``β`` can flip spikes.
+A negative membrane (truncation toward zero is a ceiling there) or another ``β`` can flip spikes. Two
+more limits: the fraction a ``β = 2**-k`` membrane carries must stay exact in the consumer's floats
+(it gains ``k`` bits a step: with ``θ = 2`` and ``I = 1`` every step, float32 and float64 consumers
+both fire at step 24 and the integer LIF never does, so the regime holds for short windows only), and
+no value may saturate (a 24-bit clip NIR cannot express). Ternary LIFs (spikes of -1) and integer
+thresholds beyond ``2**24`` (float32's exact integers: ``θ = 2**24 + 1`` would be written as
+``2**24 - 1``) are refused.
 
 **Theirs into our IR** (:func:`lower_nir`). A NIR graph of ``Input``, ``Conv2d``, ``Affine``,
 ``Linear``, ``LIF`` and ``Output`` nodes in a chain or tree (one producer per node: NIR sums
@@ -71,6 +77,11 @@ def _check_dt(dt) -> None:
 def _float_lif(name: str, node: nir.LIF, dt: float) -> nir.LIF:
     """``node`` (one of our integer LIFs) as the float LIF ``v <- β·v + I``, fire ``v >= θ``."""
     dv, theta = int(node.metadata["dv"]), int(node.metadata["threshold"])
+    if node.metadata.get("ternary"):
+        raise UnsupportedLayer(name, "nir.LIF", "a ternary LIF (spikes of -1) has no nir.LIF meaning")
+    if theta > 1 << 24:
+        raise UnsupportedLayer(name, "nir.LIF", f"threshold {theta} is past 2**24, where float32 has no exact "
+                                                "integers")
     if dv == 0:
         raise UnsupportedLayer(name, "nir.LIF", "dv = 0 (no leak) has tau = inf, which no forward-Euler "
                                                 "consumer of nir.LIF can step")
@@ -110,6 +121,11 @@ def _uniform(name: str, node: nir.NIRNode, field: str) -> float:
 
 def _lif(name: str, node: nir.LIF, dt: float) -> ir.LIF:
     tau, r, v_th = (_uniform(name, node, f) for f in ("tau", "r", "v_threshold"))
+    for field, value in (("tau", tau), ("r", r), ("v_threshold", v_th)):
+        if not np.isfinite(value):
+            raise UnsupportedLayer(name, "nir.LIF", f"{field} must be finite, got {value}")
+    if not tau > 0:
+        raise UnsupportedLayer(name, "nir.LIF", f"tau must be positive, got {tau}")
     for field in ("v_leak", "v_reset"):
         if _uniform(name, node, field) != 0:
             raise UnsupportedLayer(name, "nir.LIF", f"{field} must be 0 (statten-hw LIFs leak and reset to 0)")
@@ -191,5 +207,16 @@ def lower_nir(source, dt: float, timesteps: int) -> nx.DiGraph:
         lower = _LOWER.get(type(node))
         if lower is None:
             raise UnsupportedLayer(name, f"nir.{type(node).__name__}", "no statten-hw lowering for this NIR node")
-        add_op(g, name, lower(name, node, dt), f"nir:{name}", **inputs)
+        _check_finite(name, node)
+        try:  # the IR node checks shapes and values (a bias of the wrong length, say)
+            add_op(g, name, lower(name, node, dt), f"nir:{name}", **inputs)
+        except ValueError as err:
+            raise UnsupportedLayer(name, f"nir.{type(node).__name__}", str(err)) from None
     return run_pipeline(g)
+
+
+def _check_finite(name: str, node: nir.NIRNode) -> None:
+    for field in ("weight", "bias"):
+        values = getattr(node, field, None)
+        if values is not None and not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+            raise UnsupportedLayer(name, f"nir.{type(node).__name__}", f"{field} holds NaN or infinite values")

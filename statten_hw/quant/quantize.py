@@ -81,6 +81,7 @@ QOP, SCALE = "qop", "scale"
 STREAM_HEADROOM_BITS = 2
 MIN_STATE_BITS, MAX_STATE_BITS = 4, 48  # the state widths `quantize` takes
 FRACTION_BITS = 6  # Loihi's: sums carry up to 6 bits below the weight LSB (``_fraction_bits``)
+MAX_FRACTION_BITS = 16  # the most `quantize` takes: every layer's weight_exp lies in 0..16
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -308,9 +309,9 @@ def _fraction_bits(peak_sum: float, state_bits: int, most: int) -> int:
 
 
 def check_fraction_bits(fraction_bits: int) -> None:
-    """ValueError unless ``fraction_bits`` is an int in 0..16."""
-    if not isinstance(fraction_bits, int) or not 0 <= fraction_bits <= 16:
-        raise ValueError(f"fraction_bits must be an int in 0..16, got {fraction_bits!r}")
+    """ValueError unless ``fraction_bits`` is an int in 0..`MAX_FRACTION_BITS`."""
+    if not isinstance(fraction_bits, int) or not 0 <= fraction_bits <= MAX_FRACTION_BITS:
+        raise ValueError(f"fraction_bits must be an int in 0..{MAX_FRACTION_BITS}, got {fraction_bits!r}")
 
 
 def _requant_in_int64(name: str, bound: int, rq: tuple[int, int]) -> tuple[int, int]:

@@ -129,3 +129,35 @@ def test_graph_quantized_for_a_16_bit_target_roundtrip(tmp_path):
     qg = prepare(None, "layerwise", precision="target").qgraph
     ref = _roundtrip(qg, load_dataset("digits", split="test")[0][:32], tmp_path / "layerwise.nir")
     assert sum(ref.overflows.values()) > 0
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (("lif", "dv", 1 << 52), "LIF dv 4503599627370496 or threshold"),
+    (("lif", "dv", -4096), "LIF dv -4096 or threshold"),
+    (("lif", "threshold", -3), "threshold -3 is outside"),
+    (("conv", "weight_exp", 40), "weight_exp 40 is outside 0..16"),
+    (("graph", "state_bits", 100), "state_bits 100 is outside 4..48")])
+def test_edited_integer_fields_outside_the_contract_are_refused(tmp_path, edit, problem):
+    """Values `quantize` never makes (found by review: a dv of 2**52 imported and ran with int64 leak
+    products that wrap, state_bits 100 turned saturation off): refused naming the file."""
+    from statten_hw.errors import InputError
+
+    model = small_model("statten")
+    qg = quantize(lower(model), small_input(model))
+    graph = nir.read(export_nir(qg, tmp_path / "base.nir"))
+    where, field, value = edit
+    if where == "graph":
+        graph.metadata[field] = value
+    else:
+        name = qg.lif_nodes[0] if where == "lif" else next(n for n, node in graph.nodes.items()
+                                                           if isinstance(node, nir.Conv2d))
+        fields = json.loads(graph.nodes[name].metadata["qop"])
+        fields[field] = value
+        meta = graph.nodes[name].metadata
+        meta["qop"] = json.dumps(fields)
+        if field in meta:  # a LIF repeats its integer fields in its metadata: edited alike
+            meta[field] = value
+    nir.write(tmp_path / "edited.nir", graph)
+    with pytest.raises(InputError, match=problem) as info:
+        import_nir(tmp_path / "edited.nir")
+    assert "edited.nir" in str(info.value) and "\n" not in str(info.value)

@@ -250,3 +250,43 @@ def test_foreign_failcases(tmp_path):
     ring.edges += [("p", "q"), ("q", "p")]
     with pytest.raises(UnsupportedLayer, match="cycle"):
         lower_nir(ring, SNNTORCH_DT, T)
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("tau", 0.0, "tau must be positive"), ("tau", np.inf, "tau must be finite"),
+    ("v_threshold", np.inf, "v_threshold must be finite"), ("r", np.nan, "r must be finite")])
+def test_foreign_lif_parameters_nir_read_accepts_are_refused_naming_the_node(field, value, problem):
+    """Found by review: tau = 0 was a ZeroDivisionError, an infinite threshold an OverflowError in quantize."""
+    params = dict(tau=np.full(2, 2e-4), r=np.full(2, 2.0), v_leak=np.zeros(2), v_threshold=np.ones(2),
+                  v_reset=np.zeros(2)) | {field: np.full(2, value)}
+    graph = _chain(input=nir.Input({"input": np.array([2])}), lif=nir.LIF(**params),
+                   output=nir.Output({"output": np.array([2])}))
+    with pytest.raises(UnsupportedLayer, match=f"'lif'.*{problem}"):
+        lower_nir(graph, SNNTORCH_DT, T)
+
+
+@pytest.mark.parametrize("weight, bias, problem", [
+    (np.full((3, 2), np.nan), np.zeros(3), "weight holds NaN"),
+    (np.ones((3, 2)), np.zeros(7), "bias: has 7 entries for 3 outputs")])
+def test_foreign_affine_values_are_refused_naming_the_node(weight, bias, problem):
+    graph = _chain(input=nir.Input({"input": np.array([2])}), fc=nir.Affine(weight=weight, bias=bias),
+                   output=nir.Output({"output": np.array([3])}))
+    with pytest.raises(UnsupportedLayer, match=f"'fc'.*{problem}"):
+        lower_nir(graph, SNNTORCH_DT, T)
+
+
+def test_ternary_or_wide_threshold_lifs_do_not_cross(tmp_path):
+    """A ternary LIF's -1 spikes and a threshold past 2**24 have no float32 nir.LIF meaning."""
+    model = small_model("a2os2a")
+    qg = quantize(lower(model), small_input(model))
+    ours = nir.read(export_nir(qg, tmp_path / "a.nir"))
+    lifs = {n: node for n, node in ours.nodes.items() if isinstance(node, nir.LIF)}
+    ternary = next(n for n, node in lifs.items() if node.metadata.get("ternary"))
+    plain = next(n for n, node in lifs.items() if not node.metadata.get("ternary"))
+    only = lambda name: nir.NIRGraph(nodes={name: lifs[name]}, edges=[], metadata=dict(ours.metadata),  # noqa: E731
+                                     type_check=False)
+    with pytest.raises(UnsupportedLayer, match="ternary LIF"):
+        for_float_consumer(only(ternary), SNNTORCH_DT)
+    lifs[plain].metadata["threshold"] = (1 << 24) + 1
+    with pytest.raises(UnsupportedLayer, match="threshold 16777217 is past 2\\*\\*24"):
+        for_float_consumer(only(plain), SNNTORCH_DT)
