@@ -156,6 +156,17 @@ def shipped_path(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "examples" / f"{name}.yaml"
 
 
+#: Most units one entry may name (``tile[0..65535]``): a range is counted before anything expands, so a
+#: two-line file naming 10^11 tiles is refused instead of filling the memory.
+MAX_INSTANCES = 1 << 16
+
+
+def instance_count(name: str) -> int:
+    """How many units `instance_names` would give, without listing them."""
+    match = _RANGE.match(name)
+    return 1 if match is None else max(0, int(match["hi"]) - int(match["lo"]) + 1)
+
+
 def instance_names(name: str) -> list[str]:
     """The units an entry name stands for, as SANA-FE expands it: ``foo[2..4]`` is ``foo[2]``, ``foo[3]``,
     ``foo[4]`` (an empty list if the range is empty); any other name is one unit."""
@@ -293,9 +304,11 @@ class _Reader:
         return out
 
     def instances(self, name: str, where: str) -> int:
-        count = len(instance_names(name or ""))
+        count = instance_count(name or "")
         if not count:
             self.problem(where, f"empty range {name!r}")
+        elif count > MAX_INSTANCES:
+            self.problem(where, f"a range of {count:,} units exceeds the limit of {MAX_INSTANCES:,}")
         return count
 
     def text(self, node: Mapping, key: str, where: str) -> str:

@@ -203,6 +203,8 @@ BROKEN = [
      "no soma unit for neurons"),
     ("too-few-tiles", _broken("t[0..1]", "t[0..0]"), "architecture.attributes.width", "do not fill"),
     ("empty-range", _broken("t[0..1]", "t[1..0]"), "architecture.tile[0].name", "empty range"),
+    ("huge-range", _broken("t[0..1]", "t[0..99999999999]"), "architecture.tile[0].name",
+     "a range of 100,000,000,000 units exceeds the limit of 65,536"),  # was a MemoryError (review)
     ("table-missing", _broken("    latency_sync: [1e-7, 2e-7]\n", ""), "architecture.attributes.latency_sync",
      "required by sync_model 'table'"),
     ("bad-sync-model", _broken("sync_model: table", "sync_model: magic"), "architecture.attributes.sync_model",
