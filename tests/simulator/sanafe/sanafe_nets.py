@@ -24,9 +24,8 @@ from statten_hw.targets.sanafe import shipped_path
 T = 4
 
 
-def plain_snn(seed: int = 0):
-    """events [2, 8, 8] -> conv 3x3 (4) -> LIF -> conv 3x3 stride 2, 2 groups (8) -> LIF -> tokens
-    (channels last) -> linear 8->6 per token -> LIF -> linear 6->3 readout -> mean over tokens and time."""
+def _stem(seed: int):
+    """(graph of events [2, 8, 8] -> conv 3x3 (4) -> LIF ``lif1``, the seeded weight maker)."""
     rng = np.random.default_rng(seed)
 
     def w(*shape, gain=1.0):
@@ -36,6 +35,13 @@ def plain_snn(seed: int = 0):
     add_op(g, "input", ir.Input(shape=(2, 8, 8), timesteps=T, encoding="events"), "input")
     add_op(g, "conv1", ir.Conv2d(w(4, 2, 3, 3, gain=0.6), w(4, gain=0.1), (1, 1), (1, 1), 1), "conv1", x="input")
     add_op(g, "lif1", ir.LIF(threshold=0.5), "lif1", x="conv1")
+    return g, w
+
+
+def plain_snn(seed: int = 0):
+    """events [2, 8, 8] -> conv 3x3 (4) -> LIF -> conv 3x3 stride 2, 2 groups (8) -> LIF -> tokens
+    (channels last) -> linear 8->6 per token -> LIF -> linear 6->3 readout -> mean over tokens and time."""
+    g, w = _stem(seed)
     add_op(g, "conv2", ir.Conv2d(w(8, 2, 3, 3, gain=0.7), w(8, gain=0.1), (2, 2), (1, 0), 2), "conv2", x="lif1")
     add_op(g, "lif2", ir.LIF(threshold=0.5), "lif2", x="conv2")
     add_op(g, "tokens", ir.Flatten(channels_last=True), "tokens", x="lif2")
@@ -50,15 +56,7 @@ def plain_snn(seed: int = 0):
 def forked_snn(seed: int = 1):
     """events [2, 8, 8] -> conv 3x3 (4) -> LIF, whose spikes feed two linear+LIF branches (as a STAtten
     block's shortcut feeds q, k and v), each to a readout; the readouts are summed and averaged."""
-    rng = np.random.default_rng(seed)
-
-    def w(*shape, gain=1.0):
-        return (rng.standard_normal(shape) * gain).astype(np.float32)
-
-    g = new_graph()
-    add_op(g, "input", ir.Input(shape=(2, 8, 8), timesteps=T, encoding="events"), "input")
-    add_op(g, "conv1", ir.Conv2d(w(4, 2, 3, 3, gain=0.6), w(4, gain=0.1), (1, 1), (1, 1), 1), "conv1", x="input")
-    add_op(g, "lif1", ir.LIF(threshold=0.5), "lif1", x="conv1")
+    g, w = _stem(seed)
     add_op(g, "tokens", ir.Flatten(channels_last=True), "tokens", x="lif1")
     for branch in "ab":
         add_op(g, f"fc_{branch}", ir.Linear(w(6, 4, gain=0.8), w(6, gain=0.1)), f"fc_{branch}", x="tokens")
