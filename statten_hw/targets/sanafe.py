@@ -34,7 +34,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -386,7 +386,7 @@ def _prescan(text: str, source: str) -> None:
     nodes = 0
     opened: list[tuple[str | None, int]] = []  # per open collection: its anchor, the node count before it
     sizes: dict[str | None, int] = {}  # nodes each anchor stands for
-    for event in yaml.parse(text, Loader=SAFE_LOADER):
+    for event in _events(text, source):
         if isinstance(event, yaml.CollectionEndEvent):
             anchor, before = opened.pop()
             sizes[anchor] = nodes - before
@@ -403,6 +403,18 @@ def _prescan(text: str, source: str) -> None:
             sizes[event.anchor] = 1
         if nodes > MAX_YAML_NODES:
             raise TargetError(source, "(syntax)", f"more than {MAX_YAML_NODES:,} nodes (aliases expanded)")
+
+
+def _events(text: str, source: str) -> Iterator[yaml.Event]:
+    """libyaml's events. libyaml 0.2.6 on (PyYAML 6.0.4's wheels) stops at 1000 levels of its own, while
+    scanning ahead, before the events reach the depth check: past its limit is past ours, so say it as we
+    do whichever libyaml is installed."""
+    try:
+        yield from yaml.parse(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(getattr(exc, "problem", "")):
+            raise TargetError(source, "(syntax)", f"nested more than {MAX_YAML_DEPTH} levels deep") from exc
+        raise
 
 
 def _sync_table(reader: _Reader, attrs: Mapping) -> tuple[tuple[int, float], ...]:
