@@ -186,7 +186,25 @@ def _depth(state: dict, path) -> int:
     return len(indices)
 
 
+#: Official layouts we recognise but do not build, so their files are named instead of failing later on
+#: a "missing key" (the key that tells each apart -> what it is and why it is refused).
+UNSUPPORTED_LAYOUTS: dict[str, str] = {
+    "downsample1_1.encode_conv.weight": "Spike-driven Transformer v2 (Meta-SpikeFormer): its conv stages and "
+                                        "downsampling layers are not supported",
+    "stage3.0.attn.q_conv.weight": "QKFormer (ImageNet layout): hierarchical stages are not supported",
+    "stage3.0.ssa.q_conv.weight": "QKFormer (CIFAR layout): hierarchical stages are not supported",
+}
+
+
 def detect_family(state: dict, path) -> str:
+    for key, what in UNSUPPORTED_LAYOUTS.items():
+        if key in state:
+            raise CheckpointError(path, f"{what} (key {key!r})")
+    q_conv = state.get("block.0.attn.q_conv.weight")
+    if isinstance(q_conv, torch.Tensor) and q_conv.dim() == 3:
+        raise CheckpointError(path, "Spikformer ImageNet layout (imagenet/model.py: Conv1d 'block.0.attn.q_conv."
+                                    "weight' of shape " f"{tuple(q_conv.shape)}) is not supported; Spikformer's "
+                                    "CIFAR layout (q_linear) is")
     if "block.0.attn.q_linear.weight" in state:
         return "spikformer"
     if "block.0.attn.q_conv.weight" in state and "patch_embed.proj_conv3.weight" in state:

@@ -93,7 +93,31 @@ CASES = {
                             r"T x image size² = 1024 x 1024² exceeds the limit"),
     "Spikformer without its head count": (lambda p: torch.save(_spikformer_state(), p),
                                            r"head count is not in its weights.*heads=N"),
+    # Official layouts that are recognised but not built: named, not a "missing key" further on.
+    "Spikformer ImageNet layout": (lambda p: torch.save({"state_dict": _spikformer_imagenet_state()}, p),
+                                   r"Spikformer ImageNet layout .*shape \(64, 64, 1\)\) is not supported"),
+    "QKFormer": (lambda p: torch.save({"state_dict": {"patch_embed1.proj_conv.weight": torch.zeros(48, 3, 3, 3),
+                                                      "stage3.0.ssa.q_conv.weight": torch.zeros(384, 384, 1)}}, p),
+                 r"QKFormer \(CIFAR layout\).*not supported \(key 'stage3.0.ssa.q_conv.weight'\)"),
+    "Spike-driven Transformer v2": (lambda p: torch.save({"state_dict": {
+        "downsample1_1.encode_conv.weight": torch.zeros(64, 3, 7, 7)}}, p), r"Spike-driven Transformer v2"),
 }
+
+
+def _spikformer_imagenet_state() -> dict:
+    """Spikformer's CIFAR weights in the ImageNet file's layout (reference section 5, keys file): q/k/v/proj
+    are Conv1d ``[C, C, 1]`` named ``*_conv`` (q/k/v without bias), the MLP Conv2d ``[C', C, 1, 1]``."""
+    state = {}
+    for key, value in _spikformer_state().items():
+        layer = key.rsplit(".", 2)[-2] if key.count(".") >= 2 else ""
+        if layer.endswith("_linear"):
+            if key.endswith("bias") and layer in ("q_linear", "k_linear", "v_linear"):
+                continue
+            key = key.replace("_linear.", "_conv.")
+            if key.endswith("weight"):
+                value = value[..., None] if ".attn." in key else value[..., None, None]
+        state[key] = value
+    return state
 
 
 def _nested(depth: int) -> list:
