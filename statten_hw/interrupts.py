@@ -59,3 +59,26 @@ def signal_handling():
         yield
     finally:
         sys.unraisablehook = previous
+
+
+@contextmanager
+def deferred_interrupts():
+    """Hold Ctrl-C and SIGTERM back until the block ends, then raise ``KeyboardInterrupt`` once.
+
+    For the few steps of an output's life that must not be cut in two: creating a staging folder
+    before the ``try`` that removes it, moving its files into place, removing it. An interrupt
+    between two of those steps left a stray staging folder behind. Signals reach only the main
+    thread, so elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from statten_hw.interrupts import deferred_interrupts
+
 
 @contextmanager
 def replacing(path) -> Iterator[Path]:
@@ -29,7 +31,8 @@ def replacing(path) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with deferred_interrupts():
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -84,16 +87,19 @@ def staged_folder(out_dir) -> Iterator[Path]:
     way leaves what was there before and none of its own files."""
     out = Path(out_dir)
     created = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
-    out.mkdir(parents=True, exist_ok=True)
     stage = out / f".statten-hw.{secrets.token_hex(8)}.tmp"
-    stage.mkdir()
     try:
+        with deferred_interrupts():  # an interrupt after mkdir, before this try, left the folder behind
+            out.mkdir(parents=True, exist_ok=True)
+            stage.mkdir()
         yield stage
-        for f in sorted(stage.iterdir()):
-            os.replace(f, out / f.name)
-        stage.rmdir()
+        with deferred_interrupts():  # all of the new files or none of them
+            for f in sorted(stage.iterdir()):
+                os.replace(f, out / f.name)
+            stage.rmdir()
     except BaseException:
-        shutil.rmtree(created if created is not None else stage, ignore_errors=True)
+        with deferred_interrupts():
+            shutil.rmtree(created if created is not None else stage, ignore_errors=True)
         raise
 
 

@@ -3,6 +3,9 @@
 * ``atomic_write_bytes`` interrupted (KeyboardInterrupt) at each of its steps (3 cases): the
   previous file is unchanged and no temporary remains; files written by it and by ``export_nir``
   (h5py creates that file) get the mode ``open`` would give under the same umask (2 umasks).
+* ``write_report_folder`` with Ctrl-C just after its staging folder is made (the previous report
+  stays, no staging folder) and just after its first file moved into place (the move completes,
+  then the interrupt is raised: one run's report, never two runs' files side by side).
 * ``statten-hw export`` and ``statten-hw map`` run as real processes over a folder holding a
   previous run's outputs, interrupted by SIGINT or SIGTERM as soon as they start writing (a
   temporary file appears or an output is replaced): the process ends without a traceback, no
@@ -36,7 +39,7 @@ import pytest
 from robust_helpers import default_sigint, popen_cli, scratch_files
 from statten_hw.cli import main
 from statten_hw.export.nir_export import export_nir
-from statten_hw.reports.files import atomic_write_bytes
+from statten_hw.reports.files import atomic_write_bytes, write_report_folder
 
 
 @pytest.mark.parametrize("step", ["open", "fsync", "replace"])
@@ -53,6 +56,59 @@ def test_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch, step):
     monkeypatch.undo()
     assert path.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C as Python's default handler takes it (``KeyboardInterrupt``), whatever the runner set."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _report_files(out: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_interrupt_just_after_the_staging_folder_is_made_leaves_the_previous_report(tmp_path, monkeypatch,
+                                                                                     sigint_raises):
+    """Ctrl-C between making the staging folder and entering the block that removes it (the moment
+    the CLI test aims at, and once hit) left the folder behind."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_bytes(b"previous")
+    real_mkdir = Path.mkdir
+
+    def mkdir_then_ctrl_c(self, *args, **kwargs):
+        real_mkdir(self, *args, **kwargs)
+        if self.name.startswith(".statten-hw."):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        write_report_folder(out, {"cores.csv": [{"id": 0}]}, "# new", "<p>new</p>", {"new": True})
+    assert _report_files(out) == {"report.json": b"previous"}
+
+
+def test_interrupt_while_the_new_files_move_in_completes_the_move(tmp_path, monkeypatch, sigint_raises):
+    """Ctrl-C after the first file moved into place: the rest follow, then the interrupt is raised,
+    so the folder holds one run's report, not a new CSV beside the previous report.json."""
+    out = tmp_path / "out"
+    write_report_folder(out, {"cores.csv": [{"id": 0}]}, "# old", "<p>old</p>", {"new": False})
+    real_replace = os.replace
+
+    def replace_then_ctrl_c(src, dst):
+        real_replace(src, dst)
+        if Path(dst).parent == out:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        write_report_folder(out, {"cores.csv": [{"id": 1}]}, "# new", "<p>new</p>", {"new": True})
+    monkeypatch.undo()
+    expected = tmp_path / "expected"
+    write_report_folder(expected, {"cores.csv": [{"id": 1}]}, "# new", "<p>new</p>", {"new": True})
+    assert _report_files(out) == _report_files(expected)
 
 
 @functools.cache
