@@ -4,7 +4,8 @@
 the target folder, then ``os.replace`` by `reports.files.replacing`: a failed export leaves no file,
 and the file gets the mode ``open`` would give). ``import_nir(path)`` reads it with plain ``nir.read``
 and rebuilds a :class:`~statten_hw.quant.quantize.QuantizedGraph` whose nodes hold the same integer
-ops (``Q*`` objects rebuilt from the stored fields); ``run_nir_integer(path, x)`` runs that graph
+ops (``Q*`` objects rebuilt from the stored fields, which a standard field edited alone, such as a
+LIF's ``v_threshold``, must still agree with); ``run_nir_integer(path, x)`` runs that graph
 with the reference executor ``quant.run_integer`` (same spikes, same logits).
 
 **Discrete-time convention.** One NIR time step is one model time step, ``dt = 1``. Tensors are
@@ -259,7 +260,28 @@ def _qop(name: str, node: nir.NIRNode):
             raise ValueError(f"{name}: bias field and metadata bias_int disagree")
     if cls is Q.QLIF and (int(meta["threshold"]) != fields["threshold"] or int(meta["dv"]) != fields["dv"]):
         raise ValueError(f"{name}: LIF metadata disagrees with its qop fields")
-    return _checked(cls(**fields))
+    op = _checked(cls(**fields))
+    _standard_fields_agree(name, node, cls, fields)
+    return op
+
+
+def _standard_fields_agree(name: str, node: nir.NIRNode, cls, fields: dict) -> None:
+    """The integer op is rebuilt from the metadata; a standard field another tool edited (a LIF's
+    ``v_threshold``, a convolution's ``padding``) would be silently ignored, so it must still say what
+    the metadata says."""
+    if isinstance(node, nir.LIF) and cls is Q.QLIF:
+        dv = fields["dv"]
+        written = {"v_threshold": fields["threshold"] - 1, "tau": np.inf if dv == 0 else (1 << DECAY_BITS) / dv}
+        written["r"] = written["tau"]
+    elif isinstance(node, nir.Conv2d) and cls is Q.QConv2d:
+        written = {"stride": np.asarray(fields["stride"]), "padding": np.asarray(fields["padding"]), "groups": fields["groups"]}
+    else:
+        return
+    for field, value in written.items():
+        got = np.asarray(getattr(node, field))
+        if got.dtype.kind not in "iuf" or not np.all(got == value):
+            raise ValueError(f"{name}: {field} {got.ravel()[:4].tolist()} disagrees with the integer op's "
+                             f"{np.asarray(value).ravel()[:4].tolist()} in the metadata (edit both or neither)")
 
 
 def _is(kind, value) -> bool:

@@ -161,3 +161,23 @@ def test_edited_integer_fields_outside_the_contract_are_refused(tmp_path, edit, 
     with pytest.raises(InputError, match=problem) as info:
         import_nir(tmp_path / "edited.nir")
     assert "edited.nir" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kind, field", [(nir.LIF, "v_threshold"), (nir.LIF, "tau"), (nir.LIF, "r"),
+                                         (nir.Conv2d, "groups")])
+def test_standard_field_edited_by_another_tool_is_refused(tmp_path, kind, field):
+    """The integer op is rebuilt from the metadata, so a standard field edited alone (a threshold raised
+    in another tool) used to be ignored silently: the file now has to agree with itself. (An edited
+    stride or padding changes the node's output type, which ``nir.read`` refuses already.)"""
+    from statten_hw.errors import InputError
+
+    model = small_model("statten")
+    qg = quantize(lower(model), small_input(model))
+    graph = nir.read(export_nir(qg, tmp_path / "base.nir"))
+    name = next(n for n, node in graph.nodes.items() if isinstance(node, kind))
+    node = graph.nodes[name]
+    setattr(node, field, np.asarray(getattr(node, field)) + 1)
+    nir.write(tmp_path / "edited.nir", graph)
+    with pytest.raises(InputError, match=rf"{name}: {field} .* disagrees with the integer op's") as info:
+        import_nir(tmp_path / "edited.nir")
+    assert "edited.nir" in str(info.value) and "\n" not in str(info.value)
