@@ -41,6 +41,7 @@ several, our IR has no implicit sum) becomes a deployment graph (``statten_hw.ir
 rounded to float32 before use: frameworks write their float32 parameters through ``tau = dt/(1-β)``,
 ``r = tau/dt``, and the rounding recovers ``β = 0.5`` from ``tau ≈ 2e-4``. Parameters must be equal
 across a LIF's neurons, ``v_leak = v_reset = 0``; inputs arrive as event frames over ``timesteps``.
+A ``Conv2d``'s padding may be pixel counts, ``'valid'``, or ``'same'`` with stride 1 and an odd kernel.
 Anything else raises :class:`~statten_hw.errors.UnsupportedLayer` naming the node.
 
 The float graph follows the writer step for step wherever float32 sums are exact. The *integer*
@@ -52,6 +53,7 @@ the threshold :func:`for_float_consumer` writes.
 """
 from __future__ import annotations
 
+import numbers
 
 import networkx as nx
 import nir
@@ -70,7 +72,7 @@ _F32 = np.float32
 
 
 def _check_dt(dt) -> None:
-    if not (isinstance(dt, (int, float)) and dt > 0 and np.isfinite(dt)):
+    if not (isinstance(dt, numbers.Real) and not isinstance(dt, bool) and dt > 0 and np.isfinite(dt)):
         raise InputError(f"dt must be a positive time step, got {dt!r}")
 
 
@@ -143,11 +145,24 @@ def _lif(name: str, node: nir.LIF, dt: float) -> ir.LIF:
 def _conv(name: str, node: nir.Conv2d, dt: float) -> ir.Conv2d:
     if tuple(np.atleast_1d(node.dilation)) not in ((1,), (1, 1)):
         raise UnsupportedLayer(name, "nir.Conv2d", f"dilation {node.dilation} (statten-hw convolutions have 1)")
-    if isinstance(node.padding, str):
-        raise UnsupportedLayer(name, "nir.Conv2d", f"padding {node.padding!r}: give explicit pixel counts")
     pair = lambda v: tuple(int(i) for i in np.broadcast_to(np.asarray(v), (2,)))  # noqa: E731
     return ir.Conv2d(weight=np.asarray(node.weight, dtype=np.float32), bias=np.asarray(node.bias, dtype=np.float32),
-                     stride=pair(node.stride), padding=pair(node.padding), groups=int(node.groups))
+                     stride=pair(node.stride), padding=_padding(name, node, pair(node.stride)), groups=int(node.groups))
+
+
+def _padding(name: str, node: nir.Conv2d, stride: tuple[int, int]) -> tuple[int, int]:
+    """NIR's padding in pixels: ``'valid'`` is none and ``'same'`` (PyTorch's meaning, stride 1 only) is
+    half an odd kernel; an even kernel would need more on one side than the other, which our
+    convolutions cannot say."""
+    if not isinstance(node.padding, str):
+        return tuple(int(i) for i in np.broadcast_to(np.asarray(node.padding), (2,)))
+    kernel = tuple(int(k) for k in np.asarray(node.weight).shape[2:])
+    if node.padding == "valid":
+        return (0, 0)
+    if node.padding == "same" and stride == (1, 1) and all(k % 2 for k in kernel):
+        return (kernel[0] // 2, kernel[1] // 2)
+    raise UnsupportedLayer(name, "nir.Conv2d", f"padding {node.padding!r} with kernel {kernel} and stride {stride}: "
+                                               "'same' needs stride 1 and an odd kernel; or give pixel counts")
 
 
 def _affine(name: str, node: nir.Affine, dt: float) -> ir.Linear:

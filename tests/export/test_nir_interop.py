@@ -290,3 +290,39 @@ def test_ternary_or_wide_threshold_lifs_do_not_cross(tmp_path):
     lifs[plain].metadata["threshold"] = (1 << 24) + 1
     with pytest.raises(UnsupportedLayer, match="threshold 16777217 is past 2\\*\\*24"):
         for_float_consumer(only(plain), SNNTORCH_DT)
+
+
+def _foreign_conv_snn(padding, kernel: int = 3) -> nir.NIRGraph:
+    """Input [1, 6, 6] -> Conv2d(2 channels, ``padding``) -> LIF (tau 1, dt 0.5: decay 1/2) -> Output."""
+    weight = np.random.default_rng(3).normal(0, 1, (2, 1, kernel, kernel))
+    conv = nir.Conv2d(input_shape=(6, 6), weight=weight, stride=1, padding=padding, dilation=1, groups=1,
+                      bias=np.zeros(2))
+    shape = tuple(int(s) for s in conv.output_type["output"])
+    full = lambda v: np.full(shape, v)  # noqa: E731
+    lif = nir.LIF(tau=full(1.0), r=full(1.0), v_leak=full(0.0), v_threshold=full(0.5), v_reset=full(0.0))
+    return _chain(input=nir.Input({"input": np.array([1, 6, 6])}), conv=conv, lif=lif,
+                  output=nir.Output({"output": np.array(shape)}))
+
+
+@pytest.mark.parametrize("word, pixels", [("valid", 0), ("same", 1)])
+def test_padding_given_as_a_word_lowers_as_its_pixel_count(word, pixels):
+    """NIR allows ``'valid'``/``'same'`` (PyTorch's meaning); they were refused. Same spikes as the
+    explicit pixel counts, on random events."""
+    x = _events(4, (1, 6, 6), seed=5)
+    by_word, by_count = (lower_nir(_foreign_conv_snn(p), 0.5, T) for p in (word, pixels))
+    assert by_word.nodes["conv"]["op"].padding == (pixels, pixels)
+    spikes = [run_float(g, x, keep=True)["lif"] for g in (by_word, by_count)]
+    assert int(spikes[0].sum()) > 0 and torch.equal(*spikes)
+
+
+def test_same_padding_of_an_even_kernel_is_refused_naming_it():
+    with pytest.raises(UnsupportedLayer, match=r"'conv'.*padding 'same' with kernel \(2, 2\)"):
+        lower_nir(_foreign_conv_snn("same", kernel=2), 0.5, T)
+
+
+def test_numpy_float32_time_step_is_a_time_step():
+    """``dt`` read from a file or computed with numpy is ``np.float32``; it was refused as not a number."""
+    graph = _foreign_conv_snn(1)
+    x = _events(2, (1, 6, 6), seed=6)
+    assert torch.equal(run_float(lower_nir(graph, np.float32(0.5), T), x, keep=True)["lif"],
+                       run_float(lower_nir(graph, 0.5, T), x, keep=True)["lif"])
