@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed
 # statten_hw.simulator.lava._compat; their dependencies come from pyproject.toml.
 LAVA := lava-nc==0.10.0 lava-dl==0.6.0
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench lock clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps --ignore-requires-python $(LAVA)
 	touch $(STAMP)
 
@@ -32,6 +32,11 @@ test: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
+
+# After a passing `make test` on upgraded packages: record their versions for every later install.
+lock: venv
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -viE '^(lava-nc|lava-dl)=='; } > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info
