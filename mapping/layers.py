@@ -16,8 +16,12 @@ Weight encoding (dense, stated here once): a conv stores its kernel ``C_in/group
 per output channel, ``weight_bits`` each, rounded up to whole bytes per channel; all ``H·W`` neurons
 of a channel share it. A channel is the layer's *unit*: a core holding part of a channel holds the
 whole kernel of that channel, so a channel split over two cores stores its kernel twice. A linear on
-tokens ``[N, C]`` stores one weight row of ``C_in`` weights per output feature (unit = feature, its N
-token neurons share the row). Bias and threshold are not counted (a few bytes per channel).
+tokens ``[N, C]`` stores one weight row of ``C_in`` weights per output feature, but its neurons run
+token by token (neuron ``i`` is token ``i // C``, feature ``i % C``, the order of the mapping's pieces
+and of the simulators' owners), so no run of neurons shares a row: the whole layer is one unit and
+every core holding part of it holds all ``C`` rows (exact for parts of at least ``C`` neurons, an
+over-count below). The same holds for the heads of attention on tokens (SSA). Bias and threshold are
+not counted (a few bytes per channel).
 
 Fan-in of a neuron: the weights one conv output reads (``C_in/groups · kh · kw``, or ``C_in``) per
 synapse node, plus 1 per residual input; a pool or mean after the conv is a dendritic reduction of
@@ -220,8 +224,10 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
                 if g.nodes[src][OP].KIND != "input":
                     sources[src] = sources.get(src, 0) + 1
             syn_count += neurons * (residual + len(identity))
-        if not units or neurons % units:
-            # No channel structure to share weights along: one unit of the whole layer.
+        if not units or neurons % units or len(shape) == 2:
+            # No run of neurons shares weights: a unit of the whole layer. Tokens [N, C] are flattened
+            # token by token, so C consecutive neurons are one token's C features (or heads), each
+            # with its own weight row: a core holding part of the layer holds all of its rows.
             unit_weights = unit_weights * (units or 1)
             units = 1
         layers.append(NeuronLayer(

@@ -66,3 +66,47 @@ def test_step_by_step_attention_adds_no_latency():
     r = map_model(load_checkpoint(official_checkpoint("sdt_cifar_t4"), block_size=2), "loihi2", 2)
     assert (r.schedule.latency_steps, r.schedule.attention_layers) == (4, 0)
     assert all(layer.residual_bytes == 0 for layer in r.layers)
+
+
+def _weight_rows_held(graph, layer, first: int, count: int, bits: int) -> int:
+    """Synapse bytes a core needs for neurons ``first .. first+count-1`` of ``layer``, counted from the
+    weights themselves: one row (a conv's kernel of one output channel, a linear's row of one output
+    feature) per distinct output channel or feature among those neurons, ``bits`` per weight, rounded up
+    to whole bytes per row. Channel-major ``[C, H, W]``: neuron i is channel ``i // (H·W)``; tokens
+    ``[N, C]``: neuron i is feature ``i % C``."""
+    shape = layer.shape
+    neurons = range(first, first + count)
+    rows = {i % shape[1] for i in neurons} if len(shape) == 2 else {i // math.prod(shape[1:]) for i in neurons}
+    total = 0
+    for synapse in layer.synapses:
+        weight = graph.nodes[synapse]["op"].weight
+        total += len(rows) * math.ceil(math.prod(weight.shape[1:]) * bits / 8)
+    return total
+
+
+@pytest.mark.parametrize("neurons_per_core", [48, 1024])
+def test_every_core_holds_the_weight_rows_of_its_neurons(neurons_per_core):
+    """Per core, the mapper's synapse bytes cover the rows its neurons read, counted from the weights.
+    Spikformer's token layers run token by token, so consecutive neurons need different rows: they
+    were charged as if a feature's N neurons sat together (one row per N neurons, e.g. 128 B where
+    1,024 B were needed, and over-full cores went unreported). Where every token-layer part on a core
+    has at least C neurons, the two counts are equal."""
+    from mapping_helpers import small_target
+    from statten_hw.ir import lower
+    from statten_hw.mapping.layers import neuron_layers
+
+    graph = lower(load_checkpoint(official_checkpoint("spikformer_cifar_t4")))
+    target = small_target(neurons_per_core=neurons_per_core)
+    r = map_model(graph, target, block_size=1)
+    layers = {layer.name: layer for layer in neuron_layers(graph)}
+    held, start, partial = {}, {}, set()
+    for core, name, count in r.pieces:
+        first, shape = start.get(name, 0), layers[name].shape
+        start[name] = first + count
+        held[core] = held.get(core, 0) + _weight_rows_held(graph, layers[name], first, count, target.precision.weight_bits)
+        if len(shape) == 2 and count < shape[1]:
+            partial.add(core)
+    assert any(len(layers[name].shape) == 2 and layers[name].synapses for _, name, _ in r.pieces)
+    short = [(c.id, c.synapse_bytes, held[c.id]) for c in r.cores if c.synapse_bytes < held[c.id]]
+    assert not short, f"cores charged fewer synapse bytes than their neurons' weight rows: {short[:5]}"
+    assert all(c.synapse_bytes == held[c.id] for c in r.cores if c.id not in partial)
