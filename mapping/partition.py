@@ -8,8 +8,10 @@ Per-core limits (``[core]`` of the target) and how a core's use of each is count
 * ``buffer bytes``: state (``ceil(n·state_bits/8)`` per layer slice) plus buffers (per-neuron bits,
   rounded up per slice, plus the accumulators of every head on the core), ≤ ``buffer_bytes_per_core``:
   the target's buffer memory holds "spikes, accumulators and state held across steps";
-* ``fan-in``/``fan-out`` per neuron ≤ ``fan_in``/``fan_out`` (axons one neuron needs; the sharing of
-  axons among the neurons of a core is not modelled).
+* ``fan-in``/``fan-out`` per neuron ≤ ``fan_in``/``fan_out``: the axons the core's widest neuron needs.
+  The target's limits count a core's distinct inputs and routes, the union over its neurons, which is
+  not computed: it is at least the widest neuron's, so this check is a lower bound (a core it passes
+  may still need more input axons than the target has), not a conservative one.
 
 Packing: layers in topological order, units in order, next-fit: a core is filled with as many
 neurons of the current unit as fit (all limits), then the next core is opened. Consecutive small

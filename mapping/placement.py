@@ -238,8 +238,6 @@ class _SwapSearch:
         self.here[core] = self._cost_at(core, new)
 
 
-STRATEGIES: dict[str, type] = {"in-order": InOrderPlacement, "traffic-aware": TrafficAwarePlacement}
-
-__all__ = ["CHIP_CROSSING_HOPS", "DEFAULT_RATE", "InOrderPlacement", "Placement", "Position", "STRATEGIES",
+__all__ = ["CHIP_CROSSING_HOPS", "DEFAULT_RATE", "InOrderPlacement", "Placement", "Position",
            "TrafficAwarePlacement", "Traffic", "core_traffic", "hop_matrix", "hops", "hops_between", "placement_cost",
            "slot_position"]

@@ -180,7 +180,7 @@ class Target:
 
     @property
     def cores_per_chip(self) -> int:
-        """Cores on one chip (mesh_x * mesh_y)."""
+        """Cores on one chip (mesh_x * mesh_y * cores_per_tile)."""
         return self.mesh.cores_per_chip
 
     def to_dict(self) -> dict:
