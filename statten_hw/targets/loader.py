@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from statten_hw.errors import TargetError, brief
-from statten_hw.targets.schema import SECTIONS, TOP_LEVEL, ExecutionStyle, Target, is_required
+from statten_hw.targets.schema import MAX_CORES_PER_CHIP, SECTIONS, TOP_LEVEL, ExecutionStyle, Target, is_required
 
 #: Targets shipped in ``statten_hw/targets/builtin/<name>.toml``, listed here rather than found by
 #: scanning the folder, so a missing file is an error and not a silently shorter list.
@@ -105,6 +105,9 @@ def parse_target(data: Mapping[str, Any], source: str) -> Target:
     if mesh is not None and mesh.max_chips and mesh.max_chips < mesh.chips:
         problems.append(("mesh.max_chips", f"must be 0 or at least chips_x * chips_y = {mesh.chips}, "
                                            f"got {mesh.max_chips}"))
+    if mesh is not None and mesh.cores_per_chip > MAX_CORES_PER_CHIP:
+        problems.append(("mesh.cores_per_tile", f"mesh_x * mesh_y * cores_per_tile = {mesh.cores_per_chip:,} cores "
+                                                f"per chip; at most {MAX_CORES_PER_CHIP:,}"))
     if problems:
         raise target_error(source, problems)
     return Target(**top, **sections)

@@ -34,6 +34,13 @@ def _spec(unit: str, doc: str, *, bound: str = "positive", maximum: float | None
     return field(default=default, metadata=meta)
 
 
+#: Largest mesh side and cores per chip a target may have: placement keeps per-axis distance tables
+#: (side²) and one entry per core slot of every chip in use. TrueNorth, the largest mesh modelled
+#: (SANA-FE's truenorth.yaml), is 64 x 64 tiles of one core.
+MAX_MESH_SIDE = 1024
+MAX_CORES_PER_CHIP = 1 << 20
+
+
 @dataclass(frozen=True)
 class Mesh:
     """Cores on a chip and chips in a system. Cores sit on a 2-D mesh network-on-chip (NoC).
@@ -42,8 +49,8 @@ class Mesh:
     SANA-FE's Loihi has 4). Spikes between cores of one tile cross no hop.
     """
 
-    mesh_x: int = _spec("tiles", "mesh positions (routers) along x on one chip's mesh")
-    mesh_y: int = _spec("tiles", "mesh positions (routers) along y on one chip's mesh")
+    mesh_x: int = _spec("tiles", "mesh positions (routers) along x on one chip's mesh", maximum=MAX_MESH_SIDE)
+    mesh_y: int = _spec("tiles", "mesh positions (routers) along y on one chip's mesh", maximum=MAX_MESH_SIDE)
     chips_x: int = _spec("chips", "chips along x in the modelled system", default=1)
     chips_y: int = _spec("chips", "chips along y in the modelled system", default=1)
     max_chips: int = _spec(

@@ -18,7 +18,7 @@ from statten_hw.targets import (
     BUILTIN_TARGETS, CoreLimits, Energy, ExecutionStyle, Mesh, Precision, Target, Timing,
     list_targets, load_target, parse_target,
 )
-from statten_hw.targets.schema import SECTIONS
+from statten_hw.targets.schema import MAX_CORES_PER_CHIP, SECTIONS
 
 KIB = 1024
 
@@ -192,6 +192,7 @@ def valid_targets(draw):
     # A chip grid whose size times 3 still fits TOML's 64-bit integers (2^40 x 2^40 chips did not).
     mesh["chips_x"], mesh["chips_y"] = (draw(st.integers(1, 1 << 20)) for _ in range(2))
     mesh["max_chips"] = mesh["chips_x"] * mesh["chips_y"] * draw(st.sampled_from([0, 1, 3]))
+    mesh["cores_per_tile"] = draw(st.integers(1, max(1, MAX_CORES_PER_CHIP // (mesh["mesh_x"] * mesh["mesh_y"]))))
     return data
 
 

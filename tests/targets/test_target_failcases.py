@@ -77,6 +77,10 @@ CASES = [
     ("nan-energy", VALID.replace("mac_pj = 4.0", "mac_pj = nan"), "energy.mac_pj"),
     ("inf-cycles", VALID.replace("sop_cycles = 1", "sop_cycles = inf"), "timing.sop_cycles"),
     ("max-chips-below-grid", VALID.replace("chips_y = 2\n", "chips_y = 2\nmax_chips = 3\n"), "mesh.max_chips"),
+    # too large to place (a mesh 20,000 wide cost 6.8 GB to map one core, as placement keeps per-axis tables)
+    ("mesh-too-wide", VALID.replace("mesh_x = 4", "mesh_x = 20000"), "mesh.mesh_x"),
+    ("too-many-cores-per-chip", VALID.replace("chips_y = 2\n", "chips_y = 2\ncores_per_tile = 70000\n"),
+     "mesh.cores_per_tile"),
     # unknown
     ("unknown-core-key", VALID.replace("fan_in = 1024", "fan_in = 1024\nfanin = 7"), "core.fanin"),
     ("typo-key", VALID.replace("neurons_per_core", "neuron_per_core"), "core.neuron_per_core"),
