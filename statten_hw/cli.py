@@ -50,15 +50,27 @@ def cmd_info(args) -> None:
     console.print(table)
 
 
+def _own_dataset(args) -> str:
+    """The data set the checkpoint was trained on (`pipeline.dataset_for`): what --dataset and --input
+    default to, so that `digits_seq_b*` models are never measured on single images."""
+    from pathlib import Path
+
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.pipeline import dataset_for
+
+    return dataset_for(Path(args.checkpoint) if args.checkpoint else default_checkpoint())
+
+
 def cmd_eval(args) -> None:
     from statten_hw.data import load_dataset
     from statten_hw.evaluate import accuracy, check_input_shape
 
     _, model = _load(args)
-    x, y = load_dataset(args.dataset)
-    check_input_shape(model, x, args.dataset)
+    source = args.dataset or _own_dataset(args)
+    x, y = load_dataset(source)
+    check_input_shape(model, x, source)
     acc = accuracy(model, x, y, progress=True)
-    print(f"{args.dataset}: {len(y)} samples, top-1 accuracy {100 * acc:.2f} %")
+    print(f"{source}: {len(y)} samples, top-1 accuracy {100 * acc:.2f} %")
 
 
 def cmd_targets(args) -> None:
@@ -88,9 +100,10 @@ def cmd_energy(args) -> None:
     check_count("--samples", args.samples)
     _, model = _load(args)
     if args.rates == "measured":
-        x, _ = load_dataset(args.dataset)
+        source = args.dataset or _own_dataset(args)
+        x, _ = load_dataset(source)
         x = x[: args.samples]
-        check_input_shape(model, x, args.dataset)
+        check_input_shape(model, x, source)
         rates = measure_rates(model, x)
     else:
         rates = load_rate_profile(args.rates, model)
@@ -314,14 +327,10 @@ def cmd_map(args) -> None:
 def _simulation_inputs(args):
     """``(source, x, y)``: the ``--input`` data set (default: the checkpoint's embedded one), read
     before the slow preparation of the network, so that a bad file is refused at once."""
-    from pathlib import Path
-
     from statten_hw.data import load_dataset
-    from statten_hw.defaults import default_checkpoint
-    from statten_hw.pipeline import dataset_for
     from statten_hw.sweep.config import check_count
 
-    source = args.input or dataset_for(Path(args.checkpoint) if args.checkpoint else default_checkpoint())
+    source = args.input or _own_dataset(args)
     x, y = load_dataset(source, split="test")
     if args.samples is not None:
         check_count("--samples", args.samples)
@@ -334,15 +343,11 @@ def _calibration_source(args, source: str, x) -> str:
     (its train split, apart from the samples simulated) where the inputs have its sample shape;
     else the ``--input`` data itself, which a model the built-in digits do not fit (an official
     CIFAR checkpoint) needs (`cmd_simulate` notes that the two then share those samples)."""
-    from pathlib import Path
-
     from statten_hw.data import load_dataset
-    from statten_hw.defaults import default_checkpoint
-    from statten_hw.pipeline import dataset_for
 
     if args.calibration:
         return args.calibration
-    own = dataset_for(Path(args.checkpoint) if args.checkpoint else default_checkpoint())
+    own = _own_dataset(args)
     if source == own or load_dataset(own, split="train")[0].shape[1:] == x.shape[1:]:
         return own
     return source
@@ -456,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
     ev = sub.add_parser("eval", help="accuracy on digits, digits-seq or a .npz file (arrays x, y)")
     _add_model_args(ev)
-    ev.add_argument("--dataset", default="digits", help="digits | digits-seq | PATH.npz (default: digits)")
+    ev.add_argument("--dataset", help="digits | digits-seq | PATH.npz (default: the one the checkpoint was "
+                                      "trained on; digits for your own checkpoints)")
     ev.set_defaults(func=cmd_eval)
     ex = sub.add_parser("export", help="write the deployment graph (JSON+npz), the integer ONNX network and the float ONNX model")
     _add_model_args(ex)
@@ -493,7 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="energy model (the STAtten paper's 45 nm operation counts)")
     en.add_argument("--rates", default="measured",
                     help="'measured' (run the model on --dataset) or a JSON file {layer: [rate per step]}")
-    en.add_argument("--dataset", default="digits", help="data to measure rates on (default: digits)")
+    en.add_argument("--dataset", help="data to measure rates on: digits | digits-seq | PATH.npz (default: the "
+                                      "one the checkpoint was trained on; digits for your own checkpoints)")
     en.add_argument("--samples", type=int, default=64, help="samples to measure rates on (default 64)")
     en.add_argument("-o", "--output", default="out/energy", help="report folder (default out/energy)")
     en.set_defaults(func=cmd_energy)

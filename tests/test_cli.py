@@ -386,3 +386,27 @@ def test_a_lava_disagreement_where_the_reference_saturated_names_that_limit():
     warning = _reference_check({"backend": "lava", "lava": {"integer_reference": check}})[1]
     assert warning.startswith("warning: Lava disagrees with the integer reference in lif: the integer reference "
                               "saturated 4 value(s), which Lava's 24-bit synapses wrap instead")
+
+
+def test_eval_and_energy_default_to_the_data_a_sequence_model_was_trained_on(tmp_path, capsys):
+    """``digits_seq_b*`` read a digit row per step. eval and energy defaulted to single images (eval:
+    18 % instead of 92 %; energy measured rates on data the model never saw) and energy refused the
+    sequences even when asked for them."""
+    import json
+
+    from statten_hw.data import load_dataset
+    from statten_hw.defaults import seq_checkpoint
+    from statten_hw.evaluate import accuracy
+
+    checkpoint = str(seq_checkpoint(2))
+    x, y = load_dataset("digits-seq")
+    assert main(["eval", checkpoint]) == 0
+    expected = 100 * accuracy(load_checkpoint(checkpoint), x, y)
+    assert f"digits-seq: {len(y)} samples, top-1 accuracy {expected:.2f} %" in capsys.readouterr().out
+    reports = {}
+    for name, extra in (("default", []), ("explicit", ["--dataset", "digits-seq"])):
+        assert main(["energy", checkpoint, "--samples", "8", *extra, "-o", str(tmp_path / name)]) == 0
+        reports[name] = json.loads((tmp_path / name / "report.json").read_text())
+    assert reports["default"] == reports["explicit"]
+    first = reports["default"]["layers"][0]
+    assert first["op"] == "MAC" and first["formula"] == "E_MAC·F·8"  # a new row of pixels at each of T = 8 steps

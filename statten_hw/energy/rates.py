@@ -190,10 +190,14 @@ def _trace(model: nn.Module, x: torch.Tensor) -> _Trace:
 
 
 def _check_input(model: nn.Module, x: torch.Tensor) -> None:
+    """A batch of the model's static frames or of its T-frame sequences (the temporal digits), as
+    `evaluate.check_input_shape` takes them."""
     shape = tuple(model.config.input_shape)
-    if not isinstance(x, torch.Tensor) or x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+    sequence = (model.config.timesteps, *shape[-3:])
+    if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) not in (shape, sequence):
         found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"input batch has shape {found}; the model expects [B, {', '.join(map(str, shape))}]")
+        raise InputError(f"input batch has shape {found}; the model expects [B, {', '.join(map(str, shape))}] "
+                         f"or [B, {', '.join(map(str, sequence))}]")
 
 
 def _flops(mod: nn.Module, in_shape, out_shape, steps: int, batch: int) -> tuple[str, int]:
