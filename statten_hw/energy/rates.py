@@ -272,12 +272,21 @@ def _finite_number(v) -> bool:
     return not isinstance(v, float) or math.isfinite(v)
 
 
+def max_input_rate(model: nn.Module) -> float:
+    """The largest input rate a layer of ``model`` can have: Spikformer's residual stream sums the input
+    spikes and two spike tensors per block (attention, MLP), DVS's ``x·P + P`` is at most 2, every other
+    input is spikes."""
+    return float(max(2, 1 + 2 * model.config.depth))
+
+
 def load_rate_profile(path, model: nn.Module) -> LayerRates:
     """Read a user rate profile ``{key: [s_0, ..., s_{steps-1}]}`` (JSON) for ``model``.
 
     Keys are those of :func:`rate_keys` (conv/linear input rates and ``<attention>.q_lif`` etc.);
-    every key must be present, each list must have one number in [0, 1] per step the layer runs.
-    Any problem raises :class:`InputError` with a one-line message naming the file and the key.
+    every key must be present, each list must have one number per step the layer runs: a firing rate
+    (``q_lif`` ...) in [0, 1], an input rate in [0, `max_input_rate`] (module docstring: a value that
+    sums spike tensors counts each). Any problem raises :class:`InputError` with a one-line message
+    naming the file and the key.
     """
     path = Path(path)
     try:
@@ -301,10 +310,11 @@ def load_rate_profile(path, model: nn.Module) -> LayerRates:
             raise InputError(f"{path}: layer {key!r}: expected a list of {steps} rates, got {type(values).__name__}")
         if len(values) != steps:
             raise InputError(f"{path}: layer {key!r}: expected {steps} rates (one per time step), got {len(values)}")
+        top = 1.0 if key.rpartition(".")[2] in QKV else max_input_rate(model)
         for t, v in enumerate(values):
             if not _finite_number(v):
                 raise InputError(f"{path}: layer {key!r}: rate at step {t} is not a number: {brief(v)}")
-            if not 0.0 <= v <= 1.0:
-                raise InputError(f"{path}: layer {key!r}: rate at step {t} is {v!r:.40}, outside [0, 1]")
+            if not 0.0 <= v <= top:
+                raise InputError(f"{path}: layer {key!r}: rate at step {t} is {v!r:.40}, outside [0, {top:g}]")
         rates[key] = tuple(float(v) for v in values)
     return LayerRates(model.config.timesteps, rates, str(path))

@@ -40,7 +40,11 @@ CASES = {
     "too short": (lambda m: _text(m, lambda d: d.update({"head": [0.1]})), r"'head': expected 2 rates.*got 1"),
     "too long": (lambda m: _text(m, lambda d: d.update({"head": [0.1] * 3})), r"'head': expected 2 rates.*got 3"),
     "not a list": (lambda m: _text(m, lambda d: d.update({"head": 0.3})), r"'head': expected a list"),
-    "above one": (lambda m: _text(m, lambda d: d.update({"head": [0.1, 1.5]})), r"'head': rate at step 1 is 1\.5, outside \[0, 1\]"),
+    # depth 1: an input sums at most 1 + 2 spike tensors; a firing rate is at most 1
+    "input rate above its bound": (lambda m: _text(m, lambda d: d.update({"head": [0.1, 3.5]})),
+                                   r"'head': rate at step 1 is 3\.5, outside \[0, 3\]"),
+    "firing rate above one": (lambda m: _text(m, lambda d: d.update({"block.0.attn.q_lif": [1.5, 0.5]})),
+                              r"'block\.0\.attn\.q_lif': rate at step 0 is 1\.5, outside \[0, 1\]"),
     "negative": (lambda m: _text(m, lambda d: d.update({"head": [-0.1, 0.5]})), r"'head': rate at step 0 is -0\.1"),
     "string": (lambda m: _text(m, lambda d: d.update({"head": ["0.1", 0.5]})), r"'head': rate at step 0 is not a number"),
     "boolean": (lambda m: _text(m, lambda d: d.update({"head": [True, 0.5]})), r"'head': rate at step 0 is not a number"),

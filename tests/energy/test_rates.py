@@ -74,14 +74,18 @@ def test_spikformer_head_sees_a_time_average_so_runs_once_as_mac():
     assert head.analog and head.steps == 1 and head.flops == 64 * 10
 
 
-def test_measured_rates_round_trip_through_a_profile(tmp_path):
+@pytest.mark.parametrize("name", ["statten_cifar_t4_b2", "spikformer_cifar_t4"])
+def test_measured_rates_round_trip_through_a_profile(tmp_path, name):
+    """Spikformer's residual stream sums spike tensors, so its input rates pass 1 (the module
+    docstring says they may): its profile was refused when read back."""
     import json
 
     from statten_hw.energy import paper_energy
 
-    name = "statten_cifar_t4_b2"
     model = load_checkpoint(official_checkpoint(name))
     measured = measure_rates(model, official_expected(name)["inputs"])
+    if name.startswith("spikformer"):
+        assert max(max(v) for v in measured.rates.values()) > 1
     path = tmp_path / "profile.json"
     path.write_text(json.dumps(measured.to_profile()))
     loaded = load_rate_profile(path, model)

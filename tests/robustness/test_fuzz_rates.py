@@ -30,6 +30,7 @@ from statten_hw import load_checkpoint
 from statten_hw.cli import main
 from statten_hw.defaults import default_checkpoint
 from statten_hw.energy import load_rate_profile, rate_keys
+from statten_hw.energy.rates import max_input_rate
 from statten_hw.errors import InputError
 
 MODEL = load_checkpoint(default_checkpoint())
@@ -43,7 +44,8 @@ NUMBERS = st.one_of(st.sampled_from([-0.0, 1.0, 1 + 1e-12, -1e-300, 2**64, 10**4
 
 
 def check_profile(path) -> None:
-    """The property: rates for exactly the model's keys, one per step, in [0, 1]; or one InputError line."""
+    """The property: rates for exactly the model's keys, one per step, firing rates in [0, 1] and input
+    rates in [0, max_input_rate]; or one InputError line."""
     try:
         rates = load_rate_profile(path, MODEL)
     except InputError as err:
@@ -51,7 +53,8 @@ def check_profile(path) -> None:
         return
     assert set(rates.rates) == set(KEYS)
     for key, values in rates.rates.items():
-        assert len(values) == KEYS[key] and all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values)
+        top = 1.0 if key.endswith(("q_lif", "k_lif", "v_lif")) else max_input_rate(MODEL)
+        assert len(values) == KEYS[key] and all(isinstance(v, float) and 0.0 <= v <= top for v in values)
 
 
 def _dump(doc) -> str:
