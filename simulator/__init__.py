@@ -81,6 +81,8 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
 
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "detailed" and device != "cpu":
+        raise InputError(f"--device {device!r}: the detailed engine runs on the CPU (--device is the fast engine's)")
     check_input_shape(deployment.model, x)
     net = deployment.event_network
     if engine == "fast":

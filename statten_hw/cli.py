@@ -94,15 +94,22 @@ def cmd_energy(args) -> None:
     from statten_hw.data import load_dataset
     from statten_hw.energy import load_rate_profile, measure_rates, paper_energy
     from statten_hw.evaluate import check_input_shape
+    from statten_hw.errors import InputError
     from statten_hw.reports.energy import write_energy_report
     from statten_hw.sweep.config import check_count
 
-    check_count("--samples", args.samples)
+    samples = 64 if args.samples is None else args.samples
+    check_count("--samples", samples)
+    given = [flag for flag, value in (("--dataset", args.dataset), ("--samples", args.samples)) if value is not None]
+    if args.rates != "measured" and given:
+        raise InputError(f"{' and '.join(given)} {'choose' if len(given) > 1 else 'chooses'} the data measured "
+                         f"rates come from; the profile "
+                         f"{args.rates} gives its rates already")
     _, model = _load(args)
     if args.rates == "measured":
         source = args.dataset or _own_dataset(args)
         x, _ = load_dataset(source)
-        x = x[: args.samples]
+        x = x[:samples]
         check_input_shape(model, x, source)
         rates = measure_rates(model, x)
     else:
@@ -356,7 +363,7 @@ def _calibration_source(args, source: str, x) -> str:
 def _simulate_sanafe(deployment, x, args) -> dict:
     from statten_hw.simulator.sanafe import run_sanafe, sanafe_report
 
-    return sanafe_report(deployment, run_sanafe(deployment, x, timing_model=args.sanafe_timing))
+    return sanafe_report(deployment, run_sanafe(deployment, x, timing_model=args.sanafe_timing or "detailed"))
 
 
 def _simulate_lava(deployment, x, args) -> dict:
@@ -397,6 +404,19 @@ def _reference_check(doc: dict) -> tuple[str, str | None]:
 BACKENDS = {"event": None, "sanafe": _simulate_sanafe, "lava": _simulate_lava}
 
 
+def _check_backend_options(args) -> None:
+    """Refuse options the chosen backend would ignore: a report must not name a device or a timing
+    model its run did not use."""
+    from statten_hw.errors import InputError
+
+    given = [flag for flag, value in (("--engine", args.engine), ("--device", args.device)) if value is not None]
+    if args.backend != "event" and given:
+        raise InputError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to the event backend (--backend event), not to {args.backend}")
+    if args.backend != "sanafe" and args.sanafe_timing is not None:
+        raise InputError(f"--sanafe-timing applies to --backend sanafe, not to {args.backend} (the event backend's "
+                         "timeline on a SANA-FE target follows SANA-FE's simple timing model)")
+
+
 def cmd_simulate(args) -> None:
     from statten_hw.data import DATASETS
     from statten_hw.errors import InputError
@@ -409,6 +429,7 @@ def cmd_simulate(args) -> None:
 
     if args.backend not in BACKENDS:
         raise InputError(f"--backend must be one of {', '.join(BACKENDS)}, got {args.backend!r}")
+    _check_backend_options(args)
     check_bits(args.bits)
     limit = parse_size(args.max_memory) if args.max_memory is not None else None
     source, x, y = _simulation_inputs(args)
@@ -420,7 +441,7 @@ def cmd_simulate(args) -> None:
         print(f"note: the network is quantized on the samples it simulates ({source}); --calibration names "
               "other data", file=sys.stderr)
     # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
-    check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine), limit)
+    check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine or "fast"), limit)
     data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
     if args.backend != "event":
         doc = write_simulation_report(args.output, {**BACKENDS[args.backend](deployment, x, args), "data": data})
@@ -429,7 +450,7 @@ def cmd_simulate(args) -> None:
         if warning:
             print(warning, file=sys.stderr)
         return
-    sim = simulate(deployment, x, engine=args.engine, device=args.device, labels=y, progress=True)
+    sim = simulate(deployment, x, engine=args.engine or "fast", device=args.device or "cpu", labels=y, progress=True)
     doc = write_simulation_report(args.output, {**sim.report, "data": data})
     s, pi = doc["simulation"], doc["simulation"]["per_inference"]
     acc = f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""
@@ -501,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="'measured' (run the model on --dataset) or a JSON file {layer: [rate per step]}")
     en.add_argument("--dataset", help="data to measure rates on: digits | digits-seq | PATH.npz (default: the "
                                       "one the checkpoint was trained on; digits for your own checkpoints)")
-    en.add_argument("--samples", type=int, default=64, help="samples to measure rates on (default 64)")
+    en.add_argument("--samples", type=int, help="samples to measure rates on (default 64)")
     en.add_argument("-o", "--output", default="out/energy", help="report folder (default out/energy)")
     en.set_defaults(func=cmd_energy)
     sm = sub.add_parser("simulate", help="cycle-level event simulation of the placed integer network; report")
@@ -510,10 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="loihi2 | layerwise | paper45nm | PATH.toml | sanafe:loihi | sanafe:truenorth | PATH.yaml")
     sm.add_argument("--backend", default="event", help="event (the cycle-level simulator) | lava (Lava processes, Loihi2SimCfg "
                     "fixed_pt) | sanafe (SANA-FE, with --target sanafe:loihi or a SANA-FE .yaml)")
-    sm.add_argument("--sanafe-timing", default="detailed", choices=["simple", "detailed"],
-                    help="SANA-FE's timing model (--backend sanafe)")
-    sm.add_argument("--engine", default="fast", help="fast (tensors, CPU/CUDA) | detailed (one packet at a time)")
-    sm.add_argument("--device", default="cpu", help="cpu | cuda (fast engine)")
+    sm.add_argument("--sanafe-timing", choices=["simple", "detailed"],
+                    help="SANA-FE's timing model (--backend sanafe; default detailed)")
+    sm.add_argument("--engine", help="fast (tensors, CPU/CUDA; default) | detailed (one packet at a time; CPU)")
+    sm.add_argument("--device", help="cpu (default) | cuda (the fast engine)")
     sm.add_argument("--input", help="digits | digits-seq | PATH.npz (default: the model's embedded data set)")
     sm.add_argument("--calibration", help="data whose train split (a PATH.npz: its first 256 samples) quantizes the "
                     "network: digits | digits-seq | PATH.npz (default: the model's embedded data set where --input "

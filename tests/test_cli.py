@@ -163,6 +163,10 @@ def test_a_sequence_models_float_onnx_takes_the_sequences_its_integer_onnx_takes
     (["export", "--format", "ir,onnx,netx"], "(export --fraction-bits 0, without --for-target)"),
     (["export", "--format", "netx", "--for-target", "loihi2"], "(export --fraction-bits 0, without --for-target)"),
     (["energy", "--samples", "0"], "--samples must be >= 1, got 0"),
+    # a rate profile was read and --dataset/--samples silently ignored
+    (["energy", "--rates", "profile.json", "--dataset", "digits"],
+     "--dataset chooses the data measured rates come from; the profile profile.json gives its rates already"),
+    (["energy", "--rates", "profile.json", "--dataset", "digits", "--samples", "8"], "--dataset and --samples choose"),
 ])
 def test_bad_counts_and_formats_are_one_line_and_write_nothing(argv, message, tmp_path, capsys):
     out = tmp_path / "out"

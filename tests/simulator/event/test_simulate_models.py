@@ -60,8 +60,16 @@ def test_simulate_cli_writes_a_complete_deterministic_report(tmp_path):
     assert doc["command"] == "simulate" and doc["backend"] == "event" and doc["simulation"]["samples"] == 4
 
 
-@pytest.mark.parametrize("bad, message", [(["--engine", "warp"], "--engine"), (["--samples", "0"], "--samples"),
-                                          (["--device", "tpu"], "--device"), (["--backend", "nest"], "--backend")])
+@pytest.mark.parametrize("bad, message", [
+    (["--engine", "warp"], "--engine"), (["--samples", "0"], "--samples"),
+    (["--device", "tpu"], "--device"), (["--backend", "nest"], "--backend"),
+    # accepted and ignored before (the report named a device the run did not use)
+    (["--engine", "detailed", "--device", "cuda"], "--device 'cuda': the detailed engine runs on the CPU"),
+    (["--engine", "detailed", "--device", "bogus"], "--device 'bogus'"),
+    (["--backend", "sanafe", "--target", "sanafe:loihi", "--engine", "detailed"],
+     "--engine applies to the event backend (--backend event), not to sanafe"),
+    (["--backend", "lava", "--engine", "fast", "--device", "cuda"], "--engine and --device apply to the event backend"),
+    (["--sanafe-timing", "simple"], "--sanafe-timing applies to --backend sanafe, not to event")])
 def test_simulate_cli_bad_options_fail_in_one_line(bad, message, tmp_path, capsys):
     assert main(["simulate", "--samples", "1", *bad, "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
