@@ -64,7 +64,8 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
     doc["totals"].update(macs=total["macs"], noc_packets=total["packets_out"] + total["host_packets"],
                          input_packets=total["host_packets"], noc_hops=total["hops_out"],
                          active_updates=total["active_updates"],
-                         buffer_peak_bytes=max((r["buffer_peak_bytes"] for r in doc["cores"]), default=0))
+                         # all cores at one moment, as buffer_bytes is all cores' allocation (not the busiest core)
+                         buffer_peak_bytes=int(np.ceil(tl.buffer_bits.sum(2).max(initial=0) / 8)))
     doc["precision"] = {"quantized_for": deployment.precision, **precision_section(deployment.qgraph, target.precision)}
     breakdown = {part: float(pj.sum()) for part, pj in parts.items()} | {"neuron_access": float(visit_pj.sum())}
     doc["simulation"] = {
