@@ -7,7 +7,9 @@ out: comparing backends is what the command is for). A field is *different* when
 (floats within a relative 1e-9 count as equal, integers must match exactly); it is *measured by one
 only* when one side is null (or lacks the field) and the other is not, which is how a backend that
 cannot measure a field reports it (DESIGN.md), so it is listed apart. A layer or core present in one
-report only is listed too. Exit status: 0 equal, 1 different, 2 unreadable input.
+report only is listed too. An energy report is compared only with another: its ``energy_j`` is per
+sample and its ``firing_rate`` an input rate, where a run's are sums and output rates. Exit status: 0
+equal, 1 different, 2 unreadable or incomparable input.
 """
 from __future__ import annotations
 
@@ -181,6 +183,10 @@ def run_diff(args) -> int:
     if a["schema_version"] != b["schema_version"]:
         raise InputError(f"{args.b}: schema version {b['schema_version']} differs from {args.a}'s "
                          f"{a['schema_version']}; reports of different versions are not compared")
+    if (a.get("command") == "energy") != (b.get("command") == "energy"):
+        raise InputError(f"{args.a} ({a.get('command')}) and {args.b} ({b.get('command')}): an energy "
+                         "report's energy_j and firing_rate are the paper model's per sample and input rates, a run's "
+                         "are sums over its samples and output rates; diff compares energy reports with each other")
     diffs = diff_reports(a, b)
     if args.values_only:
         diffs = [d for d in diffs if d.kind in ("differs", "only_in_a", "only_in_b")]

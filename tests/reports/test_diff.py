@@ -141,6 +141,15 @@ def test_cli_refuses_reports_of_different_schema_versions(tmp_path):
         run_diff(_args(tmp_path, _report(), b))
 
 
+def test_cli_refuses_an_energy_report_against_a_run(tmp_path):
+    """energy_j is per sample in an energy report and summed over the samples in a simulate report (4
+    samples looked 3.6x the energy), firing_rate an input rate in one and an output rate in the other."""
+    energy = _report()
+    energy["command"] = "energy"
+    with pytest.raises(InputError, match=r"\(simulate\) and .*b.json \(energy\): an energy report's energy_j"):
+        run_diff(_args(tmp_path, _report(), energy))
+
+
 @pytest.mark.parametrize("field, value", [("command", "map"), ("target", "layerwise"), ("block_size", 4)])
 def test_reports_of_other_runs_are_never_equal(field, value):
     """Same measurements, but another command, target or block size, or another model or T: the header
