@@ -6,7 +6,7 @@ conv/linear (weighted synapses), an attention node (q, k, v into the block buffe
 (the shortcut, element by element). It is found by walking back from each layer's neurons through
 the ops computed on the layer's own cores (`owners`), stopping at the nodes whose values arrive from
 elsewhere. Each event is sent as one packet to every core holding at least one of its targets
-(``coverage``); each target it reaches is one synaptic operation on the target's core. Both are
+(its *coverage*); each target it reaches is one synaptic operation on the target's core. Both are
 linear in the events, so a projection keeps them per input element and destination core
 (``counters``): an engine counts a step's events with one product per sending core (the hops of the
 packets to each destination core follow from the hop matrix).
@@ -57,16 +57,9 @@ class Projection:
     # host); None when no packet of the projection travels (every sender on its destinations' core)
     longest_route: torch.Tensor | None
     senders: "CoreElements"  # the input elements of each sending core (`origin` grouped)
-    receivers: "CoreElements"  # the target elements of each receiving core (`owner` grouped)
     # the largest count of one step through any column of ``counters`` (synaptic operations or packets
     # on one core, events): every input element firing. Float32 sums are exact below 2^24.
     largest_total: float
-
-    @property
-    def coverage(self) -> torch.Tensor:
-        """``[in elements, len(dst_cores)]`` 1/0: an event of the element is sent to that core."""
-        n = len(self.dst_cores)
-        return self.counters[:, n:2 * n]
 
 
 #: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
@@ -196,7 +189,7 @@ class _Builder:
             counters = counters.double()  # the engines' products need it: kept once, not beside a float32 copy
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
                           _longest_routes(counters[:, len(dst):2 * len(dst)], self.grouped(source), dst, hops),
-                          self.grouped(source), receivers, largest)
+                          self.grouped(source), largest)
 
     def grouped(self, node: str) -> CoreElements:
         """`group_by_core` of a node's owners, once per node (q, k and v read the same spikes)."""
