@@ -51,7 +51,7 @@ class Projection:
     dst_cores: np.ndarray  # the cores holding targets
     # [in elements, 2·len(dst_cores) + 1] float32 (float64 where a step's total may pass 2^24, as the
     # engines' products then are), per input element: its targets on each dst core (the
-    # synaptic operations one event costs there), 1/0 whether it is sent to that core (`coverage`), and 1
+    # synaptic operations one event costs there), 1/0 whether it is sent to that core (its coverage), and 1
     counters: torch.Tensor
     # [in elements], the counters' float type: the most hops among an element's packets (0 from the
     # host); None when no packet of the projection travels (every sender on its destinations' core)
