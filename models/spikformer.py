@@ -80,6 +80,10 @@ class Block(nn.Module):
 class Spikformer(nn.Module):
     """``model(x)`` on static ``[B,C,H,W]`` returns logits ``head(mean_T(mean_N(x)))``."""
 
+    #: Layers whose input is a mean of spikes, real-valued at any T (the energy model's MACs; at T = 1
+    #: nothing in the shapes shows the time mean).
+    real_valued_inputs = ("head",)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

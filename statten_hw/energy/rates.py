@@ -117,6 +117,7 @@ class _Trace:
 
     timesteps: int
     batch: int
+    real_valued: tuple[str, ...] = ()  # the model's `real_valued_inputs`: layers fed a mean, not spikes
     order: list[str] = field(default_factory=list)
     layers: dict[str, dict] = field(default_factory=dict)
     lif_out: dict[str, list[float]] = field(default_factory=dict)
@@ -150,7 +151,7 @@ def _trace(model: nn.Module, x: torch.Tensor) -> _Trace:
     """Run ``model(x)`` once with forward hooks on every conv/linear and every attention's Q/K/V LIF."""
     cfg = model.config
     batch = x.shape[0]
-    trace = _Trace(cfg.timesteps, batch)
+    trace = _Trace(cfg.timesteps, batch, tuple(getattr(model, "real_valued_inputs", ())))
     qkv_paths = {
         f"{name}.{q}" for name, m in model.named_modules() if isinstance(m, ATTENTION) for q in QKV
     }
@@ -214,8 +215,9 @@ def _geometry_from(trace: _Trace) -> list[LayerGeometry]:
     for i, name in enumerate(trace.order):
         rec = trace.layers[name]
         kind, flops = _flops(rec["module"], rec["in_shape"], rec["out_shape"], rec["steps"], trace.batch)
-        # The first layer sees the encoded input, a time-collapsed layer sees an average: neither is spikes.
-        analog = i == 0 or (rec["steps"] == 1 and trace.timesteps > 1)
+        # The first layer sees the encoded input, a time-collapsed layer or one the model names sees an
+        # average: none of them is spikes.
+        analog = i == 0 or name in trace.real_valued or (rec["steps"] == 1 and trace.timesteps > 1)
         out.append(LayerGeometry(name, kind, flops, rec["steps"], analog, rec["in_shape"], rec["out_shape"]))
     return out
 

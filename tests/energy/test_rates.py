@@ -68,10 +68,14 @@ def test_first_conv_is_analog_and_carries_no_rate():
     assert not any(g.analog for n, g in geometry.items() if n != "patch_embed.proj_conv")
 
 
-def test_spikformer_head_sees_a_time_average_so_runs_once_as_mac():
-    model = load_checkpoint(official_checkpoint("spikformer_cifar_t4"))
+@pytest.mark.parametrize("timesteps", [4, 1])
+def test_spikformer_head_sees_a_time_average_so_runs_once_as_mac(timesteps):
+    """``head(mean_T(mean_N(x)))`` reads real values at any T. At T = 1 the shapes do not show the time
+    mean, and the head was charged E_AC per input event (and asked for a rate) as if fed spikes."""
+    model = load_checkpoint(official_checkpoint("spikformer_cifar_t4"), timesteps=timesteps)
     head = {g.name: g for g in layer_geometry(model)}["head"]
     assert head.analog and head.steps == 1 and head.flops == 64 * 10
+    assert "head" not in rate_keys(model)
 
 
 @pytest.mark.parametrize("name", ["statten_cifar_t4_b2", "spikformer_cifar_t4"])
