@@ -91,6 +91,8 @@ def cmd_targets(args) -> None:
 
 
 def cmd_energy(args) -> None:
+    import dataclasses
+
     from statten_hw.data import load_dataset
     from statten_hw.energy import load_rate_profile, measure_rates, paper_energy
     from statten_hw.evaluate import check_input_shape
@@ -111,7 +113,7 @@ def cmd_energy(args) -> None:
         x, _ = load_dataset(source)
         x = x[:samples]
         check_input_shape(model, x, source)
-        rates = measure_rates(model, x)
+        rates = dataclasses.replace(measure_rates(model, x), source=f"measured on {source} ({len(x)} samples)")
     else:
         rates = load_rate_profile(args.rates, model)
     report = paper_energy(model, rates)

@@ -412,5 +412,6 @@ def test_eval_and_energy_default_to_the_data_a_sequence_model_was_trained_on(tmp
         assert main(["energy", checkpoint, "--samples", "8", *extra, "-o", str(tmp_path / name)]) == 0
         reports[name] = json.loads((tmp_path / name / "report.json").read_text())
     assert reports["default"] == reports["explicit"]
+    assert reports["default"]["energy_model"]["rate_source"] == "measured on digits-seq (8 samples)"
     first = reports["default"]["layers"][0]
     assert first["op"] == "MAC" and first["formula"] == "E_MAC·F·8"  # a new row of pixels at each of T = 8 steps

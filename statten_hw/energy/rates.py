@@ -90,7 +90,8 @@ class LayerRates:
     """Per-time-step rates keyed as described in the module docstring (read-only).
 
     ``rates[key][t]`` is ``s_t`` (events per site per step, see the module docstring).
-    ``source`` says where they came from: ``"measured"`` or the profile's path.
+    ``source`` says where they came from: ``"measured"`` (``statten-hw energy`` adds the data and the
+    sample count) or the profile's path.
     """
 
     timesteps: int
