@@ -79,11 +79,17 @@ def _ids(ids: list[int]) -> str:
     return f"{ids[0]}–{ids[-1]}" if len(ids) > 2 and ids == list(range(ids[0], ids[-1] + 1)) else ", ".join(map(str, ids))
 
 
+#: Plot limits that keep a report of thousands of cores on hundreds of chips readable (and quick).
+MAX_FIGURE_INCHES = 16
+MAX_BARS = 150
+MAX_CHIP_PANELS = 8
+
+
 def _plots(doc: dict) -> list[tuple[str, str]]:
     plt = pyplot()
     limits, mesh, cores, layers = doc["mapping"]["limits"], doc["mapping"]["mesh"], doc["cores"], doc["layers"]
     figs = []
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(cores)), 3.5))
+    fig, ax = plt.subplots(figsize=(min(MAX_FIGURE_INCHES, max(6, 0.35 * len(cores))), 3.5))
     ids = [c["id"] for c in cores]
     width = 0.27
     for k, (label, values, cap) in enumerate((
@@ -91,7 +97,11 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
             ("synapse bytes", [c["synapse_bytes"] for c in cores], limits["synapse_bytes_per_core"]),
             ("state + buffer bytes", [c["state_bytes"] + c["buffer_bytes"] for c in cores],
              limits["buffer_bytes_per_core"]))):
-        ax.bar([i + (k - 1) * width for i in ids], [100 * v / cap if cap else 0 for v in values], width, label=label)
+        percent = [100 * v / cap if cap else 0 for v in values]
+        if len(cores) <= MAX_BARS:
+            ax.bar([i + (k - 1) * width for i in ids], percent, width, label=label)
+        else:  # thousands of cores: one line per resource, bars would be thinner than a pixel
+            ax.plot(ids, percent, lw=0.6, label=label)
     ax.axhline(100, color="k", lw=0.8, ls="--")
     ax.set_xlabel("core")
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -113,6 +123,9 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
     figs.append(("Memory per layer", figure_png(fig)))
 
     chips = sorted({c["chip"] for c in cores}) or [0]
+    if len(chips) > MAX_CHIP_PANELS:
+        figs.append(_system_placement(plt, doc))
+        return figs
     fig, axes = plt.subplots(1, len(chips), figsize=(4 * len(chips), 5), squeeze=False)
     order = {r["name"]: i for i, r in enumerate(layers)}
     cmap = plt.get_cmap("viridis", max(len(layers), 2))
@@ -128,6 +141,29 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
         ax.set_aspect("equal")
     figs.append(("Placement on the mesh (colour = first layer on the core, label = core id)", figure_png(fig)))
     return figs
+
+
+def _system_placement(plt, doc: dict) -> tuple[str, str]:
+    """Every core at its global mesh position (chip grid x mesh), one panel: with more chips than
+    `MAX_CHIP_PANELS`, a panel per chip made figures tens of thousands of pixels wide."""
+    mesh, cores, layers = doc["mapping"]["mesh"], doc["cores"], doc["layers"]
+    order = {r["name"]: i for i, r in enumerate(layers)}
+    gx = [(c["chip"] % mesh["chips_x"]) * mesh["mesh_x"] + c["x"] for c in cores]
+    gy = [(c["chip"] // mesh["chips_x"]) * mesh["mesh_y"] + c["y"] for c in cores]
+    width, height = max(gx) + 1, max(gy) + 1
+    scale = MAX_FIGURE_INCHES / max(width, height)
+    fig, ax = plt.subplots(figsize=(max(4.0, width * scale), max(3.0, height * scale)))
+    ax.scatter(gx, gy, s=max(1.0, 40 * scale), marker="s", c=[order[c["layers"][0]] for c in cores], cmap="viridis")
+    for x in range(mesh["mesh_x"], width, mesh["mesh_x"]):
+        ax.axvline(x - 0.5, color="0.6", lw=0.5)
+    for y in range(mesh["mesh_y"], height, mesh["mesh_y"]):
+        ax.axhline(y - 0.5, color="0.6", lw=0.5)
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_aspect("equal")
+    chips = len({c["chip"] for c in cores})
+    return (f"Placement on all {chips} chips (grey lines: chip borders; colour = first layer on the core)",
+            figure_png(fig))
 
 
 def write_mapping_report(out_dir, model, result) -> dict:

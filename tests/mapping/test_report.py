@@ -50,3 +50,33 @@ def test_layer_memory_parts_add_up_to_the_placed_bytes(tmp_path):
         if len(row["cores"]) == 1:
             assert row["split_bytes"] == 0
     assert sum(r["buffer_bytes"] for r in doc["layers"]) == doc["totals"]["buffer_bytes"]
+
+
+def _png_sizes(html: str) -> list[tuple[int, int]]:
+    """(width, height) in pixels of every PNG embedded in a report page, from each PNG's IHDR."""
+    import base64
+    import re
+    import struct
+
+    sizes = []
+    for data in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html):
+        header = base64.b64decode(data[:44])
+        sizes.append(struct.unpack(">II", header[16:24]))
+    return sizes
+
+
+def test_a_mapping_on_hundreds_of_cores_and_chips_keeps_its_plots_readable(tmp_path):
+    """One core per chip: a panel per chip and three bars per core made figures tens of thousands of
+    pixels wide (SDT-8-768 on 312 chips: 87,105 px). Every plot now stays within 16 inches."""
+    from mapping_helpers import small_target
+
+    target = small_target(neurons_per_core=512, mesh={"mesh_x": 1, "mesh_y": 1, "chips_x": 4, "chips_y": 4,
+                                                      "max_chips": 10_000})
+    result = map_model(statten_graph(), target, 2)
+    chips = {c.chip for c in result.cores}
+    assert len(result.cores) > 150 and len(chips) > 8
+    write_mapping_report(tmp_path, statten_model(), result)
+    html = (tmp_path / "report.html").read_text()
+    assert f"Placement on all {len(chips)} chips" in html
+    sizes = _png_sizes(html)
+    assert len(sizes) == 3 and all(w <= 16 * 90 + 200 and h <= 16 * 90 + 200 for w, h in sizes), sizes
