@@ -151,8 +151,7 @@ class _Builder:
     def input(self, name, op: QInput):
         self.net.source = self.add(name, lava.Injector(shape=lava_shape(self.shape(name)),
                                                       buffer_size=self.net.buffer, name=name))
-        bound = limit(op.bits) if op.signed else (1 << op.bits) - 1
-        return NodeOutput(self.net.source.out_port, None, False, bound)
+        return NodeOutput(self.net.source.out_port, None, False, op.levels[1])
 
     def synapse_input(self, name: str, kind: str) -> str:
         """The node feeding synapse ``name``; `UnsupportedLayer` when its values still lack a bias

@@ -54,6 +54,7 @@ import torch
 from statten_hw.errors import ExportError, UnsupportedLayer
 from statten_hw.ir.graph import SHAPE, inputs_by_port, topological_order
 from statten_hw.quant.fixed_point import DECAY_BITS, limit
+from statten_hw.quant.execute import input_levels
 from statten_hw.reports.files import atomic_write_bytes
 
 from .onnx_float import OPSET, SPIKES_PREFIX, ort_session
@@ -83,17 +84,10 @@ def input_shape(qgraph: "Q.QuantizedGraph", batch_size: int = 1) -> tuple[int, .
 
 
 def quantize_input(qgraph: "Q.QuantizedGraph", x) -> torch.Tensor:
-    """The sensor boundary of ``QInput`` (the one float step of an integer run), done as ``run_integer``
-    does it: a floating-point ``x`` becomes ``round(x / scale)`` (in float64), an integer ``x`` is taken
-    as levels, and both are clipped into ``bits`` (unsigned ``[0, 2**bits - 1]`` or signed
-    ``±(2**(bits-1) - 1)``; the ONNX graph clips its input the same way). Returns int64 in the model
-    input layout — the graph's input."""
-    x = torch.as_tensor(x)
+    """The sensor boundary of ``QInput``: `quant.execute.input_levels`, the reference's own (the ONNX
+    graph clips its input the same way). Returns int64 in the model input layout — the graph's input."""
     _, op = _input_node(qgraph)
-    top = limit(op.bits) if op.signed else (1 << op.bits) - 1
-    if x.is_floating_point():
-        x = torch.round(x.to(torch.float64) / op.scale)
-    return x.clamp(-top if op.signed else 0, top).to(torch.int64)
+    return input_levels(op, torch.as_tensor(x))
 
 
 class _Builder:
@@ -362,10 +356,10 @@ def build_integer_onnx(qgraph: "Q.QuantizedGraph", batch_size: int = 1, *, with_
         bx = bound[src["x"]] if "x" in src else None
         if isinstance(op, Q.QInput):
             T = op.timesteps
-            bnd = limit(op.bits) if op.signed else (1 << op.bits) - 1
+            low, bnd = op.levels
             # the sensor boundary, in the file itself: integer levels beyond the input's bits are clipped
             # as the reference clips them (DVS event counts above 255, for example)
-            x = b.op("Clip", [INPUT_NAME, b.const(-bnd if op.signed else 0), b.const(bnd)], name)
+            x = b.op("Clip", [INPUT_NAME, b.const(low), b.const(bnd)], name)
             if op.encoding == "direct":
                 y = b.op("Expand", [b.op("Unsqueeze", [x, b.const([0])], name)] + [b.const([T, B, *op.shape])], name)
             else:

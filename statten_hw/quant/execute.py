@@ -112,12 +112,17 @@ def _per_step(fn, x):
     return y.reshape(T, B, *y.shape[1:])
 
 
-def _input(op: Q.QInput, ins, x, ctx, name):
-    top = limit(op.bits) if op.signed else (1 << op.bits) - 1
-    low = -top if op.signed else 0
+def input_levels(op: Q.QInput, x: torch.Tensor) -> torch.Tensor:
+    """The sensor boundary, the one float step of an integer run: a floating-point ``x`` becomes
+    ``round(x / scale)`` (in float64), an integer ``x`` is taken as levels, and both are clipped into
+    ``op.levels``. int64, in the model's input layout."""
     if x.is_floating_point():
         x = torch.round(x.to(torch.float64) / op.scale)
-    x = x.clamp(low, top).to(I64)  # the sensor boundary, for inputs given as integer levels too
+    return x.clamp(*op.levels).to(I64)
+
+
+def _input(op: Q.QInput, ins, x, ctx, name):
+    x = input_levels(op, x)
     if op.encoding == "direct":
         return x.unsqueeze(0).repeat(op.timesteps, *([1] * x.dim()))
     return x.transpose(0, 1).contiguous()

@@ -101,6 +101,12 @@ class QInput:
     signed: bool
     exact: bool
 
+    @property
+    def levels(self) -> tuple[int, int]:
+        """Lowest and highest integer level: ``[0, 2**bits - 1]`` unsigned, ``±(2**(bits-1) - 1)`` signed."""
+        top = limit(self.bits) if self.signed else (1 << self.bits) - 1
+        return (-top if self.signed else 0, top)
+
 
 @dataclass(frozen=True, eq=False)
 class QSynapse:
