@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from statten_hw.errors import InputError, UnsupportedLayer, brief
+from statten_hw.evaluate import check_input_shape
 from statten_hw.models.sdt import MS_SSA_Conv
 from statten_hw.models.spikformer import SSA
 
@@ -192,14 +193,10 @@ def _trace(model: nn.Module, x: torch.Tensor) -> _Trace:
 
 
 def _check_input(model: nn.Module, x: torch.Tensor) -> None:
-    """A batch of the model's static frames or of its T-frame sequences (the temporal digits), as
-    `evaluate.check_input_shape` takes them."""
-    shape = tuple(model.config.input_shape)
-    sequence = (model.config.timesteps, *shape[-3:])
-    if not isinstance(x, torch.Tensor) or tuple(x.shape[1:]) not in (shape, sequence):
-        found = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"input batch has shape {found}; the model expects [B, {', '.join(map(str, shape))}] "
-                         f"or [B, {', '.join(map(str, sequence))}]")
+    """A batch of the model's static frames or of its T-frame sequences: `evaluate.check_input_shape`."""
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"input batch must be a tensor, got {type(x).__name__}")
+    check_input_shape(model, x)
 
 
 def _flops(mod: nn.Module, in_shape, out_shape, steps: int, batch: int) -> tuple[str, int]:
