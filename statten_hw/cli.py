@@ -443,7 +443,8 @@ def cmd_simulate(args) -> None:
         print(f"note: the network is quantized on the samples it simulates ({source}); --calibration names "
               "other data", file=sys.stderr)
     # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
-    check_memory(simulation_bytes(deployment, len(x), args.backend, args.engine or "fast"), limit)
+    engine, device = args.engine or "fast", args.device or "cpu"  # given only for the event backend
+    check_memory(simulation_bytes(deployment, len(x), args.backend, engine), limit)
     data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
     if args.backend != "event":
         doc = write_simulation_report(args.output, {**BACKENDS[args.backend](deployment, x, args), "data": data})
@@ -452,7 +453,7 @@ def cmd_simulate(args) -> None:
         if warning:
             print(warning, file=sys.stderr)
         return
-    sim = simulate(deployment, x, engine=args.engine or "fast", device=args.device or "cpu", labels=y, progress=True)
+    sim = simulate(deployment, x, engine=engine, device=device, labels=y, progress=True)
     doc = write_simulation_report(args.output, {**sim.report, "data": data})
     s, pi = doc["simulation"], doc["simulation"]["per_inference"]
     acc = f", accuracy {100 * s['accuracy']:.2f} %" if s["accuracy"] is not None else ""

@@ -145,9 +145,14 @@ def _lif(name: str, node: nir.LIF, dt: float) -> ir.LIF:
 def _conv(name: str, node: nir.Conv2d, dt: float) -> ir.Conv2d:
     if tuple(np.atleast_1d(node.dilation)) not in ((1,), (1, 1)):
         raise UnsupportedLayer(name, "nir.Conv2d", f"dilation {node.dilation} (statten-hw convolutions have 1)")
-    pair = lambda v: tuple(int(i) for i in np.broadcast_to(np.asarray(v), (2,)))  # noqa: E731
+    stride = _pair(node.stride)
     return ir.Conv2d(weight=np.asarray(node.weight, dtype=np.float32), bias=np.asarray(node.bias, dtype=np.float32),
-                     stride=pair(node.stride), padding=_padding(name, node, pair(node.stride)), groups=int(node.groups))
+                     stride=stride, padding=_padding(name, node, stride), groups=int(node.groups))
+
+
+def _pair(value) -> tuple[int, int]:
+    """A NIR size given once or per axis, as (height, width)."""
+    return tuple(int(i) for i in np.broadcast_to(np.asarray(value), (2,)))
 
 
 def _padding(name: str, node: nir.Conv2d, stride: tuple[int, int]) -> tuple[int, int]:
@@ -155,7 +160,7 @@ def _padding(name: str, node: nir.Conv2d, stride: tuple[int, int]) -> tuple[int,
     half an odd kernel; an even kernel would need more on one side than the other, which our
     convolutions cannot say."""
     if not isinstance(node.padding, str):
-        return tuple(int(i) for i in np.broadcast_to(np.asarray(node.padding), (2,)))
+        return _pair(node.padding)
     kernel = tuple(int(k) for k in np.asarray(node.weight).shape[2:])
     if node.padding == "valid":
         return (0, 0)

@@ -1,7 +1,6 @@
 """The ``energy`` command's report folder: report.json, report.md, report.html and a per-layer CSV."""
 from __future__ import annotations
 
-
 from statten_hw.energy import EnergyReport, energy_table
 
 from .files import write_report_folder

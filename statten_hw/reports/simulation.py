@@ -9,7 +9,6 @@ static power over the run's duration when the target states one (the chips', so 
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from statten_hw.quant.precision import precision_section
