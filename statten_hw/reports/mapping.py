@@ -123,11 +123,11 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
     figs.append(("Memory per layer", figure_png(fig)))
 
     chips = sorted({c["chip"] for c in cores}) or [0]
+    order = {r["name"]: i for i, r in enumerate(layers)}
     if len(chips) > MAX_CHIP_PANELS:
-        figs.append(_system_placement(plt, doc))
+        figs.append(_system_placement(plt, mesh, cores, order, len(chips)))
         return figs
     fig, axes = plt.subplots(1, len(chips), figsize=(4 * len(chips), 5), squeeze=False)
-    order = {r["name"]: i for i, r in enumerate(layers)}
     cmap = plt.get_cmap("viridis", max(len(layers), 2))
     for ax, chip in zip(axes[0], chips):
         on = [c for c in cores if c["chip"] == chip]
@@ -143,11 +143,10 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
     return figs
 
 
-def _system_placement(plt, doc: dict) -> tuple[str, str]:
+def _system_placement(plt, mesh: dict, cores: list[dict], order: dict[str, int], chips: int) -> tuple[str, str]:
     """Every core at its global mesh position (chip grid x mesh), one panel: with more chips than
-    `MAX_CHIP_PANELS`, a panel per chip made figures tens of thousands of pixels wide."""
-    mesh, cores, layers = doc["mapping"]["mesh"], doc["cores"], doc["layers"]
-    order = {r["name"]: i for i, r in enumerate(layers)}
+    `MAX_CHIP_PANELS`, a panel per chip made figures tens of thousands of pixels wide. ``order``: layer
+    -> colour index."""
     gx = [(c["chip"] % mesh["chips_x"]) * mesh["mesh_x"] + c["x"] for c in cores]
     gy = [(c["chip"] // mesh["chips_x"]) * mesh["mesh_y"] + c["y"] for c in cores]
     width, height = max(gx) + 1, max(gy) + 1
@@ -161,7 +160,6 @@ def _system_placement(plt, doc: dict) -> tuple[str, str]:
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     ax.set_aspect("equal")
-    chips = len({c["chip"] for c in cores})
     return (f"Placement on all {chips} chips (grey lines: chip borders; colour = first layer on the core)",
             figure_png(fig))
 
