@@ -5,7 +5,8 @@ energy, so two engines with equal counts give equal reports. Arrays are int64 ``
 sample, logical timestep, core) unless noted; a projection's counts belong to the layer it feeds.
 
 ``sops``/``macs``   synaptic operations on the target's core: spike events (accumulate) or graded ones
-                    (multiply-accumulate: the encoded input, membrane shortcuts, means);
+                    (multiply-accumulate: the encoded input, membrane shortcuts, residual sums
+                    computed on another layer's cores, means);
 ``packets_in``      packets received per core (one per event and destination core);
 ``packets_out``     packets sent per core (host-injected input packets are in ``host_packets [L,S,T]``);
 ``hops_out``        NoC hops of the packets each core sent;
@@ -30,7 +31,7 @@ import torch
 
 from statten_hw.ir.graph import SHAPE, inputs_by_port
 from statten_hw.quant.execute import EXECUTORS, trace_lif
-from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMean
+from statten_hw.quant.quantize import QAttention, QConv2d, QFlatten, QLIF, QLinear, QMaxPool2d, QMean
 
 from .network import CoreElements, core_index
 
@@ -123,9 +124,9 @@ def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dic
     projection target that at least one event reached (each engine finds them its own way);
     ``traces``: the integer run's `LifTrace` per LIF (``run_integer(..., trace_lifs=True)``), whose
     ``state_before`` is the membrane test; a LIF without one is rerun from its input current."""
-    T, layers = counts.timesteps, {layer.name for layer in net.layers}
+    T, arrivals = counts.timesteps, net.arrivals
     for i, layer in enumerate(net.layers):
-        if always_driven(qgraph, layer.name, layers):  # every neuron has input at every step
+        if always_driven(qgraph, layer.name, arrivals):  # every neuron has input at every step
             n = values[layer.name].shape[1]
             counts["active_updates"][i, first_sample:first_sample + n] += layer.neurons_per_core
             continue
@@ -133,14 +134,14 @@ def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dic
         active = _state_before(qgraph, layer, values, T, traces or {})  # not to be written: a trace's own
         if layer.kind != "readout":
             active = active | (out != 0)
-        driven = _driven(qgraph, layer.name, layers, reached, out)
+        driven = _driven(qgraph, layer.name, arrivals, reached, out)
         if driven is not None:
             active = active | driven
         n = out.shape[1]
         counts["active_updates"][i, first_sample:first_sample + n] += per_core(active, layer.groups, net.n_cores)
 
 
-def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tensor) -> torch.Tensor | None:
+def _driven(qgraph, node: str, arrivals: frozenset, reached: dict, like: torch.Tensor) -> torch.Tensor | None:
     """Elements of ``node`` with input in the step: reached by an event or given a bias, here or in the
     ops before it on the receiving core (a conv, linear or attention node takes only events). None
     where nothing can drive any element (no full-size tensor of False is made); the result may be a
@@ -151,39 +152,32 @@ def _driven(qgraph, node: str, layers: set[str], reached: dict, like: torch.Tens
     if isinstance(op, (QConv2d, QLinear, QAttention)):
         return hit
     for port, src in inputs_by_port(qgraph.graph, node).items():
-        if not _arrives(qgraph, op, port, src, layers) and (
-                before := _driven(qgraph, src, layers, reached, like)) is not None:
+        if (node, port) not in arrivals and (before := _driven(qgraph, src, arrivals, reached, like)) is not None:
             hit = _either(hit, _carry(op, before, shape))
     return hit
 
 
-#: Per quantized graph (frozen), per set of layer names (where events arrive from) and node: `always_driven`.
+#: Per quantized graph (frozen), per set of arrivals (`EventNetwork.arrivals`) and node: `always_driven`.
 _ALWAYS_DRIVEN: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
-def always_driven(qgraph, node: str, layers: set[str]) -> bool:
+def always_driven(qgraph, node: str, arrivals: frozenset) -> bool:
     """Whether `_driven` holds for every element of ``node`` at every step whatever the events: a bias
     on every element, here or carried to it from the ops before it on the receiving core. Then the
     events that reach it need not be found at all."""
-    known = _ALWAYS_DRIVEN.setdefault(qgraph, {}).setdefault(frozenset(layers), {})
+    known = _ALWAYS_DRIVEN.setdefault(qgraph, {}).setdefault(arrivals, {})
     if node not in known:
         op = qgraph.qop(node)
         known[node] = full_bias(op) or not isinstance(op, (QConv2d, QLinear, QAttention)) and not (
             isinstance(op, QMean) and op.time) and any(
-            always_driven(qgraph, src, layers) for port, src in inputs_by_port(qgraph.graph, node).items()
-            if not _arrives(qgraph, op, port, src, layers))
+            always_driven(qgraph, src, arrivals) for port, src in inputs_by_port(qgraph.graph, node).items()
+            if (node, port) not in arrivals)
     return known[node]
 
 
 def full_bias(op) -> bool:
     """A conv or linear whose every output has a bias that is not 0 (a constant input at every step)."""
     return isinstance(op, (QConv2d, QLinear)) and bool(np.all(op.bias != 0))
-
-
-def _arrives(qgraph, op, port: str, src: str, layers: set[str]) -> bool:
-    """The value of ``src`` comes to ``op`` as events, from another layer, the input or a shortcut."""
-    return src in layers or isinstance(qgraph.qop(src), QInput) or (
-        isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs")
 
 
 def _either(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

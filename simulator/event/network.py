@@ -1,11 +1,12 @@
 """The event network: every projection of the placed integer graph, with senders and receivers.
 
 A *projection* carries the events of one node (its nonzero output elements at one step: spikes, or
-graded values for the input and for membrane shortcuts) into one dendrite node of a neuron layer: a
-conv/linear (weighted synapses), an attention node (q, k, v into the block buffer) or a membrane add
-(the shortcut, element by element). It is found by walking back from each layer's neurons through
-the ops computed on the layer's own cores (`owners`), stopping at the nodes whose values arrive from
-elsewhere. Each event is sent as one packet to every core holding at least one of its targets
+graded values for the input, membrane shortcuts and residual sums) into one dendrite node of a neuron
+layer: a conv/linear (weighted synapses), an attention node (q, k, v into the block buffer) or an add
+(element by element). It is found by walking back from each layer's neurons through the ops computed
+on the layer's own cores (`owners`), stopping at the nodes whose values arrive from elsewhere: other
+layers, the input, a membrane shortcut, and a sum an earlier layer's walk already computes on its own
+cores (a residual stream that two layers' dendrites read). Each event is sent as one packet to every core holding at least one of its targets
 (its *coverage*); each target it reaches is one synaptic operation on the target's core. Both are
 linear in the events, so a projection keeps them per input element and destination core
 (``counters``): an engine counts a step's events with one product per sending core (the hops of the
@@ -19,6 +20,7 @@ routing sends it (`_share_packets`). Attention q/k/v writes are not shared: each
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 import numpy as np
@@ -105,6 +107,12 @@ class EventNetwork:  # compared by identity: engines keep derived plans per netw
     # per layer, the layers (or the network input) whose events its projections carry: who sent them
     sources: dict[str, tuple[str, ...]]
 
+    @cached_property
+    def arrivals(self) -> frozenset[tuple[str, str]]:
+        """``(node, port)`` of every input whose values reach its node as events (a projection's target
+        and port); every other input is computed on the node's own cores."""
+        return frozenset((p.target, p.port) for p in self.projections)
+
 
 def _shapes(qgraph) -> dict[str, tuple[int, ...]]:
     fg = qgraph.float_graph
@@ -132,6 +140,7 @@ class _Builder:
         self.owner = dict(layer_owners(mapping.pieces, self.shapes))
         self.is_layer = set(self.rows)
         self.dendrite_edges: list[tuple[str, str, str, str]] = []  # (layer, source, target, port)
+        self.computed_by: dict[str, str] = {}  # node -> the layer whose dendrite walk computes it
         self.groups: dict[str, CoreElements] = {}
 
     def op(self, n):
@@ -142,17 +151,22 @@ class _Builder:
         return source in self.is_layer or isinstance(self.op(source), QInput)
 
     def walk_dendrites(self, layer: str) -> None:
+        """Back from ``layer``'s neurons through the ops computed on its own cores, recording each edge
+        whose values arrive as events. A node an earlier layer's walk computes (a residual stream two
+        layers' dendrites both read) is on that layer's cores: its values arrive too."""
         stack = [layer]
         while stack:
             n = stack.pop()
             op = self.op(n)
             for port, src in _ports(self.g, n):
                 receives = isinstance(op, (QConv2d, QLinear, QAttention)) or self.arrives(src) or (
-                    isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs")
+                    isinstance(op, QAdd) and op.kind == "membrane" and port == "rhs") or (
+                    self.computed_by.get(src, layer) != layer)
                 if receives:
                     self.dendrite_edges.append((layer, src, n, port))
                 elif src not in self.owner:
                     self.owner[src] = pull_back(op, self.owner[n], self.shapes[src])
+                    self.computed_by[src] = layer
                     stack.append(src)
 
     def place_sources(self) -> None:

@@ -91,38 +91,38 @@ def test_always_driven_layers_are_driven_everywhere_with_no_events(key):
 
     d = small_deployment(key)
     net = d.event_network
-    layers = {layer.name for layer in net.layers}
     like = torch.zeros((net.timesteps, 2, 1), dtype=torch.int64)
     verdicts = set()
     for layer in net.layers:
-        driven = _driven(d.qgraph, layer.name, layers, {}, like)
+        driven = _driven(d.qgraph, layer.name, net.arrivals, {}, like)
         everywhere = driven is not None and bool(driven.all()) and driven.shape[2:] == layer.shape
-        assert always_driven(d.qgraph, layer.name, layers) == everywhere, layer.name
+        assert always_driven(d.qgraph, layer.name, net.arrivals) == everywhere, layer.name
         verdicts.add(everywhere)
     assert verdicts == {True, False}  # both kinds occur in every one of these networks
 
 
-def test_always_driven_answers_for_the_layer_set_it_is_given():
-    """The verdict depends on which nodes are layers (events arrive from them; a bias before them is
-    carried): asked for two layer sets of one graph, each answer follows `_driven` for its own set,
-    not the set asked about first. The second set also counts every biased conv/linear as a layer, so
-    their biases no longer reach the LIFs after them."""
+def test_always_driven_answers_for_the_arrivals_it_is_given():
+    """The verdict depends on which inputs arrive as events (a bias before them is not carried): asked
+    for two sets of arrivals of one graph, each answer follows `_driven` for its own set, not the set
+    asked about first. The second set also has every biased conv/linear's output arrive, so their
+    biases no longer reach the LIFs after them."""
     from statten_hw.simulator.event.counts import _driven, always_driven, full_bias
 
     d = small_deployment("statten")
-    net = d.event_network
+    net, g = d.event_network, d.qgraph.graph
     like = torch.zeros((net.timesteps, 2, 1), dtype=torch.int64)
-    every_layer = {layer.name for layer in net.layers}
+    biased_outputs = frozenset((succ, data["port"]) for n in g.nodes if full_bias(d.qgraph.qop(n))
+                               for _, succ, data in g.out_edges(n, data=True))
     answers = {}
-    biased = {n for n in d.qgraph.graph.nodes if full_bias(d.qgraph.qop(n))}
-    for layers in (every_layer, every_layer | biased):
+    for arrivals in (net.arrivals, net.arrivals | biased_outputs):
         for layer in net.layers:
-            driven = _driven(d.qgraph, layer.name, layers, {}, like)
+            driven = _driven(d.qgraph, layer.name, arrivals, {}, like)
             everywhere = driven is not None and bool(driven.all()) and driven.shape[2:] == layer.shape
-            assert always_driven(d.qgraph, layer.name, layers) == everywhere, (layer.name, sorted(layers))
-            answers[layer.name, len(layers)] = everywhere
-    sizes = (len(every_layer), len(every_layer | biased))
-    assert any(answers[n, sizes[0]] != answers[n, sizes[1]] for n in every_layer)  # the two sets do differ
+            assert always_driven(d.qgraph, layer.name, arrivals) == everywhere, (layer.name, len(arrivals))
+            answers[layer.name, len(arrivals)] = everywhere
+    sizes = (len(net.arrivals), len(net.arrivals | biased_outputs))
+    assert sizes[0] < sizes[1]
+    assert any(answers[layer.name, sizes[0]] != answers[layer.name, sizes[1]] for layer in net.layers)  # they differ
 
 
 @pytest.mark.parametrize("key", ["statten", "sdsa"])

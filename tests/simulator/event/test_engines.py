@@ -51,7 +51,7 @@ def test_layer_by_layer_targets_run_the_same_spikes_with_their_own_schedule(key)
     assert torch.equal(fast.logits_int, run_integer(d.qgraph, x).logits_int)
 
 
-@pytest.mark.parametrize("key", ["statten", "t_statten", "ssa", "statten_dvs_tet"])
+@pytest.mark.parametrize("key", ["statten", "t_statten", "ssa", "statten_dvs_tet", "statten_mlp_res"])
 def test_counts_are_conserved(key):
     d, x, fast, _ = _both(key)
     c, net = fast.counts, fast.network
@@ -82,7 +82,25 @@ def test_counts_are_conserved(key):
     assert (c["packets_out"] <= c["events"] * net.n_cores).all() and c["packets_out"].sum() > 0
     # Attention buffers take one write per q/k/v packet; no other projection writes there.
     attn = sum(1 for p in net.projections if isinstance(p.synapses, AttentionSynapses))
-    assert attn == 3 and c["buffer_events"].sum() > 0
+    assert attn == 3 * d.model.config.depth and c["buffer_events"].sum() > 0  # q, k, v of each block
+
+
+
+def test_a_residual_stream_two_dendrites_read_arrives_at_the_second_as_events():
+    """With an MLP as wide as its input (mlp_ratio 1), fc2_lif's dendrite adds fc1's conv output to the
+    residual stream ``block.0.attn.residual``, which fc1_lif's dendrite computes on fc1_lif's cores.
+    Its values travel to fc2_lif's cores as graded events (one per non-zero element and step, to the
+    one element it is added to), beside fc1_conv's: fc2_lif's MACs are the non-zero values of both,
+    counted from the integer run, and the residual is sent from cores fc1_lif holds."""
+    d, x, fast, detailed = _both("statten_mlp_res")
+    values = run_integer(d.qgraph, x).values
+    nonzero = sum(int((values[n] != 0).sum()) for n in ("block.0.attn.residual", "block.0.mlp.fc1_conv"))
+    li = fast.counts.layers.index("block.0.mlp.fc2_lif")
+    assert fast.counts["macs"][li].sum() == detailed.counts["macs"][li].sum() == nonzero
+    (residual,) = [p for p in fast.network.projections
+                   if (p.source, p.target) == ("block.0.attn.residual", "block.0.mlp.hidden_residual")]
+    fc1_cores = {core for core, layer, _ in d.mapping.pieces if layer == "block.0.mlp.fc1_lif"}
+    assert residual.port == "lhs" and {core for core, _ in residual.senders} <= fc1_cores
 
 
 def test_step_targets_delay_attention_by_b_minus_one_and_count_hops():
