@@ -9,7 +9,8 @@ A *neuron layer* is a node of the lowered graph whose output is a neuron state h
 Its *synapses* are the conv/linear nodes found walking backward from it through the ops that need no
 memory of their own (batchnorm: folded into the bias; maxpool/mean: a reduction of the conv output;
 flatten; mul). A membrane ``add`` (MS shortcut) is a graded *residual input*: its ``lhs`` branch is
-walked, its ``rhs`` shortcut counts as one more input per neuron, without weights. An ``attention``
+walked, its ``rhs`` shortcut counts as one more input per neuron, without weights, sent by the layer
+whose cores compute it (the one whose walk passes the ``rhs`` node). An ``attention``
 node reached this way makes the layer an attention layer whose inputs are the Q, K, V layers.
 
 Weight encoding (dense, stated here once): a conv stores its kernel ``C_in/groups · kh · kw`` weights
@@ -66,7 +67,8 @@ class NeuronLayer:
 
     ``units`` weight-sharing groups of ``unit_neurons`` neurons each (``neurons = units·unit_neurons``)
     with ``unit_weights`` stored weights per group. ``sources``: ``(layer, fan_out)`` pairs, a spike
-    of ``layer`` reaches ``fan_out`` neurons of this layer. ``synapse_count`` counts logical
+    of ``layer`` reaches ``fan_out`` neurons of this layer. ``shortcut_sources``: the layers whose cores
+    send the graded values its membrane shortcuts add (one per neuron and step). ``synapse_count`` counts logical
     connections (conv outputs × weights each), not stored weights.
     """
 
@@ -83,6 +85,7 @@ class NeuronLayer:
     residual_inputs: int
     sources: tuple[tuple[str, int], ...]
     attention: AttentionInputs | None = None
+    shortcut_sources: tuple[str, ...] = ()
 
     def weight_bytes_per_unit(self, weight_bits: int) -> int:
         """Bytes of one unit's weights: ``ceil(unit_weights · weight_bits / 8)``."""
@@ -102,15 +105,17 @@ def _is_layer_node(g: nx.DiGraph, n: str, owned_attention: set[str]) -> bool:
     return kind in NEURON_KINDS or kind == "input" or (kind == "attention" and n not in owned_attention)
 
 
-def _walk_to_layers(g: nx.DiGraph, start: str, owned_attention: set[str]) -> list[str]:
-    """Layer nodes (neurons, unowned attention, input) whose output reaches ``start`` through no weights."""
+def _walk_to_layers(g: nx.DiGraph, start: str, owned_attention: set[str], readouts: frozenset[str] = frozenset()
+                    ) -> list[str]:
+    """Layer nodes (neurons, unowned attention, input, and the given ``readouts``) whose output reaches
+    ``start`` through no weights."""
     found, stack, seen = [], [start], set()
     while stack:
         n = stack.pop()
         if n in seen:
             continue
         seen.add(n)
-        if _is_layer_node(g, n, owned_attention):
+        if n in readouts or _is_layer_node(g, n, owned_attention):
             found.append(n)
             continue
         stack.extend(g.predecessors(n))
@@ -118,10 +123,24 @@ def _walk_to_layers(g: nx.DiGraph, start: str, owned_attention: set[str]) -> lis
     return sorted(found, key=rank.__getitem__)
 
 
-def _walk_synapses(g: nx.DiGraph, layer: str):
-    """(synapse nodes, attention nodes, residual input count, identity layer inputs) feeding ``layer``."""
-    synapses, attentions, identity = [], [], []
-    residual = 0
+@dataclass(frozen=True)
+class _Dendrite:
+    """What a layer's neurons read, walking back from them through ops that need no memory of their own:
+    weighted ``synapses``, an ``attention`` node, ``shortcuts`` (graded values added element by element:
+    a membrane add's ``rhs``, or a sum an earlier layer's walk computes), ``identity`` inputs (a layer's
+    output added unweighted) and the ``nodes`` computed on the layer's own cores."""
+
+    synapses: list[str]
+    attentions: list[str]
+    shortcuts: list[str]
+    identity: list[str]
+    nodes: set[str]
+
+
+def _walk_synapses(g: nx.DiGraph, layer: str, claimed: set[str]) -> _Dendrite:
+    """The `_Dendrite` of ``layer``; a node in ``claimed`` (computed by an earlier layer's walk, as a
+    residual stream two layers read) is on that layer's cores, so it arrives as a graded input."""
+    synapses, attentions, shortcuts, identity = [], [], [], []
     stack, seen = list(g.predecessors(layer)), set()
     while stack:
         n = stack.pop()
@@ -129,7 +148,9 @@ def _walk_synapses(g: nx.DiGraph, layer: str):
             continue
         seen.add(n)
         node = g.nodes[n][OP]
-        if node.KIND in SYNAPSE_KINDS:
+        if n in claimed:
+            shortcuts.append(n)
+        elif node.KIND in SYNAPSE_KINDS:
             synapses.append(n)
         elif node.KIND == "attention":
             attentions.append(n)
@@ -137,13 +158,13 @@ def _walk_synapses(g: nx.DiGraph, layer: str):
             identity.append(n)
         elif node.KIND == "add" and node.kind == "membrane":
             ports = {d[PORT]: s for s, _, d in g.in_edges(n, data=True)}
-            residual += 1
+            shortcuts.append(ports["rhs"])
             stack.append(ports["lhs"])
         else:
             stack.extend(g.predecessors(n))
     rank = {n: i for i, n in enumerate(g.nodes)}
-    return (sorted(synapses, key=rank.__getitem__), sorted(attentions, key=rank.__getitem__), residual,
-            sorted(identity, key=rank.__getitem__))
+    return _Dendrite(*(sorted(found, key=rank.__getitem__) for found in (synapses, attentions, shortcuts, identity)),
+                     nodes=seen - set(identity) - set(shortcuts))
 
 
 def _synapse_geometry(g: nx.DiGraph, s: str) -> tuple[int, int, int, int]:
@@ -162,14 +183,16 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
     """The neuron layers of a lowered graph, in topological order (module docstring gives the rules)."""
     order = topological_order(g)
     lif_like = [n for n in order if g.nodes[n][OP].KIND in NEURON_KINDS]
-    walks = {n: _walk_synapses(g, n) for n in lif_like}
-    owned = {a for (_, atts, _, _) in walks.values() for a in atts}
+    walks: dict[str, _Dendrite] = {}
+    for n in lif_like:
+        walks[n] = _walk_synapses(g, n, set().union(*(walk.nodes for walk in walks.values())))
+    owned = {a for walk in walks.values() for a in walk.attentions}
     unowned = [n for n in order if g.nodes[n][OP].KIND == "attention" and n not in owned]
 
     # Synapse node -> the layers it feeds (to find readouts) and its source layers (for fan-out/traffic).
     feeds: dict[str, list[str]] = {}
-    for n, (syns, _, _, _) in walks.items():
-        for s in syns:
+    for n, walk in walks.items():
+        for s in walk.synapses:
             feeds.setdefault(s, []).append(n)
     readouts = [n for n in order if g.nodes[n][OP].KIND in SYNAPSE_KINDS and n not in feeds]
     layer_names = set(lif_like) | set(unowned) | set(readouts)
@@ -189,11 +212,13 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
         shape = tuple(g.nodes[n][SHAPE])
         neurons = math.prod(shape)
         if n in readouts:
-            syns, atts, residual, identity = [n], [], 0, []
+            syns, atts, shortcuts, identity = [n], [], [], []
         elif n in unowned:
-            syns, atts, residual, identity = [], [n], 0, []
+            syns, atts, shortcuts, identity = [], [n], [], []
         else:
-            syns, atts, residual, identity = walks[n]
+            walk = walks[n]
+            syns, atts, shortcuts, identity = walk.synapses, walk.attentions, walk.shortcuts, walk.identity
+        residual = len(shortcuts)
         sources: dict[str, int] = {}
         attention = None
         if atts:
@@ -234,8 +259,21 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
             name=n, kind="readout" if n in readouts else ("attention" if attention else node.KIND),
             shape=shape, neurons=neurons, units=units, unit_neurons=neurons // units, unit_weights=unit_weights,
             synapses=tuple(syns), synapse_count=syn_count, fan_in=max(fan_in, 1), residual_inputs=residual,
-            sources=tuple(sorted(sources.items())), attention=attention))
+            sources=tuple(sorted(sources.items())), attention=attention,
+            shortcut_sources=tuple(sorted({src for r in shortcuts for src in _computed_by(g, r, walks, owned, frozenset(readouts))}))))
     return layers
+
+
+def _computed_by(g: nx.DiGraph, node: str, walks: dict[str, _Dendrite], owned: set[str],
+                 readouts: frozenset[str]) -> list[str]:
+    """The layers whose cores send ``node``'s values (a membrane shortcut's graded ``rhs``): the layer
+    whose dendrites compute it (the first in order, where two walks pass it), else the layers it is
+    computed from (a conv that no layer's walk reaches is a readout layer of its own); none for the
+    input, which the host sends."""
+    for layer, walk in walks.items():
+        if node in walk.nodes:
+            return [layer]
+    return [src for src in _walk_to_layers(g, node, owned, readouts) if g.nodes[src][OP].KIND != "input"]
 
 
 def fan_out(layers: list[NeuronLayer]) -> dict[str, int]:
@@ -245,6 +283,8 @@ def fan_out(layers: list[NeuronLayer]) -> dict[str, int]:
         for src, fo in layer.sources:
             if src in out:
                 out[src] += fo
+        for src in layer.shortcut_sources:
+            out[src] += 1  # one graded value per element, to the element it is added to
     return out
 
 

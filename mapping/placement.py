@@ -11,7 +11,9 @@ crossed (Manhattan distance on the chip grid): an off-chip link costs more than 
 
 Traffic between two cores (`core_traffic`): synaptic events per timestep, from the firing rate of
 the source layer (per layer, `DEFAULT_RATE` where none is given) times its fan-out into the target
-layer, spread over the target layer's cores in proportion to their neurons. Cost of a placement:
+layer, spread over the target layer's cores in proportion to their neurons; plus a membrane
+shortcut's graded values, one per target neuron and step (`GRADED_RATE`), from the layer whose cores
+compute them (`NeuronLayer.shortcut_sources`). Cost of a placement:
 ``Σ traffic × hops`` (hop-events per timestep).
 """
 from __future__ import annotations
@@ -33,6 +35,9 @@ from .partition import Partition
 CHIP_CROSSING_HOPS = 8
 #: Firing rate (spikes per neuron per step) assumed for a layer with no given rate.
 DEFAULT_RATE = 0.1
+#: Values per element and step a membrane shortcut sends: a graded membrane value is sent whenever it
+#: is non-zero, which it nearly always is.
+GRADED_RATE = 1.0
 
 Position = tuple[int, int, int]  # (chip, x, y)
 Traffic = dict[tuple[int, int], float]  # (core a, core b), a < b -> events per step
@@ -58,13 +63,14 @@ def core_traffic(layers: list[NeuronLayer], part: Partition, rates: Mapping[str,
             share.setdefault(p.layer, []).append((core.id, p.neurons))
     traffic: Traffic = {}
     for layer in layers:
-        for src, fan_out in layer.sources:
-            rate = float(rates.get(src, DEFAULT_RATE))
+        streams = [(src, float(rates.get(src, DEFAULT_RATE)) * fan_out) for src, fan_out in layer.sources]
+        streams += [(src, GRADED_RATE) for src in layer.shortcut_sources]
+        for src, events_per_neuron in streams:
             for a, n_a in share.get(src, ()):
                 for b, n_b in share[layer.name]:
                     if a != b:
                         key = (min(a, b), max(a, b))
-                        traffic[key] = traffic.get(key, 0.0) + rate * n_a * fan_out * n_b / layer.neurons
+                        traffic[key] = traffic.get(key, 0.0) + events_per_neuron * n_a * n_b / layer.neurons
     return traffic
 
 
@@ -238,6 +244,6 @@ class _SwapSearch:
         self.here[core] = self._cost_at(core, new)
 
 
-__all__ = ["CHIP_CROSSING_HOPS", "DEFAULT_RATE", "InOrderPlacement", "Placement", "Position",
+__all__ = ["CHIP_CROSSING_HOPS", "DEFAULT_RATE", "GRADED_RATE", "InOrderPlacement", "Placement", "Position",
            "TrafficAwarePlacement", "Traffic", "core_traffic", "hop_matrix", "hops", "hops_between", "placement_cost",
            "slot_position"]

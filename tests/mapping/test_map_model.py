@@ -42,10 +42,16 @@ def test_traffic_aware_beats_in_order(mapped):
         assert r.traffic["traffic-aware"] < r.traffic["in-order"]
 
 
-def test_rates_scale_traffic():
+def test_rates_scale_the_spike_traffic_and_leave_the_graded_shortcuts():
+    """Spike traffic is linear in the firing rates; a membrane shortcut's graded values travel at every
+    step whatever the rates: traffic(0.2) - traffic(0.1) = traffic(0.1) - traffic(0), and the silent
+    network (rates 0) still carries its shortcuts."""
     base = map_model(statten_graph(), "loihi2", 2)
-    double = map_model(statten_graph(), "loihi2", 2, rates={n.name: 0.2 for n in base.layers})
-    assert double.traffic["in-order"] == pytest.approx(2 * base.traffic["in-order"])
+    traffic = {rate: map_model(statten_graph(), "loihi2", 2, rates={n.name: rate for n in base.layers}).traffic["in-order"]
+               for rate in (0.0, 0.1, 0.2)}
+    assert traffic[0.1] == pytest.approx(base.traffic["in-order"])  # 0.1 is the default
+    assert traffic[0.2] - traffic[0.1] == pytest.approx(traffic[0.1] - traffic[0.0])
+    assert 0 < traffic[0.0] < traffic[0.1]
 
 
 def test_block_size_must_divide_t():
