@@ -24,7 +24,8 @@ from statten_hw.targets.schema import MAX_CORES_PER_CHIP, SECTIONS, TOP_LEVEL, E
 #: scanning the folder, so a missing file is an error and not a silently shorter list.
 BUILTIN_TARGETS: tuple[str, ...] = ("loihi2", "layerwise", "paper45nm")
 
-#: Integers are used as numpy int64 counts downstream; TOML allows any size.
+#: Integers are used as numpy int64 counts downstream, and numbers multiply counts of up to that size;
+#: TOML allows any size.
 INT64_MAX = 2 ** 63 - 1
 
 _Problem = tuple[str, str]  # (dotted field, what is wrong)
@@ -158,23 +159,22 @@ def _check_value(hint: type, meta: Mapping[str, Any], value: Any) -> tuple[Any, 
     """Return (converted value, None) or (None, what is wrong). Bools are never numbers here."""
     unit = f" {meta['unit']}" if meta["unit"] else ""
     kind = f" ({meta['unit']})" if meta["unit"] else ""
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            return None, f"must be an integer{kind}, got {brief(value)}"
-        if abs(value) > INT64_MAX:
-            return None, f"must be at most 2**63 - 1 in magnitude, got {brief(value)}"
-    elif hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f"must be a number{kind}, got {brief(value)}"
-        if abs(value) > sys.float_info.max or not math.isfinite(value):  # the first test keeps huge ints off float()
-            return None, f"must be finite, got {brief(value)}"
-        value = float(value)
-    else:  # str, and the execution style, which is read as a string first
+    if hint not in (int, float):  # str, and the execution style, which is read as a string first
         if not isinstance(value, str):
             return None, f"must be a string, got {brief(value)}"
         if not value.strip():
             return None, "must not be empty"
         return value, None
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return None, f"must be an integer{kind}, got {brief(value)}"
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"must be a number{kind}, got {brief(value)}"
+        if abs(value) > sys.float_info.max or not math.isfinite(value):  # the first test keeps huge ints off float()
+            return None, f"must be finite, got {brief(value)}"
+        value = float(value)
+    if abs(value) > INT64_MAX:  # for a float, after rounding: 2**63 - 1 read as a float is 2**63
+        return None, f"must be at most 2**63 - 1 in magnitude, got {brief(value)}"
     if meta["bound"] == "positive" and not value > 0:
         return None, f"must be > 0{unit}, got {value!r}"
     if meta["bound"] == "nonnegative" and not value >= 0:
