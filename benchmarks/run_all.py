@@ -27,7 +27,7 @@ README = HERE / "README.md"
 BEGIN, END = "<!-- results table: written by run_all.py -->", "<!-- end of results table -->"
 #: In run order: quick ones first, so a failure shows early.
 BENCHMARKS = ("map_sdt_8_768", "map_loihi2", "engines", "lava_vs_event", "fast_vs_float", "pipeline", "scaling",
-              "gpu_sdt", "cuda_call_floor")
+              "event_kernels", "gpu_sdt", "cuda_call_floor")
 #: Benchmarks that need a CUDA device (skipped elsewhere; their result files come from a GPU machine).
 GPU_ONLY = ("gpu_sdt", "cuda_call_floor")
 
@@ -101,6 +101,15 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             f = d["fast_fit_t_x_neurons"]
             out.append(("5", "fast engine time vs T x neurons (T, image and depth sweeps)", "(report)",
                         f"R² {f['r2']:.3f}", "-"))
+    if d := _load("event_kernels"):
+        for name, r in d["networks"].items():
+            out.append(("5", f"event-driven / dense conv kernels, {name}, every conv on its real input "
+                        f"({100 * r['mean_input_density']:.0f} % non-zero)", "(report)",
+                        f"{r['event_over_dense']:.1f}x, identical sums: {r['all_identical']}", "-"))
+        below = [f"{100 * r['density']:.2g} %: {r['event_s'] / r['dense_s']:.2f}x" for r in d["density_sweep"]
+                 if r["shape"] == d["density_sweep"][0]["shape"]]
+        out.append(("5", f"event-driven / dense conv kernel by input density, conv {d['density_sweep'][0]['shape']}",
+                    "(report)", "; ".join(below), "-"))
     if d := _load("gpu_sdt"):
         out.append(("6", f"{d['device_batch_n']['device']} / CPU images per second, SDT-8-768", ">= 20x",
                     f"{d['speedup_images_per_s']:.1f}x", _yes(d["met"])))

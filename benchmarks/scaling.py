@@ -1,7 +1,7 @@
 """Item 5: how simulation time and memory grow with T, B, image size, depth, and with the events simulated.
 
 Networks are small and medium STAtten configurations (`ModelConfig`) with synthetic weights and BN
-calibrated to realistic firing rates (`sdt_model`), mapped on ``loihi2``, one image each.
+calibrated to set the firing rates (`sdt_model`), mapped on ``loihi2``, one image each.
 
 * Size sweeps (T, B, image size, depth around one base network): the fast engine's time (median of
   the repeats) beside the float forward's, and the extra peak memory of one simulation. Memory is

@@ -1,11 +1,17 @@
-"""SDT-8-768 at 224 px (T = 4, B = 2) with synthetic weights whose BN makes realistic firing rates.
+"""SDT-8-768 at 224 px (T = 4, B = 2) with synthetic weights whose BN sets the firing rates.
 
 Random conv weights give pre-activations of arbitrary scale; each BatchNorm is therefore calibrated on
 random images: its running statistics are set to the batch statistics it sees (one train-mode pass,
-``momentum=None``), and its affine part to ``gamma = 1, beta = BETA``, so every LIF receives
-roughly N(BETA, 1) input per step: with threshold 1 and tau 2 that fires some 10-20 % of neurons per
-step, the range the STAtten/SDT papers report for trained ImageNet models. Other ``beta`` values
-move every layer's firing rate together (the scaling benchmark's knob for the number of events).
+``momentum=None``), and its affine part to ``gamma = 1, beta = BETA``, so every LIF right after a
+BatchNorm receives roughly N(BETA, 1) input per step: with threshold 1 and tau 2 that fires 12-18 % of
+its neurons per step (patch embedding, q, k, v, fc2), the range the STAtten/SDT papers report for
+trained ImageNet models. The other LIFs fire far more, measured on one image (`benchmarks/event_kernels.py`
+prints the conv inputs' densities): the ones reading the membrane residual stream (shortcut_lif 89 %,
+fc1_lif 91 %; every block adds an N(BETA, 1) branch to the stream, so it drifts upwards) and the
+attention LIF (97 %: q·kᵀ·v counts, with no BatchNorm). Overall 28 % of the neurons fire per step, so
+this network's events, and the energy that follows from them, are at the high end of a trained model's.
+Other ``beta`` values move every layer's firing rate together (the scaling benchmark's knob for the
+number of events).
 
 The same recipe builds any `ModelConfig` (the scaling benchmark's small and medium networks), and
 `save_checkpoint` writes it in the layout the STAtten repository's ``train.py`` saves, so the whole

@@ -1,6 +1,6 @@
 """Simulate SDT-8-768 at 224 px (T = 4, B = 2) on one image and write its report folder.
 
-Synthetic weights with BN calibrated to realistic firing rates (benchmarks/sdt_model.py); the
+Synthetic weights with BN calibrated to set the firing rates (benchmarks/sdt_model.py); the
 network maps on ``paper45nm`` (loihi2 and layerwise refuse it: see benchmarks/results/map_sdt_8_768.json).
 Run: ``python examples/simulate_sdt_8_768.py [--device cuda] [-o out/sdt_8_768]``.
 """

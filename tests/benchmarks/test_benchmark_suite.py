@@ -110,3 +110,19 @@ def test_cuda_call_floor_runs_on_the_cpu(tmp_path):
     doc = main(["--device", "cpu", "--batches", "1", "--repeats", "1", "--results", str(tmp_path)])
     assert doc["rows"][0]["equal_to_cpu"] and doc["rows"][0]["ms_per_call"] > 0
     assert (tmp_path / "cuda_call_floor.json").is_file()
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(1, 1, 0), (3, 1, 1), (3, 2, 1), (5, 2, 0), (2, 3, 1)])
+def test_event_driven_conv_sums_equal_torchs_conv(kernel, stride, padding):
+    """The event-driven kernel `event_kernels.py` times against the dense one: each non-zero input adds
+    its weights to the outputs it reaches. On sparse integer inputs (spikes and graded values, some
+    rows silent) it must give torch's conv2d sums exactly, at every stride and padding."""
+    from event_kernels import event_sums
+
+    gen = torch.Generator().manual_seed(kernel * 10 + stride)
+    x = torch.randint(-3, 4, (3, 5, 9, 11), generator=gen).float() * (torch.rand(3, 5, 9, 11, generator=gen) < 0.2)
+    x[1] = 0  # a step with no events at all
+    weight = torch.randint(-128, 128, (7, 5, kernel, kernel), generator=gen).float()
+    want = torch.nn.functional.conv2d(x, weight, stride=stride, padding=padding)
+    matrix = weight.permute(1, 2, 3, 0).reshape(-1, 7).contiguous()
+    assert torch.equal(event_sums(x, matrix, kernel, stride, padding, want.shape[-2:]), want)
