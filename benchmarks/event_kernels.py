@@ -50,7 +50,8 @@ def event_sums(x: torch.Tensor, weight_matrix: torch.Tensor, kernel: int, stride
     for ky in range(kernel):
         for kx in range(kernel):
             sy, sx = y + padding - ky, xx + padding - kx
-            oy, ry, ox, rx = sy.div(stride, rounding_mode="floor"), sy % stride, sx.div(stride, rounding_mode="floor"), sx % stride
+            oy, ox = sy.div(stride, rounding_mode="floor"), sx.div(stride, rounding_mode="floor")
+            ry, rx = sy % stride, sx % stride
             ok = (ry == 0) & (rx == 0) & (oy >= 0) & (oy < ho) & (ox >= 0) & (ox < wo)
             rows.append((n_in[ok] * ho + oy[ok]) * wo + ox[ok])
             cols.append(c[ok] * kernel * kernel + ky * kernel + kx)
@@ -72,7 +73,8 @@ def compare(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, re
     timings = paired({"dense": lambda: dense_sums(x, weight, stride, padding),
                       "event": lambda: event_sums(x, matrix, k, stride, padding, dense.shape[-2:])}, repeats)
     inputs = int(torch.count_nonzero(x))
-    return {"density": inputs / x.numel(), "inputs": inputs, "elements": x.numel(), "synaptic_events": inputs * k * k * weight.shape[0],
+    return {"density": inputs / x.numel(), "inputs": inputs, "elements": x.numel(),
+            "synaptic_events": inputs * k * k * weight.shape[0],
             "dense_s": timings["dense"]["median_s"], "event_s": timings["event"]["median_s"], "identical": same}
 
 
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
 
     embedded = prepare(default_checkpoint(), "loihi2")
     digits = load_dataset("digits", split="test")[0][:1]
-    sdt = deploy(sdt_8_768(), "paper45nm", images(2, seed=3))  # the kernels do not depend on the target
+    sdt = deploy(sdt_8_768(), "paper45nm", images(2, seed=3))  # kernels do not depend on the target
     networks = {"embedded": network_convs(embedded, digits, args.repeats),
                 "sdt_8_768": network_convs(sdt, images(1, seed=7), args.repeats)}
     sweep = density_sweep(args.repeats)

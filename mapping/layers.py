@@ -197,6 +197,9 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
     readouts = [n for n in order if g.nodes[n][OP].KIND in SYNAPSE_KINDS and n not in feeds]
     layer_names = set(lif_like) | set(unowned) | set(readouts)
 
+    def senders(node: str) -> list[str]:
+        return _computed_by(g, node, walks, owned, frozenset(readouts))
+
     # Source side: which layers reach each synapse node, and how far one spike fans out.
     sources_of: dict[str, list[tuple[str, int]]] = {}
     for s in [n for n in order if g.nodes[n][OP].KIND in SYNAPSE_KINDS]:
@@ -260,7 +263,7 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
             shape=shape, neurons=neurons, units=units, unit_neurons=neurons // units, unit_weights=unit_weights,
             synapses=tuple(syns), synapse_count=syn_count, fan_in=max(fan_in, 1), residual_inputs=residual,
             sources=tuple(sorted(sources.items())), attention=attention,
-            shortcut_sources=tuple(sorted({src for r in shortcuts for src in _computed_by(g, r, walks, owned, frozenset(readouts))}))))
+            shortcut_sources=tuple(sorted({src for r in shortcuts for src in senders(r)}))))
     return layers
 
 

@@ -6,11 +6,11 @@ layer: a conv/linear (weighted synapses), an attention node (q, k, v into the bl
 (element by element). It is found by walking back from each layer's neurons through the ops computed
 on the layer's own cores (`owners`), stopping at the nodes whose values arrive from elsewhere: other
 layers, the input, a membrane shortcut, and a sum an earlier layer's walk already computes on its own
-cores (a residual stream that two layers' dendrites read). Each event is sent as one packet to every core holding at least one of its targets
-(its *coverage*); each target it reaches is one synaptic operation on the target's core. Both are
-linear in the events, so a projection keeps them per input element and destination core
-(``counters``): an engine counts a step's events with one product per sending core (the hops of the
-packets to each destination core follow from the hop matrix).
+cores (a residual stream that two layers' dendrites read). Each event is sent as one packet to every
+core holding at least one of its targets (its *coverage*); each target it reaches is one synaptic
+operation on the target's core. Both are linear in the events, so a projection keeps them per input
+element and destination core (``counters``): an engine counts a step's events with one product per
+sending core (the hops of the packets to each destination core follow from the hop matrix).
 
 One packet per event and destination core, however many projections of the source end there (a
 STAtten block's shortcut spikes feed its q, k and v convolutions, often on the same cores): the

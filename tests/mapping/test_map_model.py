@@ -47,7 +47,8 @@ def test_rates_scale_the_spike_traffic_and_leave_the_graded_shortcuts():
     step whatever the rates: traffic(0.2) - traffic(0.1) = traffic(0.1) - traffic(0), and the silent
     network (rates 0) still carries its shortcuts."""
     base = map_model(statten_graph(), "loihi2", 2)
-    traffic = {rate: map_model(statten_graph(), "loihi2", 2, rates={n.name: rate for n in base.layers}).traffic["in-order"]
+    traffic = {rate: map_model(statten_graph(), "loihi2", 2,
+                               rates={n.name: rate for n in base.layers}).traffic["in-order"]
                for rate in (0.0, 0.1, 0.2)}
     assert traffic[0.1] == pytest.approx(base.traffic["in-order"])  # 0.1 is the default
     assert traffic[0.2] - traffic[0.1] == pytest.approx(traffic[0.1] - traffic[0.0])
