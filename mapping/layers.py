@@ -10,7 +10,9 @@ Its *synapses* are the conv/linear nodes found walking backward from it through 
 memory of their own (batchnorm: folded into the bias; maxpool/mean: a reduction of the conv output;
 flatten; mul). A membrane ``add`` (MS shortcut) is a graded *residual input*: its ``lhs`` branch is
 walked, its ``rhs`` shortcut counts as one more input per neuron, without weights, sent by the layer
-whose cores compute it (the one whose walk passes the ``rhs`` node). An ``attention``
+whose cores compute it (the one whose walk passes the ``rhs`` node). A node an earlier layer's walk
+already computes (a residual stream two layers read) is not walked again: it is a shortcut too, sent
+from that layer's cores. An ``attention``
 node reached this way makes the layer an attention layer whose inputs are the Q, K, V layers.
 
 Weight encoding (dense, stated here once): a conv stores its kernel ``C_in/groups · kh · kw`` weights
@@ -67,8 +69,9 @@ class NeuronLayer:
 
     ``units`` weight-sharing groups of ``unit_neurons`` neurons each (``neurons = units·unit_neurons``)
     with ``unit_weights`` stored weights per group. ``sources``: ``(layer, fan_out)`` pairs, a spike
-    of ``layer`` reaches ``fan_out`` neurons of this layer. ``shortcut_sources``: the layers whose cores
-    send the graded values its membrane shortcuts add (one per neuron and step). ``synapse_count`` counts logical
+    of ``layer`` reaches ``fan_out`` neurons of this layer. ``shortcut_sources``: ``(layer, values)`` pairs,
+    the layers whose cores send the graded values its shortcuts add, and how many values per step (the
+    shortcut's elements; each is sent while non-zero). ``synapse_count`` counts logical
     connections (conv outputs × weights each), not stored weights.
     """
 
@@ -85,7 +88,7 @@ class NeuronLayer:
     residual_inputs: int
     sources: tuple[tuple[str, int], ...]
     attention: AttentionInputs | None = None
-    shortcut_sources: tuple[str, ...] = ()
+    shortcut_sources: tuple[tuple[str, int], ...] = ()
 
     def weight_bytes_per_unit(self, weight_bits: int) -> int:
         """Bytes of one unit's weights: ``ceil(unit_weights · weight_bits / 8)``."""
@@ -140,7 +143,7 @@ class _Dendrite:
 def _walk_synapses(g: nx.DiGraph, layer: str, claimed: set[str]) -> _Dendrite:
     """The `_Dendrite` of ``layer``; a node in ``claimed`` (computed by an earlier layer's walk, as a
     residual stream two layers read) is on that layer's cores, so it arrives as a graded input."""
-    synapses, attentions, shortcuts, identity = [], [], [], []
+    synapses, attentions, shortcuts, identity, arrived = [], [], [], [], []
     stack, seen = list(g.predecessors(layer)), set()
     while stack:
         n = stack.pop()
@@ -150,6 +153,7 @@ def _walk_synapses(g: nx.DiGraph, layer: str, claimed: set[str]) -> _Dendrite:
         node = g.nodes[n][OP]
         if n in claimed:
             shortcuts.append(n)
+            arrived.append(n)
         elif node.KIND in SYNAPSE_KINDS:
             synapses.append(n)
         elif node.KIND == "attention":
@@ -164,7 +168,7 @@ def _walk_synapses(g: nx.DiGraph, layer: str, claimed: set[str]) -> _Dendrite:
             stack.extend(g.predecessors(n))
     rank = {n: i for i, n in enumerate(g.nodes)}
     return _Dendrite(*(sorted(found, key=rank.__getitem__) for found in (synapses, attentions, shortcuts, identity)),
-                     nodes=seen - set(identity) - set(shortcuts))
+                     nodes=seen - set(identity) - set(arrived))
 
 
 def _synapse_geometry(g: nx.DiGraph, s: str) -> tuple[int, int, int, int]:
@@ -263,16 +267,26 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
             shape=shape, neurons=neurons, units=units, unit_neurons=neurons // units, unit_weights=unit_weights,
             synapses=tuple(syns), synapse_count=syn_count, fan_in=max(fan_in, 1), residual_inputs=residual,
             sources=tuple(sorted(sources.items())), attention=attention,
-            shortcut_sources=tuple(sorted({src for r in shortcuts for src in senders(r)}))))
+            shortcut_sources=_shortcut_sources(g, shortcuts, senders)))
     return layers
+
+
+def _shortcut_sources(g: nx.DiGraph, shortcuts: list[str], senders) -> tuple[tuple[str, int], ...]:
+    """``(layer, values per step)`` of a layer's shortcuts, summed per sending layer (`senders`) over the
+    distinct nodes (a node's values travel once, however many adds read them: packets are shared)."""
+    values: dict[str, int] = {}
+    for node in dict.fromkeys(shortcuts):
+        for src in senders(node):
+            values[src] = values.get(src, 0) + math.prod(g.nodes[node][SHAPE])
+    return tuple(sorted(values.items()))
 
 
 def _computed_by(g: nx.DiGraph, node: str, walks: dict[str, _Dendrite], owned: set[str],
                  readouts: frozenset[str]) -> list[str]:
-    """The layers whose cores send ``node``'s values (a membrane shortcut's graded ``rhs``): the layer
-    whose dendrites compute it (the first in order, where two walks pass it), else the layers it is
-    computed from (a conv that no layer's walk reaches is a readout layer of its own); none for the
-    input, which the host sends."""
+    """The layers whose cores send ``node``'s values (a shortcut's graded values): the layer whose
+    dendrite walk computes it (each node is computed by one walk, the first to reach it; possibly the
+    reading layer's own), else the layers it is computed from (a conv that no layer's walk reaches is a
+    readout layer of its own); none for the input, which the host sends."""
     for layer, walk in walks.items():
         if node in walk.nodes:
             return [layer]
@@ -280,14 +294,16 @@ def _computed_by(g: nx.DiGraph, node: str, walks: dict[str, _Dendrite], owned: s
 
 
 def fan_out(layers: list[NeuronLayer]) -> dict[str, int]:
-    """Targets one spike of each layer reaches, summed over its consumer layers."""
+    """Targets one neuron of each layer reaches, summed over its consumer layers: its spike's targets,
+    plus, per step, the graded shortcut values its cores send, spread over its neurons."""
     out = {layer.name: 0 for layer in layers}
+    neurons = {layer.name: layer.neurons for layer in layers}
     for layer in layers:
         for src, fo in layer.sources:
             if src in out:
                 out[src] += fo
-        for src in layer.shortcut_sources:
-            out[src] += 1  # one graded value per element, to the element it is added to
+        for src, values in layer.shortcut_sources:
+            out[src] += -(-values // neurons[src])  # each value goes to the one element it is added to
     return out
 
 

@@ -11,9 +11,9 @@ crossed (Manhattan distance on the chip grid): an off-chip link costs more than 
 
 Traffic between two cores (`core_traffic`): synaptic events per timestep, from the firing rate of
 the source layer (per layer, `DEFAULT_RATE` where none is given) times its fan-out into the target
-layer, spread over the target layer's cores in proportion to their neurons; plus a membrane
-shortcut's graded values, one per target neuron and step (`GRADED_RATE`), from the layer whose cores
-compute them (`NeuronLayer.shortcut_sources`). Cost of a placement:
+layer, spread over the target layer's cores in proportion to their neurons; plus a shortcut's graded
+values, each of its elements at every step (`GRADED_RATE`), from the cores of the layer that computes
+them in proportion to its neurons there (`NeuronLayer.shortcut_sources`). Cost of a placement:
 ``Σ traffic × hops`` (hop-events per timestep).
 """
 from __future__ import annotations
@@ -64,7 +64,8 @@ def core_traffic(layers: list[NeuronLayer], part: Partition, rates: Mapping[str,
     traffic: Traffic = {}
     for layer in layers:
         streams = [(src, float(rates.get(src, DEFAULT_RATE)) * fan_out) for src, fan_out in layer.sources]
-        streams += [(src, GRADED_RATE) for src in layer.shortcut_sources]
+        streams += [(src, GRADED_RATE * values / sum(n for _, n in share[src]))
+                    for src, values in layer.shortcut_sources]
         for src, events_per_neuron in streams:
             for a, n_a in share.get(src, ()):
                 for b, n_b in share[layer.name]:

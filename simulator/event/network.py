@@ -104,7 +104,7 @@ class EventNetwork:  # compared by identity: engines keep derived plans per netw
     n_cores: int
     hops: np.ndarray  # [n_cores, n_cores] NoC hops between placed cores
     timesteps: int
-    # per layer, the layers (or the network input) whose events its projections carry: who sent them
+    # per layer, the layers (or the network input) whose cores send its projections' events (`_layer_sources`)
     sources: dict[str, tuple[str, ...]]
 
     @cached_property
@@ -268,13 +268,14 @@ def build_network(qgraph, mapping) -> EventNetwork:
     projections = _share_packets(tuple(b.projection(*edge, hops) for edge in b.dendrite_edges))
     timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
     return EventNetwork(layers, projections, n_cores, hops, timesteps,
-                        _layer_sources(qgraph, layers, projections))
+                        _layer_sources(qgraph, layers, projections, b.computed_by))
 
 
-def _layer_sources(qgraph, layers: tuple[LayerInfo, ...], projections: tuple[Projection, ...]
-                   ) -> dict[str, tuple[str, ...]]:
-    """Per layer, the layers (or the network input) behind its projections' sources: the walk goes back
-    through the ops computed on the sending side (flattens, pooling, means) to a layer or the input."""
+def _layer_sources(qgraph, layers: tuple[LayerInfo, ...], projections: tuple[Projection, ...],
+                   computed_by: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """Per layer, the layers (or the network input) that send its projections' events: a source that is
+    a layer or the input, the layer whose dendrite computes it (a shortcut's graded values), or, for a
+    source no dendrite computes (flattens, pooling, means placed after a layer), the layers behind it."""
     names = {layer.name for layer in layers}
     found: dict[str, set[str]] = {name: set() for name in names}
     for p in projections:
@@ -283,6 +284,8 @@ def _layer_sources(qgraph, layers: tuple[LayerInfo, ...], projections: tuple[Pro
             n = stack.pop()
             if n in names or isinstance(qgraph.qop(n), QInput):
                 found[p.layer].add(n)
+            elif n in computed_by:
+                found[p.layer].add(computed_by[n])
             else:
                 stack.extend(qgraph.graph.predecessors(n))
     return {layer.name: tuple(sorted(found[layer.name])) for layer in layers}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mapping_helpers import statten_graph
+from mapping_helpers import small_target, statten_graph
 from statten_hw.mapping.layers import fan_out, neuron_layers
 
 
@@ -37,8 +37,11 @@ def test_membrane_shortcut_is_one_residual_input():
     assert s.synapses == ("patch_embed.rpe_conv",)
     # the shortcut (patch_embed.maxpool3 of proj_conv3) is computed on proj_lif3's cores, whose
     # neurons read it; the next block's shortcut, patch_embed.rpe_add, on this layer's own
-    assert s.shortcut_sources == ("patch_embed.proj_lif3",)
-    assert _by_name()["block.0.mlp.fc1_lif"].shortcut_sources == ("block.0.attn.shortcut_lif",)
+    # each sends the shortcut's 64 channels x 8 x 8 tokens of graded values per step
+    assert s.shortcut_sources == (("patch_embed.proj_lif3", 64 * 8 * 8),)
+    assert _by_name()["block.0.mlp.fc1_lif"].shortcut_sources == (("block.0.attn.shortcut_lif", 64 * 8 * 8),)
+    # head_lif (64 neurons after the spatial mean) adds the whole 64 x 8 x 8 residual stream before the mean
+    assert _by_name()["head_lif"].shortcut_sources == (("block.1.mlp.fc1_lif", 64 * 8 * 8),)
 
 
 def test_attention_layer_inputs():
@@ -71,6 +74,59 @@ def test_a_residual_stream_two_dendrites_read_is_computed_once():
     layers = {layer.name: layer for layer in neuron_layers(lower(small_model("statten_mlp_res")))}
     fc2 = layers["block.0.mlp.fc2_lif"]
     assert fc2.synapses == () and fc2.unit_weights == 0
-    assert fc2.shortcut_sources == ("block.0.mlp.fc1_conv", "block.0.mlp.fc1_lif")
+    tokens = 16 * 4 * 4  # dim 16 on 8 px pooled once
+    assert fc2.shortcut_sources == (("block.0.mlp.fc1_conv", tokens), ("block.0.mlp.fc1_lif", tokens))
     assert (fc2.residual_inputs, fc2.fan_in) == (2, 2)
     assert layers["block.0.mlp.fc1_lif"].synapses == ("block.0.attn.proj_conv",)
+
+
+def _graph_with_a_shortcut_its_own_walk_computes():
+    """lif_a feeds conv_b and conv_c; L reads ``membrane(conv_c, conv_b) + maxpool(conv_b)``: conv_b
+    is both a membrane shortcut and, through the pool, part of L's own dendrite."""
+    import numpy as np
+    from statten_hw.ir import nodes as N
+    from statten_hw.ir.graph import SHAPE, add_op, inferred_shape, new_graph
+
+    rng, g = np.random.default_rng(0), new_graph()
+
+    def add(name, op, **inputs):
+        add_op(g, name, op, "test", **inputs)
+        g.nodes[name][SHAPE] = tuple(op.shape) if isinstance(op, N.Input) else inferred_shape(g, name)
+
+    def conv(c_in, c_out):
+        return N.Conv2d(weight=rng.standard_normal((c_out, c_in, 1, 1)).astype(np.float32),
+                        bias=np.full(c_out, 0.1, np.float32))
+
+    add("x", N.Input(shape=(2, 4, 4), timesteps=2))
+    add("conv_a", conv(2, 4), x="x")
+    add("lif_a", N.LIF(), x="conv_a")
+    add("conv_b", conv(4, 4), x="lif_a")
+    add("conv_c", conv(4, 4), x="lif_a")
+    add("add1", N.Add(kind="membrane"), lhs="conv_c", rhs="conv_b")
+    add("pooled", N.MaxPool2d(kernel=(1, 1), stride=(1, 1), padding=(0, 0)), x="conv_b")
+    add("add2", N.Add(kind="spike"), lhs="add1", rhs="pooled")
+    add("L", N.LIF(), x="add2")
+    add("mean", N.Mean(axes=(1, 2)), x="L")
+    add("head", N.Linear(weight=rng.standard_normal((3, 4)).astype(np.float32), bias=np.zeros(3, np.float32)),
+        x="mean")
+    add("time_mean", N.Mean(time=True), x="head")
+    add("out", N.Output(), x="time_mean")
+    return g
+
+
+def test_a_shortcut_the_layers_own_dendrite_computes_is_sent_by_its_own_cores():
+    """L's walk computes conv_b (through the pool), so the shortcut's 4 x 4 x 4 values come from L's own
+    cores, as the event network sends them, not from lif_a's."""
+    import torch
+    from statten_hw.mapping import map_model
+    from statten_hw.quant import quantize
+    from statten_hw.simulator.event.network import build_network
+
+    g = _graph_with_a_shortcut_its_own_walk_computes()
+    layers = {layer.name: layer for layer in neuron_layers(g)}
+    assert layers["L"].shortcut_sources == (("L", 4 * 4 * 4),)
+    qgraph = quantize(g, torch.randn(2, 2, 4, 4, generator=torch.Generator().manual_seed(1)), weight_bits=8)
+    mapping = map_model(qgraph.float_graph, small_target(neurons_per_core=16), 1)
+    (shortcut,) = [p for p in build_network(qgraph, mapping).projections if p.port == "rhs"]
+    l_cores = {core for core, layer, _ in mapping.pieces if layer == "L"}
+    assert shortcut.source == "conv_b" and {core for core, _ in shortcut.senders} <= l_cores

@@ -80,8 +80,9 @@ def test_membrane_shortcuts_travel_from_the_cores_the_simulator_sends_them_from(
     """A membrane shortcut's graded values (and, with an MLP as wide as its input, the residual stream
     fc1_lif's dendrite computes and fc2_lif's reads) are sent by the cores that compute them. The event network
     finds those cores on its own (owners pulled back from each layer's neurons); each core it sends
-    shortcut packets from must hold a layer the mapper names as the shortcut's source, and each core
-    pair it sends them between must carry shortcut traffic in the mapper's estimate."""
+    shortcut packets from must hold a layer the mapper names as the shortcut's source (and the network
+    names that layer among the ones the layer receives from), and each core pair it sends them between
+    must carry shortcut traffic in the mapper's estimate."""
     deployment = small_deployment(key)
     layers = neuron_layers(deployment.qgraph.float_graph)
     by_name = {layer.name: layer for layer in layers}
@@ -96,7 +97,9 @@ def test_membrane_shortcuts_travel_from_the_cores_the_simulator_sends_them_from(
     assert shortcuts, "no membrane shortcut in this network"
     pairs = 0
     for p in shortcuts:
-        named = set().union(*(layer_cores[src] for src in by_name[p.layer].shortcut_sources))
+        senders = {src for src, _ in by_name[p.layer].shortcut_sources}
+        assert senders <= set(deployment.event_network.sources[p.layer]), p.layer  # whom the timeline waits for
+        named = set().union(*(layer_cores[src] for src in senders))
         for sender in (core for core, _ in p.senders if core != HOST):
             assert sender in named, (p.layer, p.source, sender)
             for key_pair in {(min(sender, r), max(sender, r)) for r in map(int, p.dst_cores) if r != sender}:
