@@ -251,14 +251,26 @@ def _hops_matrix(mapping) -> np.ndarray:
     return hop_matrix([(c.chip, c.x, c.y) for c in cores], mapping.target)
 
 
-def build_network(qgraph, mapping) -> EventNetwork:
-    """The projections of ``qgraph`` as placed by ``mapping`` (made on ``qgraph.float_graph``)."""
+def _walked(qgraph, mapping) -> _Builder:
+    """A builder that has walked every mapped layer's dendrites: owners and arriving edges, no projections."""
     b = _Builder(qgraph, mapping)
     missing = [r.name for r in mapping.layers if r.name not in b.g]
     if missing:
         raise GraphError(f"mapped layers {missing} are not in the quantized graph")
     for row in mapping.layers:
         b.walk_dendrites(row.name)
+    return b
+
+
+def dendrite_arrivals(qgraph, mapping) -> frozenset[tuple[str, str]]:
+    """`EventNetwork.arrivals` without the projections' per-core counters (cheap, for reports that only
+    need to know which edges carry events between cores)."""
+    return frozenset((target, port) for _, _, target, port in _walked(qgraph, mapping).dendrite_edges)
+
+
+def build_network(qgraph, mapping) -> EventNetwork:
+    """The projections of ``qgraph`` as placed by ``mapping`` (made on ``qgraph.float_graph``)."""
+    b = _walked(qgraph, mapping)
     b.place_sources()
     n_cores = len(mapping.cores)
     layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), b.grouped(r.name),
@@ -291,4 +303,5 @@ def _layer_sources(qgraph, layers: tuple[LayerInfo, ...], projections: tuple[Pro
     return {layer.name: tuple(sorted(found[layer.name])) for layer in layers}
 
 
-__all__ = ["CoreElements", "EventNetwork", "LayerInfo", "Projection", "build_network", "fan_out", "group_by_core"]
+__all__ = ["CoreElements", "EventNetwork", "LayerInfo", "Projection", "build_network", "dendrite_arrivals", "fan_out",
+           "group_by_core"]

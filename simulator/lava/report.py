@@ -11,8 +11,9 @@ so only a run without saturation is bit-exact). The placement itself (layer and 
 positions, neurons, and the static totals and memory per core) is the deployment's mapping. Nothing
 else is measured by Lava (SOPs, cycles, energy, NoC traffic): those fields stay null.
 
-A process belongs to the neuron layers its output reaches without crossing a synapse (a conv feeds
-the LIF after it, a pool or residual sum the layer whose dendrite computes it); a process that
+A process belongs to the neuron layers its output reaches without its values travelling between cores
+(a conv feeds the LIF after it, a pool or residual sum the layer whose dendrite computes it, by the
+event simulator's rule: `dendrite_arrivals`); a process that
 reaches none (a spike sum read by synapses, a readout's time mean) belongs to the layers it reads.
 """
 from __future__ import annotations
@@ -20,21 +21,16 @@ from __future__ import annotations
 import numpy as np
 
 from statten_hw.ir.graph import PORT, SHAPE, topological_order
-from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QLinear
 from statten_hw.reports.schema import STATIC_TOTALS, empty_report
+from statten_hw.simulator.event.network import dendrite_arrivals
 from statten_hw.simulator.event.owners import layer_owners
 
 from .neurons import LAVA_ALIGN_BITS
 
 
-def _receives(op, port: str) -> bool:
-    """The edge into ``op`` on ``port`` delivers events from elsewhere (it is not computed here)."""
-    return isinstance(op, (QConv2d, QLinear, QAttention)) or (isinstance(op, QAdd) and op.kind == "membrane"
-                                                              and port == "rhs")
-
-
-def node_layers(qgraph, layers: set[str]) -> dict[str, set[str]]:
-    """Mapped layers each node's process belongs to (module docstring)."""
+def node_layers(qgraph, layers: set[str], arrivals: frozenset[tuple[str, str]]) -> dict[str, set[str]]:
+    """Mapped layers each node's process belongs to (module docstring); ``arrivals``: the ``(node, port)``
+    edges whose values come from other cores (`simulator.event.network.dendrite_arrivals`)."""
     g = qgraph.graph
     order = topological_order(g)
     owned: dict[str, set[str]] = {}
@@ -44,7 +40,7 @@ def node_layers(qgraph, layers: set[str]) -> dict[str, set[str]]:
             continue
         owned[n] = set()
         for _, succ, data in g.out_edges(n, data=True):
-            if succ in layers or not _receives(qgraph.qop(succ), data[PORT]):
+            if succ in layers or (succ, data[PORT]) not in arrivals:
                 owned[n] |= owned[succ]
     for n in order:
         if not owned[n]:
@@ -86,7 +82,7 @@ def lava_report(deployment, run, reference=None) -> dict:
     doc["cores"] = _cores(mapping, qgraph, per_neuron)
     doc["totals"].update({f: getattr(mapping.totals, f) for f in STATIC_TOTALS},
                          spikes=int(sum(int(c.sum()) for c in per_neuron.values())))
-    owners = node_layers(qgraph, set(cores_of))
+    owners = node_layers(qgraph, set(cores_of), dendrite_arrivals(qgraph, mapping))
     doc["lava"] = {
         "run_config": "Loihi2SimCfg(select_tag='fixed_pt')",
         "neuron_model": f"lava.proc.lif LIFReset/TernaryLIF with Lava's fixed-point LIF arithmetic on an integer "

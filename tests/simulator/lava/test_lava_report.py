@@ -146,3 +146,22 @@ def test_a_run_where_the_reference_saturates_says_so():
     reference = run_integer(qg, x)
     check = agreement(run_lava(qg, x), reference)
     assert check["reference_saturated"] == sum(reference.overflows.values()) > 0
+
+
+def test_a_residual_stream_two_layers_read_belongs_to_the_layer_whose_cores_compute_it():
+    """With an MLP as wide as its input, fc2_lif's dendrite reads the residual stream that fc1_lif's
+    computes; the event simulator sends it from fc1_lif's cores (`dendrite_arrivals`), so its process
+    is on fc1_lif's cores only, and the sum fc2_lif adds it into is fc2_lif's."""
+    import sys
+    from pathlib import Path
+
+    sys.path[:0] = [str(Path(__file__).parents[2] / "ir"), str(Path(__file__).parents[1] / "event")]
+    from sim_nets import small_deployment
+    from statten_hw.simulator.event.network import dendrite_arrivals
+    from statten_hw.simulator.lava.report import node_layers
+
+    d = small_deployment("statten_mlp_res")
+    owners = node_layers(d.qgraph, {r.name for r in d.mapping.layers}, dendrite_arrivals(d.qgraph, d.mapping))
+    assert owners["block.0.attn.residual"] == {"block.0.mlp.fc1_lif"}
+    assert owners["block.0.mlp.hidden_residual"] == {"block.0.mlp.fc2_lif"}
+    assert dendrite_arrivals(d.qgraph, d.mapping) == d.event_network.arrivals
