@@ -34,6 +34,7 @@ token's q row of its head, weighted by the KᵀV accumulators, and the k, v rows
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass
 
 import networkx as nx
@@ -140,7 +141,7 @@ class _Dendrite:
     nodes: set[str]
 
 
-def _walk_synapses(g: nx.DiGraph, layer: str, claimed: set[str]) -> _Dendrite:
+def _walk_synapses(g: nx.DiGraph, layer: str, claimed: Container[str]) -> _Dendrite:
     """The `_Dendrite` of ``layer``; a node in ``claimed`` (computed by an earlier layer's walk, as a
     residual stream two layers read) is on that layer's cores, so it arrives as a graded input."""
     synapses, attentions, shortcuts, identity, arrived = [], [], [], [], []
@@ -188,8 +189,10 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
     order = topological_order(g)
     lif_like = [n for n in order if g.nodes[n][OP].KIND in NEURON_KINDS]
     walks: dict[str, _Dendrite] = {}
+    computed_on: dict[str, str] = {}  # node -> the layer whose walk computes it (the first to reach it)
     for n in lif_like:
-        walks[n] = _walk_synapses(g, n, set().union(*(walk.nodes for walk in walks.values())))
+        walks[n] = _walk_synapses(g, n, computed_on)
+        computed_on.update(dict.fromkeys(walks[n].nodes, n))
     owned = {a for walk in walks.values() for a in walk.attentions}
     unowned = [n for n in order if g.nodes[n][OP].KIND == "attention" and n not in owned]
 
@@ -201,8 +204,10 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
     readouts = [n for n in order if g.nodes[n][OP].KIND in SYNAPSE_KINDS and n not in feeds]
     layer_names = set(lif_like) | set(unowned) | set(readouts)
 
+    readout_set = frozenset(readouts)
+
     def senders(node: str) -> list[str]:
-        return _computed_by(g, node, walks, owned, frozenset(readouts))
+        return _computed_by(g, node, computed_on, owned, readout_set)
 
     # Source side: which layers reach each synapse node, and how far one spike fans out.
     sources_of: dict[str, list[tuple[str, int]]] = {}
@@ -281,15 +286,14 @@ def _shortcut_sources(g: nx.DiGraph, shortcuts: list[str], senders) -> tuple[tup
     return tuple(sorted(values.items()))
 
 
-def _computed_by(g: nx.DiGraph, node: str, walks: dict[str, _Dendrite], owned: set[str],
+def _computed_by(g: nx.DiGraph, node: str, computed_on: dict[str, str], owned: set[str],
                  readouts: frozenset[str]) -> list[str]:
     """The layers whose cores send ``node``'s values (a shortcut's graded values): the layer whose
-    dendrite walk computes it (each node is computed by one walk, the first to reach it; possibly the
-    reading layer's own), else the layers it is computed from (a conv that no layer's walk reaches is a
-    readout layer of its own); none for the input, which the host sends."""
-    for layer, walk in walks.items():
-        if node in walk.nodes:
-            return [layer]
+    dendrite walk computes it (``computed_on``; possibly the reading layer's own), else the layers it is
+    computed from (a conv that no layer's walk reaches is a readout layer of its own); none for the
+    input, which the host sends."""
+    if node in computed_on:
+        return [computed_on[node]]
     return [src for src in _walk_to_layers(g, node, owned, readouts) if g.nodes[src][OP].KIND != "input"]
 
 

@@ -62,10 +62,10 @@ def core_traffic(layers: list[NeuronLayer], part: Partition, rates: Mapping[str,
         for p in core.pieces:
             share.setdefault(p.layer, []).append((core.id, p.neurons))
     traffic: Traffic = {}
+    neurons = {layer.name: layer.neurons for layer in layers}
     for layer in layers:
         streams = [(src, float(rates.get(src, DEFAULT_RATE)) * fan_out) for src, fan_out in layer.sources]
-        streams += [(src, GRADED_RATE * values / sum(n for _, n in share[src]))
-                    for src, values in layer.shortcut_sources]
+        streams += [(src, GRADED_RATE * values / neurons[src]) for src, values in layer.shortcut_sources]
         for src, events_per_neuron in streams:
             for a, n_a in share.get(src, ()):
                 for b, n_b in share[layer.name]:
