@@ -8,7 +8,7 @@ calibrated to set the firing rates (`sdt_model`), mapped on ``loihi2``, one imag
   measured in a fresh child process per point whose allocator returns every large block on free
   (``MALLOC_MMAP_THRESHOLD_``), so that resident memory follows live tensors: ``VmHWM`` during the
   first simulation minus ``VmRSS`` before it.
-* Events: one network, its firing rate moved by the BN shift ``beta`` (T x neurons fixed), plus a T
+* Events: one network, its LIFs' firing rate moved by the BN calibration's ``rate`` (T x neurons fixed), plus a T
   sweep at the usual rate: the time of both engines against the spike packets sent and the synaptic
   events (SOPs) simulated, each with a least-squares line ``time = a + b · events`` and its R².
 
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from harness import PeakMemory, load_average, paired, parser, run_child, save_png, set_threads, write_result
-from sdt_model import deploy, images, sdt_8_768
+from sdt_model import RATE, deploy, images, sdt_8_768
 
 from statten_hw.models import ModelConfig
 
@@ -49,43 +49,43 @@ SWEEPS = {
     "depth": [replace(BASE, depth=d) for d in (1, 2, 4, 8)],
 }
 EVENTS_BASE = replace(BASE, depth=1, dim=32, heads=2, img_size=16)
-BETAS = (-1.0, -0.5, 0.0, 0.6, 1.2, 2.0, 3.0)
+RATES = (0.01, 0.03, 0.08, 0.15, 0.25, 0.4, 0.6)
 EVENTS_T = (2, 8)
 #: A network where the kernels, not the per-call overhead, take the fast engine's time (the events
 #: base spends most of its 10 ms on the calls themselves): its firing rate swept from silent to busy.
 WIDE_BASE = replace(BASE, dim=256)
-WIDE_BETAS = (-3.0, -2.0, -1.0, 0.0, 0.6, 2.0)
+WIDE_RATES = (0.0, 0.02, 0.05, 0.15, 0.3, 0.6)
 #: An engine counts as linear in the events where both least-squares lines (packets, SOPs) explain this much.
 LINEAR_R2 = 0.9
 
 
-def network(config: ModelConfig, beta: float = 0.6):
-    model = sdt_8_768(config, beta=beta)
+def network(config: ModelConfig, rate: float = RATE):
+    model = sdt_8_768(config, rate=rate)
     return deploy(model, "loihi2", images(2, config, seed=3)), images(1, config, seed=7)
 
 
-def simulation_memory(config: ModelConfig, beta: float) -> int | None:
+def simulation_memory(config: ModelConfig, rate: float) -> int | None:
     """Extra peak resident bytes of the first fast simulation of one image, in a fresh child process."""
-    child = run_child([__file__, "--memory-child", json.dumps(config.to_dict()), str(beta)],
+    child = run_child([__file__, "--memory-child", json.dumps(config.to_dict()), str(rate)],
                       env={"MALLOC_MMAP_THRESHOLD_": str(128 << 10)})
     return json.loads(child["stdout"].strip().splitlines()[-1]) if child["returncode"] == 0 else None
 
 
-def memory_child(config: ModelConfig, beta: float) -> int | None:
+def memory_child(config: ModelConfig, rate: float) -> int | None:
     from statten_hw.simulator import simulate
 
-    deployment, x = network(config, beta)
+    deployment, x = network(config, rate)
     with PeakMemory() as mem:
         simulate(deployment, x)
     return mem.extra
 
 
-def point(config: ModelConfig, repeats: int, engines=("fast",), beta: float = 0.6, memory: bool = True) -> dict:
+def point(config: ModelConfig, repeats: int, engines=("fast",), rate: float = RATE, memory: bool = True) -> dict:
     """Times (median of ``repeats``) of the float forward and each engine, the fast engine's extra peak
     memory (``memory``), and the size and events of the simulated image."""
     from statten_hw.simulator import simulate
 
-    deployment, x = network(config, beta)
+    deployment, x = network(config, rate)
 
     def float_forward():
         with torch.no_grad():
@@ -96,10 +96,10 @@ def point(config: ModelConfig, repeats: int, engines=("fast",), beta: float = 0.
     t = simulate(deployment, x).report["totals"]
     return {"config": {k: v for k, v in config.to_dict().items() if k in ("timesteps", "block_size", "img_size",
                                                                         "depth", "dim")},
-            "beta": beta, "neurons": t["neurons"], "t_x_neurons": t["neurons"] * config.timesteps,
+            "rate": rate, "neurons": t["neurons"], "t_x_neurons": t["neurons"] * config.timesteps,
             "cores": t["cores"], "spikes": t["spikes"], "sops": t["sops"], "noc_packets": t["noc_packets"],
             "seconds": {name: v["median_s"] for name, v in timings.items()}, "timings": timings,
-            "fast_peak_extra_bytes": simulation_memory(config, beta) if memory else None}
+            "fast_peak_extra_bytes": simulation_memory(config, rate) if memory else None}
 
 
 def fit(x: list[float], y: list[float]) -> dict:
@@ -174,7 +174,7 @@ def plot_events(rows: list[dict], fits: dict, folder, wide: list[dict]):
 
 def main(argv=None) -> None:
     p = parser(__doc__, repeats=3, threads=1)
-    p.add_argument("--memory-child", nargs=2, metavar=("CONFIG_JSON", "BETA"), help=argparse.SUPPRESS)
+    p.add_argument("--memory-child", nargs=2, metavar=("CONFIG_JSON", "RATE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     threads = set_threads(args.threads)
     if args.memory_child:
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
     for knob, configs in SWEEPS.items():
         sweeps[knob] = [point(c, args.repeats) for c in configs]
         print(knob, [(r["config"][knob], round(r["seconds"]["fast"], 3)) for r in sweeps[knob]])
-    events = [{"sweep": "rate", **point(EVENTS_BASE, args.repeats, ("fast", "detailed"), beta)} for beta in BETAS]
+    events = [{"sweep": "rate", **point(EVENTS_BASE, args.repeats, ("fast", "detailed"), rate)} for rate in RATES]
     events += [{"sweep": "timesteps", **point(replace(EVENTS_BASE, timesteps=t), args.repeats, ("fast", "detailed"))}
                for t in EVENTS_T]
     fits = {e: {q: fit([r[q] for r in events], [r["seconds"][e] for r in events]) for q in QUANTITIES}
@@ -197,7 +197,7 @@ def main(argv=None) -> None:
         f = fits[e]["noc_packets"]
         print(f"{e}: time = {f['intercept_s']:.3g} s + {f['slope_s_per_event']:.3g} s/packet, R² {f['r2']:.3f}; "
               f"over the rate sweep ({sops_range:.0f}x the synaptic events) time moves {flat[e]:.2f}x")
-    wide = [point(WIDE_BASE, args.repeats, beta=beta, memory=False) for beta in WIDE_BETAS]
+    wide = [point(WIDE_BASE, args.repeats, rate=rate, memory=False) for rate in WIDE_RATES]
     wide_summary = {"sops_max_over_min": max(r["sops"] for r in wide) / max(min(r["sops"] for r in wide), 1),
                     "time_max_over_min": {e: max(r["seconds"][e] for r in wide) / min(r["seconds"][e] for r in wide)
                                           for e in ("fast", "float_forward")},

@@ -18,13 +18,18 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import harness  # noqa: E402
-from sdt_model import images, save_checkpoint, sdt_8_768  # noqa: E402
+from sdt_model import calibrate, images, qkv_rate, save_checkpoint, sdt_8_768, shift_for_rate  # noqa: E402
 
-from statten_hw.models import ModelConfig, load_checkpoint  # noqa: E402
+from statten_hw.energy.rates import measure_rates  # noqa: E402
+from statten_hw.models import ModelConfig, build_model, load_checkpoint  # noqa: E402
+from statten_hw.models.lif import MultiStepLIF  # noqa: E402
 from statten_hw.targets import load_target  # noqa: E402
 
 TINY = ModelConfig(family="statten", attention="STAtten", depth=1, dim=16, heads=2, timesteps=4, block_size=2,
                    img_size=8, in_channels=3, num_classes=5, pooling_stat="0001")
+#: Deep enough for a residual stream to drift, small enough to calibrate in a second.
+DEEP = ModelConfig(family="statten", attention="STAtten", depth=6, dim=32, heads=2, timesteps=4, block_size=2,
+                   img_size=16, in_channels=3, num_classes=5, pooling_stat="0011")
 ALLOCATE = ("import sys; sys.path.insert(0, sys.argv[2]); import harness; b = bytearray(int(sys.argv[1]) << 20); "
             "b[::4096] = b'x' * len(b[::4096]); print(harness.peak_rss_bytes())")
 
@@ -77,6 +82,61 @@ def test_saved_checkpoint_loads_back_as_the_same_model(tmp_path):
     x = images(2, TINY, seed=5)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
+
+
+def _lif_outputs(config: ModelConfig, rates) -> dict[str, float]:
+    """Each calibrated LIF's firing rate, read where the energy model reads it: at the conv that takes its
+    spikes (with ``pooling_stat`` "0011" no pool lies between them) or at q, k, v themselves."""
+    readers = {"patch_embed.proj_conv1": "proj_lif", "patch_embed.proj_conv2": "proj_lif1",
+               "patch_embed.rpe_conv": "proj_lif3", "head": "head_lif"}
+    for i in range(config.depth):
+        readers.update({f"block.{i}.attn.q_conv": f"block.{i}.shortcut_lif", f"block.{i}.mlp.fc1_conv": f"block.{i}.fc1_lif",
+                        f"block.{i}.mlp.fc2_conv": f"block.{i}.fc2_lif"})
+        readers.update({f"block.{i}.attn.{n}_lif": f"block.{i}.{n}_lif" for n in "qkv"})
+    return {lif: rates.mean(key) for key, lif in readers.items()}
+
+
+def test_calibration_makes_each_lif_fire_at_its_rate_as_the_energy_model_measures_it():
+    """`calibrate` sets the BatchNorms so that, on the calibration images, every LIF after a BatchNorm or on
+    the residual stream fires ``rate`` and q, k, v fire ``qkv`` (two different rates, so a LIF routed to
+    the wrong target shows); measured by the library's own `measure_rates` on the calibrated eval model.
+    The pass adds each shift after the BatchNorm, the model inside it: one rounding apart, which flips a
+    few spikes near the threshold, and the network carries them on, so the rates agree to about 1 %."""
+    torch.manual_seed(0)
+    x = images(4, DEEP, seed=1)
+    model = calibrate(build_model(DEEP), x, rate=0.2, qkv=0.08)
+    measured = _lif_outputs(DEEP, measure_rates(model, x))
+    for lif, rate in measured.items():
+        want = 0.08 if lif.endswith(("q_lif", "k_lif", "v_lif")) else 0.2
+        if lif != "head_lif":  # 4 images give each of its channels only 0, 1/4, ... of a rate
+            assert abs(rate - want) < 0.015, (lif, rate)
+
+
+def test_a_calibrated_residual_stream_does_not_drift_into_saturation_with_depth():
+    """On images it was not calibrated on, the LIFs reading the membrane stream fire near the default
+    rate in the last block as in the first (a stream that drifts up with depth drives them to fire at
+    almost every step: 89 % in SDT-8-768's fixed-shift calibration)."""
+    model = sdt_8_768(DEEP, calibration_images=4)
+    measured = _lif_outputs(DEEP, measure_rates(model, images(4, DEEP, seed=11)))
+    for i in (0, DEEP.depth - 1):
+        for lif in (f"block.{i}.shortcut_lif", f"block.{i}.fc1_lif"):
+            assert 0.1 < measured[lif] < 0.2, (lif, measured[lif])
+    assert all(0.02 < measured[f"block.{i}.{n}_lif"] < 2 * qkv_rate(DEEP) for i in range(DEEP.depth) for n in "qkv")
+
+
+def test_a_channels_shift_is_the_smallest_that_reaches_the_rate():
+    """Per channel, the LIF fires at least the rate at the shift and less just below it (the official LIF
+    run independently on the shifted values; channels of different scales and signs)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 3, 5, 6, 6, generator=gen) * torch.tensor([0.1, 1.0, 5.0, 20.0, 1.0]).view(1, 1, 5, 1, 1)
+    x[:, :, 4] -= 50
+    shift = shift_for_rate(x, 0.3)
+
+    def rate(s):
+        return MultiStepLIF()(x + s.view(1, 1, 5, 1, 1)).mean((0, 1, 3, 4))
+
+    span = x.abs().amax() + 2
+    assert (rate(shift) >= 0.3).all() and (rate(shift - span * 2.0**-20) < 0.3).all()
 
 
 def test_linear_fit_recovers_a_known_line():
