@@ -10,8 +10,8 @@ matrix. Its cost is the events times ``C_out`` per kernel offset, plus building 
 Measured here, one torch thread, each kernel timed interleaved with the other (median of the repeats):
 
 * Per network (the embedded model on one test digit, SDT-8-768 at 224 px with T = 4, its BN calibrated
-  as `sdt_model` says, 28 % of its neurons firing per step): every conv of the integer graph on its real input from the integer run,
-  dense against event-driven. Both give identical sums (integers, exact in float32).
+  as `sdt_model` says, 13.6 % of its neurons firing per step): every conv of the integer graph on its
+  real input from the integer run, dense against event-driven. Both give identical sums (integers, exact in float32).
 * A density sweep on two conv shapes of SDT-8-768: where the event-driven kernel starts to win.
 
 Run: python benchmarks/event_kernels.py [--repeats 5]   Writes benchmarks/results/event_kernels.json.

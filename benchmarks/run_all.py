@@ -26,8 +26,8 @@ HERE = Path(__file__).parent
 README = HERE / "README.md"
 BEGIN, END = "<!-- results table: written by run_all.py -->", "<!-- end of results table -->"
 #: In run order: quick ones first, so a failure shows early.
-BENCHMARKS = ("map_sdt_8_768", "map_loihi2", "engines", "lava_vs_event", "fast_vs_float", "pipeline", "scaling",
-              "event_kernels", "gpu_sdt", "cuda_call_floor")
+BENCHMARKS = ("sdt_model", "map_sdt_8_768", "map_loihi2", "engines", "lava_vs_event", "fast_vs_float", "pipeline",
+              "scaling", "event_kernels", "gpu_sdt", "cuda_call_floor")
 #: Benchmarks that need a CUDA device (skipped elsewhere; their result files come from a GPU machine).
 GPU_ONLY = ("gpu_sdt", "cuda_call_floor")
 

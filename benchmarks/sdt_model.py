@@ -12,12 +12,13 @@ one forward pass over random images, in the order the network runs:
   (and after the last block ``head_lif``, on the token mean) read to fire ``rate`` as well: the stream
   cannot drift up with depth and saturate them.
 
-``rate`` defaults to 15 %, within the 10-20 % the STAtten and SDT papers report for trained ImageNet
-models. q, k and v fire more sparsely, as in trained models: STAtten's attention LIF (threshold 0.5,
-no BatchNorm) sums ``d_h · B·N`` products scaled by ``1/H``, a mean drive of ``d_h · B · H · r³`` at q,
-k, v rate ``r``; `qkv_rate` picks ``r`` so that the drive is `ATTENTION_DRIVE`, the value at which
-SDT-8-768's attention LIFs fire 17-24 % (5 % q, k, v; 15 % for them saturates the attention LIFs at
-97-100 %). The rates each LIF really has, measured: `firing_rates` (``python benchmarks/sdt_model.py``).
+``rate`` defaults to 15 %, inside the 7-43 % per layer that the trained embedded digits model fires
+(a round figure, not a trained ImageNet model's rates). q, k and v fire more sparsely: STAtten's
+attention LIF (threshold 0.5, no BatchNorm) sums ``d_h · B·N`` products scaled by ``1/H``, a mean
+drive of ``d_h · B · H · r³`` at q, k, v rate ``r``; `qkv_rate` picks ``r`` so that the drive is
+`ATTENTION_DRIVE`, the value at which SDT-8-768's attention LIFs fire 17-24 % (5 % q, k, v; at 15 %
+they fire 97-100 %). The rates each LIF really has: `firing_rates`; ``python benchmarks/sdt_model.py``
+writes SDT-8-768's to ``results/sdt_model_rates.json`` (13.6 % of all neurons per step).
 
 The same recipe builds any STAtten/SDT `ModelConfig` (the scaling benchmark's small and medium
 networks; its ``rate`` is the knob that moves the number of events), and `save_checkpoint` writes it in
