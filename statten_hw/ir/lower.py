@@ -174,8 +174,8 @@ def _ms_mlp(lw: _Lowering, mlp: nn.Module, p: str, x: str) -> str:
     y = lw.neuron(mlp, p, "fc1_lif", x)
     y = lw.conv(mlp, p, "fc1_conv", y)
     y = lw.bn(mlp, p, "fc1_bn", y)
-    if mlp.res:
-        y = lw.add(_join(p, "hidden_residual"), p, identity, y, "membrane")
+    if mlp.res:  # official ``identity + x``; the branch goes on lhs, the stream on rhs, as in every MS add
+        y = lw.add(_join(p, "hidden_residual"), p, y, identity, "membrane")
         identity = y
     y = lw.neuron(mlp, p, "fc2_lif", y)
     y = lw.conv(mlp, p, "fc2_conv", y)

@@ -63,21 +63,23 @@ def test_fan_out_sums_consumers():
 
 
 def test_a_residual_stream_two_dendrites_read_is_computed_once():
-    """With an MLP as wide as its input, fc2_lif adds fc1's conv output to the residual stream that
-    fc1_lif's dendrite already computes (from the attention projection and the patch shortcut). The
-    stream arrives from fc1_lif's cores, so fc2_lif holds no copy of proj_conv's weights and no
-    synapses at all: both of its inputs are graded values added element by element."""
+    """With an MLP as wide as its input (official ``identity + fc1(x)``), fc2_lif's dendrite sums fc1's
+    conv over fc1_lif's spikes, as with a wider MLP, and adds the residual stream that fc1_lif's dendrite
+    already computes (from the attention projection and the patch shortcut). The stream arrives from
+    fc1_lif's cores, so fc2_lif holds no copy of proj_conv's weights; fc1's conv is no layer of its own
+    (it was a readout accumulator when the lowering put it on the add's shortcut side)."""
     sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
     from ir_nets import small_model
     from statten_hw.ir import lower
 
     layers = {layer.name: layer for layer in neuron_layers(lower(small_model("statten_mlp_res")))}
     fc2 = layers["block.0.mlp.fc2_lif"]
-    assert fc2.synapses == () and fc2.unit_weights == 0
-    tokens = 16 * 4 * 4  # dim 16 on 8 px pooled once
-    assert fc2.shortcut_sources == (("block.0.mlp.fc1_conv", tokens), ("block.0.mlp.fc1_lif", tokens))
-    assert (fc2.residual_inputs, fc2.fan_in) == (2, 2)
+    dim, tokens = 16, 4 * 4  # dim 16 on 8 px pooled once
+    assert fc2.synapses == ("block.0.mlp.fc1_conv",) and fc2.unit_weights == dim  # a 1x1 conv: dim weights each
+    assert fc2.shortcut_sources == (("block.0.mlp.fc1_lif", dim * tokens),)
+    assert (fc2.residual_inputs, fc2.fan_in) == (1, dim + 1)
     assert layers["block.0.mlp.fc1_lif"].synapses == ("block.0.attn.proj_conv",)
+    assert [name for name, layer in layers.items() if layer.kind == "readout"] == ["head"]
 
 
 def _graph_with_a_shortcut_its_own_walk_computes():
