@@ -72,7 +72,7 @@ def calibrate(model: nn.Module, x: torch.Tensor, rate: float, qkv: float) -> nn.
     config = model.config
     if config.family == "spikformer" or config.mlp_ratio == 1:
         raise ValueError("calibrate handles SDT/STAtten networks whose MLP is wider than its input")
-    hooks = [bn.register_forward_pre_hook(_normalise_what_arrives) for bn in _batchnorms(model)]
+    hooks = [bn.register_forward_pre_hook(_normalise_what_arrives) for bn in _reset_batchnorms(model)]
     for module, bn, lif_input, target in _shift_points(model, rate, qkv):
         hooks.append(module.register_forward_hook(_fire_at(bn, lif_input, target)))
     try:
@@ -84,7 +84,7 @@ def calibrate(model: nn.Module, x: torch.Tensor, rate: float, qkv: float) -> nn.
     return model
 
 
-def _batchnorms(model: nn.Module) -> list[nn.BatchNorm2d]:
+def _reset_batchnorms(model: nn.Module) -> list[nn.BatchNorm2d]:
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for bn in bns:
         bn.reset_parameters()  # gamma 1, beta 0: `_fire_at` adds the shifts to beta

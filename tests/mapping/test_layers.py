@@ -82,9 +82,10 @@ def test_a_residual_stream_two_dendrites_read_is_computed_once():
     assert [name for name, layer in layers.items() if layer.kind == "readout"] == ["head"]
 
 
-def _graph_with_a_shortcut_its_own_walk_computes():
-    """lif_a feeds conv_b and conv_c; L reads ``membrane(conv_c, conv_b) + maxpool(conv_b)``: conv_b
-    is both a membrane shortcut and, through the pool, part of L's own dendrite."""
+def _graph_builder():
+    """A new graph, an ``add(name, op, **inputs)`` that infers shapes, and seeded 1x1 convs
+    ``conv(c_in, c_out)``; the graph starts at ``x`` (2 channels, 4 x 4, T = 2) through ``conv_a`` and
+    ``lif_a``. ``finish(last)`` ends it with a mean, a linear head and the output and returns the graph."""
     import numpy as np
     from statten_hw.ir import nodes as N
     from statten_hw.ir.graph import SHAPE, add_op, inferred_shape, new_graph
@@ -99,21 +100,76 @@ def _graph_with_a_shortcut_its_own_walk_computes():
         return N.Conv2d(weight=rng.standard_normal((c_out, c_in, 1, 1)).astype(np.float32),
                         bias=np.full(c_out, 0.1, np.float32))
 
+    def finish(last):
+        add("mean", N.Mean(axes=(1, 2)), x=last)
+        add("head", N.Linear(weight=rng.standard_normal((3, 4)).astype(np.float32), bias=np.zeros(3, np.float32)),
+            x="mean")
+        add("time_mean", N.Mean(time=True), x="head")
+        add("out", N.Output(), x="time_mean")
+        return g
+
     add("x", N.Input(shape=(2, 4, 4), timesteps=2))
     add("conv_a", conv(2, 4), x="x")
     add("lif_a", N.LIF(), x="conv_a")
+    return add, conv, finish
+
+
+def _graph_with_a_shortcut_its_own_walk_computes():
+    """lif_a feeds conv_b and conv_c; L reads ``membrane(conv_c, conv_b) + maxpool(conv_b)``: conv_b
+    is both a membrane shortcut and, through the pool, part of L's own dendrite."""
+    from statten_hw.ir import nodes as N
+
+    add, conv, finish = _graph_builder()
     add("conv_b", conv(4, 4), x="lif_a")
     add("conv_c", conv(4, 4), x="lif_a")
     add("add1", N.Add(kind="membrane"), lhs="conv_c", rhs="conv_b")
     add("pooled", N.MaxPool2d(kernel=(1, 1), stride=(1, 1), padding=(0, 0)), x="conv_b")
     add("add2", N.Add(kind="spike"), lhs="add1", rhs="pooled")
     add("L", N.LIF(), x="add2")
-    add("mean", N.Mean(axes=(1, 2)), x="L")
-    add("head", N.Linear(weight=rng.standard_normal((3, 4)).astype(np.float32), bias=np.zeros(3, np.float32)),
-        x="mean")
-    add("time_mean", N.Mean(time=True), x="head")
-    add("out", N.Output(), x="time_mean")
-    return g
+    return finish("L")
+
+
+def _graph_with_a_conv_two_layers_read():
+    """conv_b feeds both lif_b and lif_c directly; their spikes are summed for the head."""
+    from statten_hw.ir import nodes as N
+
+    add, conv, finish = _graph_builder()
+    add("conv_b", conv(4, 4), x="lif_a")
+    add("lif_b", N.LIF(), x="conv_b")
+    add("lif_c", N.LIF(), x="conv_b")
+    add("both", N.Add(kind="spike"), lhs="lif_b", rhs="lif_c")
+    return finish("both")
+
+
+def test_a_sum_two_layers_read_is_computed_on_the_first_and_arrives_at_the_second():
+    """conv_b's sums feed lif_b and lif_c. lif_b's dendrite computes them; lif_c holds no second copy of
+    the weights but receives the sums as graded values from lif_b's cores, in the mapper (a 4 x 4 x 4
+    shortcut from lif_b) and in the event network (a projection sent from lif_b's cores), where both
+    engines count one MAC per non-zero sum and step, counted from the integer run."""
+    import torch
+    from statten_hw.mapping import map_model
+    from statten_hw.quant import quantize, run_integer
+    from statten_hw.simulator.event.detailed import DetailedEngine
+    from statten_hw.simulator.event.fast import run_fast
+    from statten_hw.simulator.event.network import build_network
+
+    g = _graph_with_a_conv_two_layers_read()
+    layers = {layer.name: layer for layer in neuron_layers(g)}
+    assert layers["lif_b"].synapses == ("conv_b",) and layers["lif_c"].synapses == ()
+    assert layers["lif_c"].shortcut_sources == (("lif_b", 4 * 4 * 4),)
+    gen = torch.Generator().manual_seed(1)
+    qgraph = quantize(g, torch.randn(4, 2, 4, 4, generator=gen), weight_bits=8)
+    mapping = map_model(qgraph.float_graph, small_target(neurons_per_core=16), 1)
+    net = build_network(qgraph, mapping)
+    (arrival,) = [p for p in net.projections if p.target == "lif_c"]
+    b_cores = {core for core, layer, _ in mapping.pieces if layer == "lif_b"}
+    assert arrival.source == "conv_b" and {core for core, _ in arrival.senders} <= b_cores
+    x = torch.randn(3, 2, 4, 4, generator=gen)
+    nonzero = int((run_integer(qgraph, x).values["conv_b"] != 0).sum())
+    fast = run_fast(qgraph, net, x)[1]
+    detailed = DetailedEngine(qgraph, net).run(x)[2]
+    li = fast.layers.index("lif_c")
+    assert fast["macs"][li].sum() == detailed["macs"][li].sum() == nonzero > 0
 
 
 def test_a_shortcut_the_layers_own_dendrite_computes_is_sent_by_its_own_cores():
