@@ -26,6 +26,8 @@ all are below ``2**53``), standing for ``q · scale`` (the node's ``metadata['sc
   node's metadata: ``threshold``, ``dv``, ``decay_bits`` (12), ``state_bits``, ``ternary``:
   ``H = sign(V·(4096-dv))·(|V·(4096-dv)| >> 12) + X``, ``H`` clipped to ``±(2**(state_bits-1)-1)``,
   spike ``H >= threshold`` (ternary: also ``-1`` at ``H <= -threshold``), hard reset ``V = 0``.
+  A LIF without leak (``dv = 0``, a target with no decay field) is ``nir.IF`` instead (``dv/dt = r·I``,
+  ``r = 1``: the step ``v <- v + I``, exact on integers; a ``nir.LIF`` would need ``tau = inf``).
 * ``QInput`` -> ``nir.Input`` and ``QOutput`` -> ``nir.Output`` (per-step shapes).
 
 **Everything else** (spiking attention, membrane-add rescale, mean, max pool, flatten, ReLU, Mul, and a
@@ -136,8 +138,10 @@ def _nir_node(qgraph, name: str) -> nir.NIRNode:
     if isinstance(op, Q.QLIF):
         meta.update(threshold=int(op.threshold), dv=int(op.dv), decay_bits=DECAY_BITS,
                     state_bits=int(qgraph.state_bits), ternary=int(op.ternary))
-        tau = np.inf if op.dv == 0 else (1 << DECAY_BITS) / op.dv
         full = lambda v: np.full(shape, v, dtype=f64)  # noqa: E731
+        if op.dv == 0:  # no leak: NIR's IF (a LIF's tau would be infinite, its Euler step 0·inf)
+            return nir.IF(r=full(1.0), v_threshold=full(op.threshold - 1), v_reset=full(0.0), metadata=meta)
+        tau = (1 << DECAY_BITS) / op.dv
         return nir.LIF(tau=full(tau), r=full(tau), v_leak=full(0.0), v_threshold=full(op.threshold - 1),
                        v_reset=full(0.0), metadata=meta)
     # no NIR primitive: a self-describing opaque subgraph with typed Input/Output nodes
@@ -269,10 +273,14 @@ def _standard_fields_agree(name: str, node: nir.NIRNode, cls, fields: dict) -> N
     """The integer op is rebuilt from the metadata; a standard field another tool edited (a LIF's
     ``v_threshold``, a convolution's ``padding``) would be silently ignored, so it must still say what
     the metadata says."""
-    if isinstance(node, nir.LIF) and cls is Q.QLIF:
+    if isinstance(node, (nir.LIF, nir.IF)) and cls is Q.QLIF:
         dv = fields["dv"]
-        written = {"v_threshold": fields["threshold"] - 1, "tau": np.inf if dv == 0 else (1 << DECAY_BITS) / dv}
-        written["r"] = written["tau"]
+        if isinstance(node, nir.IF) != (dv == 0):
+            raise ValueError(f"{name}: a nir.{type(node).__name__} holds the integer LIF of dv {dv} in its metadata "
+                             "(nir.IF is the one without leak, dv 0)")
+        written = {"v_threshold": fields["threshold"] - 1, "r": 1.0}
+        if dv:
+            written["tau"] = written["r"] = (1 << DECAY_BITS) / dv
     elif isinstance(node, nir.Conv2d) and cls is Q.QConv2d:
         written = {"stride": np.asarray(fields["stride"]), "padding": np.asarray(fields["padding"]), "groups": fields["groups"]}
     else:

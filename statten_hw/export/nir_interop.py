@@ -15,9 +15,16 @@ an snnTorch ``Leaky`` with that ``β``), and ``v_threshold`` becomes the largest
 integer threshold ``θ``, so ``v > v_threshold`` is ``v >= θ`` for float32 and float64 states alike
 (``θ - 1``, the Lava ``vth`` kept in our files, is exact only on integer states). What remains is
 the one difference NIR cannot carry: Lava's leak truncates ``V·β`` toward zero, a float consumer
-keeps the fraction. The spikes still coincide exactly in two regimes, and only there:
+keeps the fraction. The spikes still coincide exactly in three regimes, and only there:
 
 * ``β = 0`` (``dv = 4096``, ``tau = 1``): no memory, ``V = X`` in both.
+* ``β = 1`` (``dv = 0``, no leak: a target without a decay field), any signs: nothing to truncate.
+  Such a LIF is a ``nir.IF`` (``dv/dt = r·I``), written with ``r = 1/dt``: the Euler step
+  ``v <- v + dt·r·I`` is ``v <- v + I``. ``dt·r`` is exactly 1 in float32 and float64 for snnTorch's
+  ``dt`` and every power of two; for other steps it is one rounding off, which moves the membrane by
+  less than 1 (the margin between an integer and the threshold just below the next) while ``T·|v|``
+  stays below ``2**23``.
+  snnTorch 1.0 cannot read it: its importer wants ``r = 1`` and makes a ``Leaky`` with ``β = 0.9``.
 * ``β = 2**-k`` (``dv = 4096 - 2**(12-k)``; ``tau = 2`` is ``β = 1/2``) with a membrane that never
   goes negative (non-negative integer currents, e.g. non-negative weights and biases on spikes):
   then ``V = floor(v)`` at every step by induction, because ``floor(floor(v)/2**k) = floor(v/2**k)``
@@ -76,21 +83,21 @@ def _check_dt(dt) -> None:
         raise InputError(f"dt must be a positive time step, got {dt!r}")
 
 
-def _float_lif(name: str, node: nir.LIF, dt: float) -> nir.LIF:
-    """``node`` (one of our integer LIFs) as the float LIF ``v <- β·v + I``, fire ``v >= θ``."""
+def _float_neuron(name: str, node: nir.LIF | nir.IF, dt: float) -> nir.LIF | nir.IF:
+    """``node`` (one of our integer LIFs) as the float neuron ``v <- β·v + I``, fire ``v >= θ``: a
+    ``nir.LIF``, or without leak (``β = 1``) a ``nir.IF``."""
     dv, theta = int(node.metadata["dv"]), int(node.metadata["threshold"])
+    kind = f"nir.{type(node).__name__}"
     if node.metadata.get("ternary"):
-        raise UnsupportedLayer(name, "nir.LIF", "a ternary LIF (spikes of -1) has no nir.LIF meaning")
+        raise UnsupportedLayer(name, kind, f"a ternary LIF (spikes of -1) has no {kind} meaning")
     if theta > 1 << 24:
-        raise UnsupportedLayer(name, "nir.LIF", f"threshold {theta} is past 2**24, where float32 has no exact "
-                                                "integers")
-    if dv == 0:
-        raise UnsupportedLayer(name, "nir.LIF", "dv = 0 (no leak) has tau = inf, which no forward-Euler "
-                                                "consumer of nir.LIF can step")
-    steps = (1 << DECAY_BITS) / dv  # tau in steps: exact for every dv that is a power of two
+        raise UnsupportedLayer(name, kind, f"threshold {theta} is past 2**24, where float32 has no exact integers")
     full = lambda v: np.full(node.v_threshold.shape, v, dtype=np.float64)  # noqa: E731
-    below = float(np.nextafter(_F32(theta), _F32(-np.inf)))
-    return nir.LIF(tau=full(dt * steps), r=full(steps), v_leak=full(0.0), v_threshold=full(below),
+    below = full(float(np.nextafter(_F32(theta), _F32(-np.inf))))
+    if dv == 0:
+        return nir.IF(r=full(1 / dt), v_threshold=below, v_reset=full(0.0), metadata=dict(node.metadata))
+    steps = (1 << DECAY_BITS) / dv  # tau in steps: exact for every dv that is a power of two
+    return nir.LIF(tau=full(dt * steps), r=full(steps), v_leak=full(0.0), v_threshold=below,
                    v_reset=full(0.0), metadata=dict(node.metadata))
 
 
@@ -109,7 +116,7 @@ def for_float_consumer(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
         if isinstance(node, nir.NIRGraph):
             raise UnsupportedLayer(name, as_text(node.metadata["statten_hw_op"]),
                                    "no standard NIR primitive; only statten-hw can run this subgraph")
-        nodes[name] = _float_lif(name, node, dt) if isinstance(node, nir.LIF) else node
+        nodes[name] = _float_neuron(name, node, dt) if isinstance(node, (nir.LIF, nir.IF)) else node
     return nir.NIRGraph(nodes=nodes, edges=list(graph.edges), metadata=dict(graph.metadata), type_check=True)
 
 

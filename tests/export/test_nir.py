@@ -181,3 +181,50 @@ def test_standard_field_edited_by_another_tool_is_refused(tmp_path, kind, field)
     with pytest.raises(InputError, match=rf"{name}: {field} .* disagrees with the integer op's") as info:
         import_nir(tmp_path / "edited.nir")
     assert "edited.nir" in str(info.value) and "\n" not in str(info.value)
+
+
+def _without_leak(tmp_path):
+    """A small STAtten net quantized for a target with no decay field (every LIF dv = 0), its NIR file
+    and the graph read back."""
+    model = small_model("statten")
+    x = small_input(model)
+    qg = quantize(lower(model), x, decay_bits=0)
+    assert {qg.qop(n).dv for n in qg.lif_nodes} == {0}
+    path = tmp_path / "no_leak.nir"
+    return qg, x, path, nir.read(export_nir(qg, path))
+
+
+def test_a_lif_without_leak_is_a_nir_if(tmp_path):
+    """dv = 0 was written as a nir.LIF with tau = r = inf, whose Euler step (dt/tau)·r·I is 0·inf:
+    meaningless to any reader. It is NIR's IF with r = 1 (v <- v + I at dt = 1), and runs back exactly."""
+    qg, x, path, graph = _without_leak(tmp_path)
+    for name in qg.lif_nodes:
+        node = graph.nodes[name]
+        assert isinstance(node, nir.IF), name
+        assert np.all(node.r == 1) and np.all(node.v_threshold == qg.qop(name).threshold - 1)
+        assert np.all(node.v_reset == 0) and np.all(np.isfinite(node.r))
+    _roundtrip(qg, x, tmp_path / "again.nir")
+
+
+@pytest.mark.parametrize("edit, problem", [
+    ("r", r"r \[2\.0.* disagrees with the integer op's"),
+    ("v_threshold", r"v_threshold .* disagrees with the integer op's"),
+    ("as_lif", r"a nir\.LIF holds the integer LIF of dv 0")])
+def test_an_edited_if_neuron_is_refused(tmp_path, edit, problem):
+    """An IF's standard fields must agree with its metadata as a LIF's do; a nir.LIF standing for a
+    dv-0 neuron (what the export wrote before: tau = inf) is refused, not read with a leak."""
+    from statten_hw.errors import InputError
+
+    qg, _, _, graph = _without_leak(tmp_path)
+    name = qg.lif_nodes[0]
+    node = graph.nodes[name]
+    if edit == "as_lif":
+        inf = np.full(node.r.shape, np.inf)
+        graph.nodes[name] = nir.LIF(tau=inf, r=inf, v_leak=0 * node.r, v_threshold=node.v_threshold,
+                                    v_reset=node.v_reset, metadata=node.metadata)
+    else:
+        setattr(node, edit, np.asarray(getattr(node, edit)) + 1)
+    nir.write(tmp_path / "edited.nir", graph)
+    with pytest.raises(InputError, match=problem) as info:
+        import_nir(tmp_path / "edited.nir")
+    assert "edited.nir" in str(info.value) and "\n" not in str(info.value)

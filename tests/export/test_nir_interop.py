@@ -114,6 +114,56 @@ def test_our_plain_snn_runs_in_snntorch(build, tmp_path):
         assert torch.equal(got[name].to(torch.int64), ref.values[name]), name
 
 
+def _euler(graph: nir.NIRGraph, x: torch.Tensor, dt: float) -> dict[str, torch.Tensor]:
+    """A reader of NIR's own equations, independent of statten-hw: forward Euler at ``dt`` in float32
+    along a chain of ``Conv2d``/``Affine``/``IF`` nodes (``v <- v + dt·r·I``, spike ``v > v_threshold``,
+    reset to ``v_reset``). ``x``: ``[batch, T, ...]``; returns each IF's spikes ``[T, batch, ...]``."""
+    order, step, spikes = ["input"], dict(graph.edges), {}
+    while order[-1] in step:
+        order.append(step[order[-1]])
+    f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
+    state = {n: 0.0 for n in order}
+    for t in range(x.shape[1]):
+        h = x[:, t]
+        for name in order[1:]:
+            node = graph.nodes[name]
+            if isinstance(node, nir.Conv2d):
+                h = torch.nn.functional.conv2d(h, f32(node.weight), f32(node.bias), stride=tuple(node.stride),
+                                               padding=tuple(node.padding))
+            elif isinstance(node, nir.Affine):
+                h = h @ f32(node.weight).T + f32(node.bias)
+            elif isinstance(node, nir.IF):
+                v = state[name] + F32(dt) * f32(node.r) * h
+                fired = v > f32(node.v_threshold)
+                state[name] = torch.where(fired, f32(node.v_reset), v)
+                h = fired.float()
+                spikes.setdefault(name, []).append(h)
+    return {n: torch.stack(s) for n, s in spikes.items()}
+
+
+@pytest.mark.parametrize("build", [_plain_conv, _plain_mlp], ids=["conv", "mlp"])
+def test_a_lif_without_leak_crosses_as_an_if_neuron_with_any_signs(build, tmp_path):
+    """Quantized for a target without a decay field, every LIF keeps its membrane (dv = 0). It used to
+    be refused (nir.LIF would need tau = inf); it crosses as nir.IF with r = 1/dt, and NIR's equation
+    stepped by an independent reader at snnTorch's dt gives the integer reference's spikes, mixed-sign
+    weights included (nothing is truncated without a leak)."""
+    graph = build(np.random.default_rng(0))
+    shape = graph.nodes["input"]["op"].shape
+    qg = quantize(graph, _events(64, shape, seed=1), decay_bits=0)
+    x = _events(16, shape, seed=2)
+    ref = run_integer(qg, x)
+    assert sum(ref.overflows.values()) == 0 and {qg.qop(n).dv for n in qg.lif_nodes} == {0}
+    path = tmp_path / "if.nir"
+    nir.write(path, for_float_consumer(nir.read(export_nir(qg, tmp_path / "ours.nir")), SNNTORCH_DT))
+    theirs = nir.read(path)
+    assert all(isinstance(theirs.nodes[n], nir.IF) for n in qg.lif_nodes)
+    got = _euler(theirs, x, SNNTORCH_DT)
+    for name in qg.lif_nodes:
+        assert 0 < int(ref.values[name].sum()) < ref.values[name].numel(), name
+        assert torch.equal(got[name].to(torch.int64), ref.values[name]), name
+    assert any((getattr(qg.qop(n), "weight", np.zeros(1)) < 0).any() for n in qg.graph)  # mixed signs
+
+
 def test_non_standard_ops_do_not_cross(tmp_path):
     model = small_model("statten")
     x = small_input(model)
