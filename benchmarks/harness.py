@@ -27,12 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def parser(doc: str, repeats: int, threads: int | None | bool = None) -> argparse.ArgumentParser:
-    """The options every benchmark takes: repeats, torch threads and the result folder. ``threads``:
-    the default thread count (None: torch's own, one per core; False: no option, the benchmark
-    sweeps thread counts itself)."""
+def parser(doc: str, repeats: int | None, threads: int | None | bool = None) -> argparse.ArgumentParser:
+    """The options every benchmark takes: repeats, torch threads and the result folder. ``repeats``:
+    the default (None: no option, the benchmark times nothing). ``threads``: the default thread count
+    (None: torch's own, one per core; False: no option, the benchmark sweeps thread counts itself)."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=repeats, help="timed repeats per measurement (median taken)")
+    if repeats is not None:
+        p.add_argument("--repeats", type=int, default=repeats, help="timed repeats per measurement (median taken)")
     if threads is not False:
         p.add_argument("--threads", type=int, default=threads,
                        help=f"torch threads (default: {threads or 'torch default, one per core'})")

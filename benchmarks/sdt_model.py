@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     """Calibrate SDT-8-768 and write the rates its LIFs fire at on a held-out image."""
     from harness import load_average, parser, write_result
 
-    args = parser(__doc__, repeats=1, threads=False).parse_args(argv)
+    args = parser(__doc__, repeats=None, threads=False).parse_args(argv)
     before = load_average()
     per_lif, overall = firing_rates(sdt_8_768(), images(1, seed=7))
     write_result(args.results, "sdt_model_rates", {"rate": RATE, "qkv_rate": qkv_rate(CONFIG), "image_seed": 7,
