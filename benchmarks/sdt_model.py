@@ -61,7 +61,10 @@ def sdt_8_768(config: ModelConfig = CONFIG, seed: int = 0, calibration_images: i
 
 def qkv_rate(config: ModelConfig, rate: float = RATE) -> float:
     """The q, k, v firing rate that gives ``config``'s attention LIFs `ATTENTION_DRIVE` at the default
-    ``rate`` (and moves with ``rate`` in proportion): ``(drive / (d_h · B · H))^(1/3)``, at most 1."""
+    ``rate`` (and moves with ``rate`` in proportion): ``(drive / (d_h · B · H))^(1/3)``, at most 1.
+    The drive is STAtten's q·kᵀ·v over a block; other attention modes sum other products."""
+    if config.attention != "STAtten":
+        raise ValueError(f"qkv_rate is sized for STAtten's block-wise attention, not {config.attention}")
     products = config.dim // config.heads * config.block_size * config.token_grid
     return min(1.0, (ATTENTION_DRIVE / products) ** (1 / 3) * rate / RATE)
 

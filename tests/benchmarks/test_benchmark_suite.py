@@ -186,3 +186,19 @@ def test_event_driven_conv_sums_equal_torchs_conv(kernel, stride, padding):
     want = torch.nn.functional.conv2d(x, weight, stride=stride, padding=padding)
     matrix = weight.permute(1, 2, 3, 0).reshape(-1, 7).contiguous()
     assert torch.equal(event_sums(x, matrix, kernel, stride, padding, want.shape[-2:]), want)
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"family": "spikformer", "attention": "SSA"}, "SDT/STAtten networks"),
+    ({"mlp_ratio": 1}, "MLP is wider than its input")])
+def test_calibration_refuses_networks_it_was_not_built_for(change, problem):
+    """Its shift points assume SDT's hidden MLP LIF, its q/k/v rate STAtten's product: another network
+    is refused, not calibrated to rates nobody measured."""
+    config = dataclasses.replace(DEEP, depth=1, **change)
+    with pytest.raises(ValueError, match=problem):
+        calibrate(build_model(config), images(1, config, seed=0), 0.15, 0.05)
+
+
+def test_the_qkv_rate_is_only_sized_for_statten():
+    with pytest.raises(ValueError, match="sized for STAtten's block-wise attention, not SDSA"):
+        qkv_rate(dataclasses.replace(DEEP, attention="SDSA"))
