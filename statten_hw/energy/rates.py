@@ -297,6 +297,9 @@ def load_rate_profile(path, model: nn.Module) -> LayerRates:
         raise InputError(f"{path}: not valid JSON ({str(err)[:160]})".replace("\n", " ")) from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: a rate profile is a JSON object {{layer name: [rate per time step]}}, got {type(data).__name__}")
+    if data.get("tool") == "statten-hw" and isinstance(data.get("command"), str):
+        raise InputError(f"{path}: a statten-hw {data['command']!r:.40} report, not a rate profile; the simulated "
+                         "network's own counts at the paper's costs: statten-hw simulate --target paper45nm")
     expected = rate_keys(model)
     unknown = sorted(set(data) - set(expected))
     if unknown:

@@ -32,6 +32,9 @@ def _text(model, change) -> str:
 CASES = {
     "bad json": (lambda m: "{'head': [0.1, 0.2]", r"not valid JSON"),
     "not an object": (lambda m: "[0.1, 0.2]", r"JSON object"),
+    # its layers' rates are output rates over all steps, not each conv's input rate per step
+    "a simulate report": (lambda m: '{"schema_version": 1, "tool": "statten-hw", "command": "simulate", "layers": []}',
+                          r"a statten-hw 'simulate' report, not a rate profile.*simulate --target paper45nm"),
     "unknown layer": (lambda m: _text(m, lambda d: d.update({"block.9.attn.q_conv": [0.1, 0.1]})),
                       r"unknown layer 'block\.9\.attn\.q_conv'"),
     "first conv is rate-free": (lambda m: _text(m, lambda d: d.update({"patch_embed.proj_conv": [1, 1]})),
