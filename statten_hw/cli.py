@@ -297,15 +297,37 @@ def _embedded_accuracy(path, block: int):
     return accuracy(load_checkpoint(seq_checkpoint(block)), x, y)
 
 
+def _block_size_row(b: int, result, accuracy: float | None) -> dict:
+    """One B of the block-size table (console and block_sizes.csv), in plain numbers."""
+    t = result.totals
+    return {"B": b, "cores": t.cores, "lower_bound_cores": result.lower_bound.cores, "buffer_bytes": t.buffer_bytes,
+            "total_memory_bytes": t.synapse_bytes + t.state_bytes + t.buffer_bytes,
+            "latency_steps": result.schedule.latency_steps, "traffic_in_order": result.traffic["in-order"],
+            "traffic_aware": result.traffic["traffic-aware"], "accuracy": accuracy}
+
+
+def _block_size_table(rows: list[dict], title: str):
+    from rich.table import Table
+
+    table = Table("B", "cores", "lower bound", "buffer KiB", "total memory KiB", "latency (steps)",
+                  "traffic in-order -> aware", "accuracy", title=title)
+    for r in rows:
+        table.add_row(str(r["B"]), str(r["cores"]), str(r["lower_bound_cores"]), f"{r['buffer_bytes'] / 1024:,.1f}",
+                      f"{r['total_memory_bytes'] / 1024:,.1f}", str(r["latency_steps"]),
+                      f"{r['traffic_in_order']:,.0f} -> {r['traffic_aware']:,.0f}",
+                      "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f} %")
+    return table
+
+
 def cmd_map(args) -> None:
     from pathlib import Path
 
     from rich.console import Console
-    from rich.table import Table
 
     from statten_hw.defaults import default_checkpoint
     from statten_hw.mapping import map_model
     from statten_hw.models import load_checkpoint
+    from statten_hw.reports.files import write_csv
     from statten_hw.reports.mapping import write_mapping_report
     from statten_hw.targets import load_target
 
@@ -317,19 +339,14 @@ def cmd_map(args) -> None:
     sizes = _block_sizes(args.block_sizes or str(base.config.block_size), base.config.timesteps)
     models = {b: load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, block_size=b) for b in sizes}
     results = {b: map_model(m, target, b) for b, m in models.items()}  # all checked before writing
-    table = Table("B", "cores", "lower bound", "buffer KiB", "total memory KiB", "latency (steps)",
-                  "traffic in-order -> aware", "accuracy", title=f"{Path(path).name} on {target.name}")
-    for b, result in results.items():
-        out = Path(args.output) / f"B{b}" if len(sizes) > 1 else Path(args.output)
-        write_mapping_report(out, models[b], result)
-        t = result.totals
-        acc = None if args.timesteps else _embedded_accuracy(path, b)  # measured at the checkpoints' own T
-        table.add_row(str(b), str(t.cores), str(result.lower_bound.cores), f"{t.buffer_bytes / 1024:,.1f}",
-                      f"{(t.synapse_bytes + t.state_bytes + t.buffer_bytes) / 1024:,.1f}",
-                      str(result.schedule.latency_steps),
-                      f"{result.traffic['in-order']:,.0f} -> {result.traffic['traffic-aware']:,.0f}",
-                      "-" if acc is None else f"{100 * acc:.2f} %")
-    Console().print(table)
+    # accuracy is measured at the checkpoints' own T
+    rows = [_block_size_row(b, results[b], None if args.timesteps else _embedded_accuracy(path, b)) for b in sizes]
+    out = Path(args.output)
+    for b in sizes:
+        write_mapping_report(out / f"B{b}" if len(sizes) > 1 else out, models[b], results[b])
+    if len(sizes) > 1:
+        write_csv(out / "block_sizes.csv", rows)
+    Console().print(_block_size_table(rows, f"{Path(path).name} on {target.name}"))
     print(f"reports in {args.output}/")
 
 

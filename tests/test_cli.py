@@ -273,6 +273,17 @@ def test_map_block_size_sweep_writes_one_report_per_B(tmp_path, capsys):
     assert all(d["command"] == "map" and d["block_size"] == b for b, d in docs.items())
     # Attention buffers hold B steps of Q/K/V: more buffer for the larger block.
     assert docs[4]["totals"]["buffer_bytes"] > docs[1]["totals"]["buffer_bytes"]
+    import csv
+
+    with open(tmp_path / "block_sizes.csv", newline="") as f:  # the side-by-side table, as a file too
+        table = {int(r["B"]): r for r in csv.DictReader(f)}
+    assert sorted(table) == [1, 4]
+    for b, doc in docs.items():
+        t = doc["totals"]
+        assert int(table[b]["cores"]) == t["cores"] and int(table[b]["buffer_bytes"]) == t["buffer_bytes"]
+        assert int(table[b]["total_memory_bytes"]) == t["synapse_bytes"] + t["state_bytes"] + t["buffer_bytes"]
+        assert int(table[b]["latency_steps"]) == doc["mapping"]["schedule"]["latency_steps"]
+        assert 0.5 < float(table[b]["accuracy"]) <= 1
     import argparse
 
     with torch.serialization.safe_globals([argparse.Namespace]):
