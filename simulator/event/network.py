@@ -180,9 +180,12 @@ class _Builder:
                 self.owner[n] = push_forward(op, [self.owner[s] for _, s in _ports(self.g, n)], self.shapes[n])
 
     def spiking(self, n: str) -> bool:
+        """``n``'s values are spikes (binary or ternary: accumulates), not graded (multiply-accumulates)."""
         op = self.op(n)
         if isinstance(op, QLIF):
             return True
+        if isinstance(op, QAttention):
+            return op.mode == "SDSA"  # q ⊙ the spikes of its K⊙V neurons; the other modes output counts
         if isinstance(op, _SPIKE_PRESERVING):
             return all(self.spiking(s) for _, s in _ports(self.g, n))
         return isinstance(op, QMul) and all(self.spiking(s) for _, s in _ports(self.g, n))

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import OFFICIAL, official_checkpoint
+from conftest import OFFICIAL, official_checkpoint, official_expected
 from statten_hw.cli import main
 from statten_hw.data import load_dataset
 from statten_hw.ir import lower
@@ -74,3 +74,22 @@ def test_simulate_cli_bad_options_fail_in_one_line(bad, message, tmp_path, capsy
     assert main(["simulate", "--samples", "1", *bad, "-o", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "report.json").exists()
+
+
+def test_sdsa_attention_output_arrives_as_spikes():
+    """SDT v1's SDSA attention outputs q ⊙ the spikes of its K⊙V neurons: binary. Its events into the
+    projection conv were counted as multiply-accumulates, as if graded; they are accumulates: fc1_lif's
+    SOPs (proj_conv, 1x1, is its synapse) are the attention's spikes times dim, from the integer run."""
+    name = "sdt_cifar_t4"
+    model = load_checkpoint(official_checkpoint(name)).eval()
+    x = official_expected(name)["inputs"][:2]
+    qgraph = quantize(lower(model), x)
+    d = Deployment(official_checkpoint(name), model, qgraph, map_model(qgraph.float_graph, "paper45nm",
+                                                                       model.config.block_size), "fixture")
+    sim = simulate(d, x)
+    values = run_integer(qgraph, x).values
+    for block in range(model.config.depth):
+        attention = values[f"block.{block}.attn.attention"]
+        assert set(attention.unique().tolist()) == {0, 1}  # spikes, and some of them
+        li = sim.counts.layers.index(f"block.{block}.mlp.fc1_lif")
+        assert sim.counts["sops"][li].sum() == int(attention.sum()) * model.config.dim
