@@ -90,6 +90,12 @@ class NeuronLayer:
     sources: tuple[tuple[str, int], ...]
     attention: AttentionInputs | None = None
     shortcut_sources: tuple[tuple[str, int], ...] = ()
+    output: str = "binary"  # "binary" | "ternary" spikes, or "graded" values (ReLU, readout, attention counts)
+
+    def value_bits(self, state_bits: int) -> int:
+        """Bits one output value takes where it is held: a spike 1, a ternary spike 2 (sign and
+        magnitude), a graded value the target's state width."""
+        return {"binary": 1, "ternary": 2}.get(self.output, state_bits)
 
     def weight_bytes_per_unit(self, weight_bits: int) -> int:
         """Bytes of one unit's weights: ``ceil(unit_weights · weight_bits / 8)``."""
@@ -272,8 +278,18 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
             shape=shape, neurons=neurons, units=units, unit_neurons=neurons // units, unit_weights=unit_weights,
             synapses=tuple(syns), synapse_count=syn_count, fan_in=max(fan_in, 1), residual_inputs=residual,
             sources=tuple(sorted(sources.items())), attention=attention,
-            shortcut_sources=_shortcut_sources(g, shortcuts, senders)))
+            shortcut_sources=_shortcut_sources(g, shortcuts, senders), output=_output(node, n in readouts)))
     return layers
+
+
+def _output(node, readout: bool) -> str:
+    """What a layer's neurons emit (`NeuronLayer.output`): a LIF spikes (ternary ones -1 too), SDSA's
+    attention q ⊙ spikes; a ReLU, a readout and the other attention modes' counts are graded."""
+    if readout:
+        return "graded"
+    if node.KIND == "lif":
+        return "ternary" if node.ternary else "binary"
+    return "binary" if node.KIND == "attention" and node.mode == "SDSA" else "graded"
 
 
 def _shortcut_sources(g: nx.DiGraph, shortcuts: list[str], senders) -> tuple[tuple[str, int], ...]:

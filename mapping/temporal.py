@@ -19,8 +19,9 @@ Buffers (bits; a layer's byte counts round each term up to whole bytes):
   for the attention output of step t, which comes ``B − 1`` steps later: ``(B − 1)·N·D`` values are
   held (none at an effective block of 1: the shortcut goes straight into the next neurons' input). On
   ``layer`` targets the block's ``B·N·D`` shortcut values are held while the layers between run;
-* ``layer`` targets: every layer's output spikes of a block, ``B·neurons`` bits (the next layer
-  starts only once the block is done).
+* ``layer`` targets: every layer's outputs of a block, ``B·neurons`` values (the next layer starts
+  only once the block is done) of `NeuronLayer.value_bits` each: a spike 1 bit, a ternary spike 2, a
+  graded value (A2OS2A's ReLU K, the readout) ``state_bits``.
 
 Every per-neuron term is a whole number of bits per neuron; the accumulators belong to a head (a unit)
 and are copied to every core that holds part of the head.
@@ -154,7 +155,7 @@ def layer_buffers(layer: NeuronLayer, target: Target, block_size: int, start_ste
         acc = _accumulator_bits(layer, b, state_bits)
         delay = b - 1 if step else 0
         residual = (delay if step else block_size) * state_bits
-    block = 0 if step else block_size
+    block = 0 if step else block_size * layer.value_bits(state_bits)
     return LayerBuffers(layer.name, qkv, residual, block, acc, layer.neurons, layer.units, start_step, delay)
 
 

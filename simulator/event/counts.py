@@ -12,7 +12,9 @@ sample, logical timestep, core) unless noted; a projection's counts belong to th
 ``hops_out``        NoC hops of the packets each core sent;
 ``max_hops [L,S,T]`` the longest route taken at that step (the NoC part of the step's latency);
 ``events``          events sent (nonzero source values) per sending core, for the conservation checks;
-``buffer_events``   q/k/v events written into attention block buffers, per receiving core;
+``buffer_bits``     bits of the q/k/v values written into attention block buffers, per receiving core
+                    (one write per packet, of the value's width: a spike 1, a ternary spike 2, a
+                    graded value the target's state width);
 ``updates``         neuron updates (every neuron of the layer, every step);
 ``active_updates``  neuron updates as SANA-FE counts them (`count_active_updates`): only the neurons whose
                     state can change in the step;
@@ -35,7 +37,7 @@ from statten_hw.quant.quantize import QAttention, QConv2d, QFlatten, QLIF, QLine
 
 from .network import CoreElements, core_index
 
-CORE_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "events", "buffer_events", "updates",
+CORE_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "events", "buffer_bits", "updates",
                "active_updates", "spikes_out")
 STEP_FIELDS = ("host_packets", "max_hops")
 

@@ -100,7 +100,7 @@ class DetailedEngine:
             c["sops" if p.spiking else "macs"][li, s, t, core] += len(idx)
             hit[t, idx] = True  # these targets received an event this step
             if isinstance(p.synapses, AttentionSynapses):
-                c["buffer_events"][li, s, t, core] += 1
+                c["buffer_bits"][li, s, t, core] += p.value_bits
             if p.port == "x" and not isinstance(p.synapses, AttentionSynapses):
                 np.add.at(acc[t_src], idx, w * value)  # weighted synapses into the accumulators
             else:

@@ -110,7 +110,7 @@ def _sender_places(p: Projection, sender: int, hops: np.ndarray):
     yield "sops" if p.spiking else "macs", range(n), dst, ones
     yield "packets_in", packets, dst, ones
     if isinstance(p.synapses, AttentionSynapses):
-        yield "buffer_events", packets, dst, ones
+        yield "buffer_bits", packets, dst, np.full(n, p.value_bits, np.int64)
     if sender == HOST:
         yield "host_packets", packets, [0] * n, ones
         return

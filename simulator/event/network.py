@@ -62,6 +62,7 @@ class Projection:
     # the largest count of one step through any column of ``counters`` (synaptic operations or packets
     # on one core, events): every input element firing. Float32 sums are exact below 2^24.
     largest_total: float
+    value_bits: int  # bits one event's value takes in a block buffer (`_Builder.value_bits`)
 
 
 #: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
@@ -95,6 +96,7 @@ class LayerInfo:
     neurons_per_core: np.ndarray  # [n_cores] how many of its neurons each core holds
     start_step: int
     delay_steps: int
+    value_bits: int  # bits of one output value where it is held (the mapping's `LayerRow.value_bits`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +139,7 @@ class _Builder:
     def __init__(self, qgraph, mapping):
         self.g, self.shapes = qgraph.graph, _shapes(qgraph)
         self.rows = {r.name: r for r in mapping.layers}
+        self.state_bits = mapping.target.precision.state_bits
         self.owner = dict(layer_owners(mapping.pieces, self.shapes))
         self.is_layer = set(self.rows)
         self.dendrite_edges: list[tuple[str, str, str, str]] = []  # (layer, source, target, port)
@@ -190,6 +193,15 @@ class _Builder:
             return all(self.spiking(s) for _, s in _ports(self.g, n))
         return isinstance(op, QMul) and all(self.spiking(s) for _, s in _ports(self.g, n))
 
+    def value_bits(self, n: str) -> int:
+        """Bits one of ``n``'s values takes in a buffer: its layer's, through pooling and flattening
+        (A2OS2A's graded K the target's state width, its ternary V 2, a spike 1)."""
+        if n in self.rows:
+            return self.rows[n].value_bits
+        if isinstance(self.op(n), _SPIKE_PRESERVING):
+            return max(self.value_bits(s) for _, s in _ports(self.g, n))
+        return 1 if self.spiking(n) else self.state_bits
+
     def projection(self, layer, source, target, port, hops: np.ndarray) -> Projection:
         syn = _synapses(self.op(target), self.shapes[source], self.shapes[target], port)
         owner, origin = self.owner[target].reshape(-1), self.owner[source].reshape(-1)
@@ -206,7 +218,7 @@ class _Builder:
             counters = counters.double()  # the engines' products need it: kept once, not beside a float32 copy
         return Projection(layer, source, target, port, syn, origin, owner, self.spiking(source), dst, counters,
                           _longest_routes(counters[:, len(dst):2 * len(dst)], self.grouped(source), dst, hops),
-                          self.grouped(source), largest)
+                          self.grouped(source), largest, self.value_bits(source))
 
     def grouped(self, node: str) -> CoreElements:
         """`group_by_core` of a node's owners, once per node (q, k and v read the same spikes)."""
@@ -278,7 +290,7 @@ def build_network(qgraph, mapping) -> EventNetwork:
     n_cores = len(mapping.cores)
     layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), b.grouped(r.name),
                              np.bincount(b.owner[r.name].reshape(-1), minlength=n_cores), r.start_step,
-                             r.delay_steps) for r in mapping.layers)
+                             r.delay_steps, r.value_bits) for r in mapping.layers)
     hops = _hops_matrix(mapping)
     projections = _share_packets(tuple(b.projection(*edge, hops) for edge in b.dendrite_edges))
     timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))

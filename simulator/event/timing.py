@@ -36,7 +36,7 @@ from .counts import Counts
 from .network import EventNetwork
 
 PJ = 1e-12
-ARRIVAL_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "buffer_events", "events")
+ARRIVAL_FIELDS = ("sops", "macs", "packets_in", "packets_out", "hops_out", "buffer_bits", "events")
 FIRE_FIELDS = ("updates", "active_updates", "spikes_out")
 
 
@@ -105,7 +105,7 @@ def _step_buffer_bits(counts: Counts, net: EventNetwork, slots: int, first_fire:
     received since its own block began, on the slots where they arrive. A layer's block is its delay + 1
     steps (B for block attention, 1 for attention that works step by step), counted from its own first
     step: a block grid common to all layers would empty a later layer's buffer in mid-block."""
-    ev = counts["buffer_events"]  # [L, S, T, K]
+    ev = counts["buffer_bits"]  # [L, S, T, K]
     L, S, T, K = ev.shape
     occ = np.zeros((S, slots, K), ev.dtype)
     for i, layer in enumerate(net.layers):
@@ -149,7 +149,7 @@ def timeline(counts: Counts, net: EventNetwork, mapping) -> tuple[Timeline, dict
         visits = np.repeat(neurons[:, None], sched.latency_steps, 1)
     else:
         slots, names = _layer_slots(counts, net, sched.block_size)
-        buffer_bits = slots["buffer_events"]  # a stage holds its layer's whole block
+        buffer_bits = slots["buffer_bits"]  # a stage holds its layer's whole block
         barrier = 0.0
         L = len(net.layers)
         visits = np.zeros((L, len(names), net.n_cores), np.int64)
@@ -215,11 +215,11 @@ def _sync_cycles(mapping) -> float:
     return arch.sync_seconds(tiles) * mapping.target.timing.clock_hz
 
 
-def energy_parts_pj(c: dict, target, block_bitmap_bits: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+def energy_parts_pj(c: dict, target, block_bits: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
     """Dynamic energy (pJ) of counts ``c`` (any common shape) by part, SRAM traffic of the buffers
     included; neuron visits are charged from the timeline (`visit_energy_pj`)."""
     e = target.energy
-    buffer_bytes = (c["buffer_events"] + block_bitmap_bits) / 8
+    buffer_bytes = (c["buffer_bits"] + block_bits) / 8
     return {"sop": e.sop_pj * c["sops"], "mac": e.mac_pj * c["macs"],
             "neuron_update": e.neuron_update_pj * charged_updates(c, e.neuron_access_pj),
             "noc": e.noc_hop_pj * c["hops_out"],
@@ -227,9 +227,9 @@ def energy_parts_pj(c: dict, target, block_bitmap_bits: np.ndarray | float = 0.0
             "spike_out": e.spike_pj * c["spikes_out"], "packets": e.packet_pj * c["packets_in"]}
 
 
-def energy_pj(c: dict, target, block_bitmap_bits: np.ndarray | float = 0.0) -> np.ndarray:
+def energy_pj(c: dict, target, block_bits: np.ndarray | float = 0.0) -> np.ndarray:
     """Dynamic energy (pJ) of counts ``c`` (any common shape): the sum of `energy_parts_pj`."""
-    return sum(energy_parts_pj(c, target, block_bitmap_bits).values())
+    return sum(energy_parts_pj(c, target, block_bits).values())
 
 
 def visit_energy_pj(tl: Timeline, target) -> np.ndarray:

@@ -19,11 +19,13 @@ from .html import figure_png, html_page, pyplot
 from .mapping import mapping_report_dict
 
 
-def _bitmap_bits(counts, layer_style: bool) -> np.ndarray:
-    """``layer`` targets write and read every layer's output block as a bitmap: neurons bits per step."""
+def _block_bits(counts, net, layer_style: bool) -> np.ndarray:
+    """``layer`` targets write and read every layer's output block: per neuron and step (one neuron
+    update) one value of the layer's width (a spike 1 bit, a graded value the state width)."""
     if not layer_style:
         return np.zeros_like(counts["updates"], dtype=np.float64)
-    return counts["updates"].astype(np.float64)  # one bit per neuron update = per neuron and step
+    bits = np.array([layer.value_bits for layer in net.layers], np.float64)
+    return counts["updates"] * bits[:, None, None, None]
 
 
 def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device: str) -> dict:
@@ -32,7 +34,7 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
     doc.update(command="simulate", backend="event")
     c = counts.arrays
     layer_style = target.execution.value == "layer"
-    parts = energy_parts_pj(c, target, _bitmap_bits(counts, layer_style))  # [L, S, T, K] each
+    parts = energy_parts_pj(c, target, _block_bits(counts, net, layer_style))  # [L, S, T, K] each
     dyn_pj = sum(parts.values())
     S, T = counts.samples, counts.timesteps
     visit_pj = visit_energy_pj(tl, target) * S  # [L, slots, K], all samples

@@ -62,6 +62,27 @@ def test_layer_targets_hold_output_blocks_not_qkv_copies():
     assert (buf.qkv_bytes, buf.block_bytes, buf.delay_steps) == (0, 4, 0)
 
 
+def test_layer_targets_hold_each_layers_outputs_at_their_own_width():
+    """A2OS2A's K is a ReLU of 24-bit values, its V ternary, the head a readout of sums: their output
+    blocks were counted at one bit per value, as if they were spikes. On the small A2OS2A net at B = 2,
+    by hand: a spike 1 bit, a ternary spike 2, a graded value 24 (loihi2's state) per neuron and step."""
+    import math
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
+    from ir_nets import small_model
+    from statten_hw.ir import lower
+
+    layers = {layer.name: layer for layer in neuron_layers(lower(small_model("a2os2a")))}
+    expected_bits = {"block.0.attn.q_lif": 1, "block.0.attn.k_lif": 24, "block.0.attn.v_lif": 2,
+                     "block.0.attn.attn_lif": 1, "head": 24}
+    assert expected_bits.keys() <= layers.keys()
+    for name, bits in expected_bits.items():
+        buf = layer_buffers(layers[name], small_target("layer"), 2)
+        assert buf.block_bytes == math.ceil(layers[name].neurons * 2 * bits / 8), name
+
+
 def test_counter_bits():
     assert [counter_bits(m) for m in (1, 2, 3, 4, 8, 128)] == [1, 2, 2, 3, 4, 8]
 

@@ -137,7 +137,7 @@ def test_sanafe_cost_fields_change_nothing_on_builtin_targets():
     assert np.array_equal(tl.busy, busy)
     assert np.array_equal(tl.slot_cycles, busy.max(2) + t.hop_cycles * slots["max_hops"] + t.barrier_cycles)
     energy = (e.sop_pj * c["sops"] + e.mac_pj * c["macs"] + e.neuron_update_pj * c["updates"]
-              + e.noc_hop_pj * c["hops_out"] + (e.sram_write_byte_pj + e.sram_read_byte_pj) * (c["buffer_events"] / 8))
+              + e.noc_hop_pj * c["hops_out"] + (e.sram_write_byte_pj + e.sram_read_byte_pj) * (c["buffer_bits"] / 8))
     assert np.array_equal(energy_pj(c, d.mapping.target), energy)
     assert not visit_energy_pj(tl, d.mapping.target).any()
     assert (counts["active_updates"] <= counts["updates"]).all() and counts["active_updates"].sum() > 0

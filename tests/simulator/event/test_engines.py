@@ -82,7 +82,7 @@ def test_counts_are_conserved(key):
     assert (c["packets_out"] <= c["events"] * net.n_cores).all() and c["packets_out"].sum() > 0
     # Attention buffers take one write per q/k/v packet; no other projection writes there.
     attn = sum(1 for p in net.projections if isinstance(p.synapses, AttentionSynapses))
-    assert attn == 3 * d.model.config.depth and c["buffer_events"].sum() > 0  # q, k, v of each block
+    assert attn == 3 * d.model.config.depth and c["buffer_bits"].sum() > 0  # q, k, v of each block
 
 
 
@@ -120,7 +120,7 @@ def _buffer_peaks_by_replay(counts, net) -> tuple[np.ndarray, int]:
     """Per-core peak bytes of the attention buffers, and the peak of all cores together, replayed slot by
     slot: a layer's q/k/v events of step t arrive at slot ``start - delay + t`` and stay until its
     block of ``delay + 1`` steps is complete."""
-    ev = counts["buffer_events"]  # [L, S, T, K]
+    ev = counts["buffer_bits"]  # [L, S, T, K]
     L, S, T, K = ev.shape
     arrival = [layer.start_step - layer.delay_steps for layer in net.layers]
     slots = max(arrival) + T
@@ -202,3 +202,47 @@ def test_cuda_fast_engine_equals_cpu(key):
     cpu, gpu = simulate(d, x, device="cpu"), simulate(d, x, device="cuda")
     assert torch.equal(cpu.logits_int, gpu.logits_int.cpu())
     assert cpu.counts.equal(gpu.counts) == []
+
+
+def test_attention_buffers_hold_each_value_at_its_width():
+    """A2OS2A's K is graded (a ReLU of the state) and its V ternary; every q/k/v write was counted as one
+    bit. Now each packet into an attention buffer writes its value's width, as the mapper allocates it:
+    q spikes 1 bit, k values the target's state width, v spikes 2, times the packets that carry them
+    (each non-zero value of the integer run, once per core holding one of its targets)."""
+    from statten_hw.ir.graph import inputs_by_port
+
+    d, x, fast, detailed = _both("a2os2a")
+    values = run_integer(d.qgraph, x).values
+    into = [p for p in fast.network.projections if isinstance(p.synapses, AttentionSynapses)]
+    attention, layer = into[0].target, into[0].layer
+    sources = inputs_by_port(d.qgraph.graph, attention)
+    expected = 0
+    for port, bits in (("q", 1), ("k", d.mapping.target.precision.state_bits), ("v", 2)):
+        (p,) = [p for p in into if p.target == attention and p.port == port]
+        fired = (values[sources[port]] != 0).reshape(values[sources[port]].shape[0], x.shape[0], -1).sum((0, 1))
+        for e in range(len(p.origin)):
+            expected += bits * int(fired[e]) * len(set(p.owner[p.synapses.targets(e)[0]].tolist()))
+    assert expected > 0 and values[sources["k"]].abs().max() > 1  # graded keys, not spikes
+    li = fast.counts.layers.index(layer)
+    assert fast.counts["buffer_bits"][li].sum() == detailed.counts["buffer_bits"][li].sum() == expected
+
+
+def test_layer_targets_charge_each_layers_output_block_at_its_width():
+    """Layer by layer, every layer's outputs are written to and read from its block buffer: per neuron
+    and step one value of its width (1 bit a spike, 2 a ternary spike, the state width a graded value;
+    they were all charged one bit). The SRAM energy is that traffic plus the attention buffers' writes,
+    at the target's read + write cost per byte; the widths come from the graph's ops."""
+    d, x, fast, _ = _both("a2os2a", "layer")
+    target = d.mapping.target
+    ops = {n: d.qgraph.qop(n) for n in d.qgraph.graph}
+    samples, steps = x.shape[0], d.model.config.timesteps
+    bits = 0
+    for row in d.mapping.layers:
+        op = ops[row.name]
+        width = (2 if op.ternary else 1) if type(op).__name__ == "QLIF" else target.precision.state_bits
+        bits += row.neurons * steps * samples * width
+    assert any(getattr(op, "ternary", False) for op in ops.values())
+    bits += int(fast.counts["buffer_bits"].sum())
+    per_byte = target.energy.sram_read_byte_pj + target.energy.sram_write_byte_pj
+    sram = fast.report["simulation"]["energy_breakdown_j"]["sram_buffers"]
+    assert sram == pytest.approx(per_byte * bits / 8 * 1e-12, rel=1e-12)
