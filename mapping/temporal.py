@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from statten_hw.errors import MappingError
+from statten_hw.errors import InputError
 from statten_hw.targets.schema import ExecutionStyle, Target
 
 from .layers import NeuronLayer
@@ -109,9 +109,9 @@ class Schedule:
 
 
 def check_block_size(timesteps: int, block_size: int) -> None:
-    """B must be a positive divisor of T, else `MappingError` on the pseudo-layer ``'<model>'``."""
-    if not isinstance(block_size, int) or block_size < 1 or timesteps % block_size:
-        raise MappingError("<model>", "block size divides T", block_size, timesteps)
+    """B must be a positive divisor of T, else `InputError` naming both."""
+    if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1 or timesteps % block_size:
+        raise InputError(f"block size B = {block_size!r:.20} must be a positive divisor of T = {timesteps}")
 
 
 def _graded_key(state_bits: int) -> int:

@@ -8,7 +8,7 @@ import pytest
 from conftest import official_checkpoint
 from mapping_helpers import statten_graph
 from statten_hw import load_checkpoint
-from statten_hw.errors import ConfigError, MappingError
+from statten_hw.errors import ConfigError, InputError
 from statten_hw.mapping import map_model
 from statten_hw.targets import load_target
 
@@ -56,7 +56,7 @@ def test_rates_scale_the_spike_traffic_and_leave_the_graded_shortcuts():
 
 
 def test_block_size_must_divide_t():
-    with pytest.raises(MappingError, match="block size divides T"):
+    with pytest.raises(InputError, match="block size B = 3 must be a positive divisor of T = 4"):
         map_model(statten_graph(), "loihi2", 3)
 
 
