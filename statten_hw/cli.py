@@ -277,7 +277,7 @@ def _block_sizes(spec: str, timesteps: int) -> list[int]:
         raise InputError(f"-B/--block-sizes takes integers like 1,2,4 or 'all', got {spec!r}") from None
     if not sizes or min(sizes) < 1:
         raise InputError(f"block sizes must be positive integers, got {spec!r}")
-    return sizes
+    return list(dict.fromkeys(sizes))  # one B named twice is mapped once
 
 
 def _embedded_accuracy(path, block: int):

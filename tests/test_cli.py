@@ -303,6 +303,13 @@ def test_map_with_new_timesteps_takes_block_sizes_the_checkpoint_does_not_have(t
     assert [d["mapping"]["schedule"]["latency_steps"] for d in docs.values()] == [3, 3 + 2]  # T + A·(B − 1), A = 1
 
 
+def test_map_of_one_block_size_named_twice_writes_one_report_in_place(tmp_path):
+    """-B 2,2 was two block sizes: the report went to OUT/B2 beside a block_sizes.csv of two equal rows."""
+    assert main(["map", "-B", "2,2", "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "report.json").is_file() and not (tmp_path / "B2").exists()
+    assert not (tmp_path / "block_sizes.csv").exists()
+
+
 def test_map_rejects_block_size_not_dividing_T(tmp_path, capsys):
     assert main(["map", "-B", "3", "-o", str(tmp_path / "m")]) == 2
     assert "not divisible" in capsys.readouterr().err
