@@ -15,7 +15,8 @@ sample, logical timestep, core) unless noted; a projection's counts belong to th
 ``buffer_bits``     bits of the q/k/v values written into attention block buffers, per receiving core
                     (one write per packet, of the value's width: a spike 1, a ternary spike 2, a
                     graded value the target's state width);
-``updates``         neuron updates (every neuron of the layer, every step);
+``updates``         neuron updates (every neuron of the layer, every step it computes on: the last only
+                    for a readout after a time mean, which runs once per sample);
 ``active_updates``  neuron updates as SANA-FE counts them (`count_active_updates`): only the neurons whose
                     state can change in the step;
 ``spikes_out``      output spikes (nonzero outputs) of the layer's neurons, per core.
@@ -71,14 +72,19 @@ class Counts:
         return [k for k in (*CORE_FIELDS, *STEP_FIELDS) if not np.array_equal(self[k], other[k])]
 
 
+def _computing_steps(counts: Counts, values: torch.Tensor) -> slice:
+    """The steps a layer computes on: all of them, or the last for a value that exists once (a readout
+    after a time mean, where `on_steps` places it)."""
+    return slice(counts.timesteps - values.shape[0], counts.timesteps)
+
+
 def count_layer_outputs(counts: Counts, net, values: dict, first_sample: int) -> None:
     """Neuron updates and output spikes per core, from each layer's output ``[T, S', ...]`` of samples
-    ``first_sample ...``: every neuron updates once per step; a readout emits no spikes."""
+    ``first_sample ...``: every neuron updates once per step it computes on; a readout emits no spikes."""
     for i, layer in enumerate(net.layers):
         v = values[layer.name]
-        T, n = v.shape[0], v.shape[1]
-        rows = slice(first_sample, first_sample + n)
-        counts["updates"][i, rows] += layer.neurons_per_core
+        rows = slice(first_sample, first_sample + v.shape[1])
+        counts["updates"][i, rows, _computing_steps(counts, v)] += layer.neurons_per_core
         if layer.kind == "readout":
             continue
         counts["spikes_out"][i, rows] += per_core(v, layer.groups, net.n_cores)
@@ -128,9 +134,10 @@ def count_active_updates(counts: Counts, net, qgraph, values: dict, reached: dic
     ``state_before`` is the membrane test; a LIF without one is rerun from its input current."""
     T, arrivals = counts.timesteps, net.arrivals
     for i, layer in enumerate(net.layers):
-        if always_driven(qgraph, layer.name, arrivals):  # every neuron has input at every step
-            n = values[layer.name].shape[1]
-            counts["active_updates"][i, first_sample:first_sample + n] += layer.neurons_per_core
+        if always_driven(qgraph, layer.name, arrivals):  # every neuron has input at every step it computes
+            v = values[layer.name]
+            counts["active_updates"][i, first_sample:first_sample + v.shape[1], _computing_steps(counts, v)] += \
+                layer.neurons_per_core
             continue
         out = on_steps(values[layer.name], T)
         active = _state_before(qgraph, layer, values, T, traces or {})  # not to be written: a trace's own

@@ -4,7 +4,7 @@ Counts are sums over all simulated samples (integers); ``latency_s`` and ``cycle
 samples run one after another; ``per_inference`` gives the means per sample. The totals' energy includes
 static power over the run's duration when the target states one (the chips', so the layers' and cores'
 ``energy_j`` are their dynamic energy only), and the neuron visits of every time slot.
-``neuron_updates`` counts every neuron every step; ``active_updates`` only those whose state can change
+``neuron_updates`` counts every neuron every step it computes on; ``active_updates`` only those whose state can change
 (SANA-FE's count, `statten_hw.simulator.event.counts.count_active_updates`).
 """
 from __future__ import annotations

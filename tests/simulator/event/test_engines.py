@@ -246,3 +246,17 @@ def test_layer_targets_charge_each_layers_output_block_at_its_width():
     per_byte = target.energy.sram_read_byte_pj + target.energy.sram_write_byte_pj
     sram = fast.report["simulation"]["energy_breakdown_j"]["sram_buffers"]
     assert sram == pytest.approx(per_byte * bits / 8 * 1e-12, rel=1e-12)
+
+
+def test_a_readout_after_a_time_mean_updates_once_per_sample():
+    """Spikformer's head reads the mean over time and runs once per sample (its integer values have one
+    step); its neurons were charged an update at every step. Now once, on the last step, on both engines."""
+    d, x, fast, detailed = _both("ssa")
+    head = run_integer(d.qgraph, x).values["head"]
+    assert head.shape[0] == 1  # computed once
+    li = fast.counts.layers.index("head")
+    neurons = int(np.prod(head.shape[2:]))
+    for run in (fast, detailed):
+        updates = run.counts["updates"][li].sum((0, 2))  # per step
+        assert updates[:-1].sum() == 0 and updates[-1] == neurons * x.shape[0]
+        assert run.counts["active_updates"][li].sum() <= neurons * x.shape[0]
