@@ -72,7 +72,7 @@ class LayerRow:
     block_bytes: int
     start_step: int
     delay_steps: int
-    value_bits: int  # bits of one output value where it is held (`NeuronLayer.value_bits`)
+    output: str  # what its neurons emit: "binary" | "ternary" spikes or "graded" values (`NeuronLayer.output`)
 
     @property
     def split_bytes(self) -> int:
@@ -185,7 +185,7 @@ def _layer_rows(layers: list[NeuronLayer], buffers: list[LayerBuffers], demands,
         synapse_bytes=placed[layer.name][0], state_bytes=placed[layer.name][1], buffer_bytes=placed[layer.name][2],
         qkv_bytes=buf.qkv_bytes, accumulator_bytes=buf.accumulator_bytes, residual_bytes=buf.residual_bytes,
         block_bytes=buf.block_bytes, start_step=buf.start_step, delay_steps=buf.delay_steps,
-        value_bits=layer.value_bits(target.precision.state_bits))
+        output=layer.output)
         for layer, buf, d in zip(layers, buffers, demands))
 
 

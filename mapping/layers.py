@@ -92,11 +92,6 @@ class NeuronLayer:
     shortcut_sources: tuple[tuple[str, int], ...] = ()
     output: str = "binary"  # "binary" | "ternary" spikes, or "graded" values (ReLU, readout, attention counts)
 
-    def value_bits(self, state_bits: int) -> int:
-        """Bits one output value takes where it is held: a spike 1, a ternary spike 2 (sign and
-        magnitude), a graded value the target's state width."""
-        return {"binary": 1, "ternary": 2}.get(self.output, state_bits)
-
     def weight_bytes_per_unit(self, weight_bits: int) -> int:
         """Bytes of one unit's weights: ``ceil(unit_weights · weight_bits / 8)``."""
         return math.ceil(self.unit_weights * weight_bits / 8)
@@ -282,6 +277,12 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
     return layers
 
 
+def value_bits(output: str, state_bits: int) -> int:
+    """Bits one value of a layer's ``output`` (`NeuronLayer.output`) takes where it is held: a spike 1, a
+    ternary spike 2 (sign and magnitude), a graded value the target's state width."""
+    return {"binary": 1, "ternary": 2}.get(output, state_bits)
+
+
 def _output(node, readout: bool) -> str:
     """What a layer's neurons emit (`NeuronLayer.output`): a LIF spikes (ternary ones -1 too), SDSA's
     attention q ⊙ spikes; a ReLU, a readout and the other attention modes' counts are graded."""
@@ -327,4 +328,5 @@ def fan_out(layers: list[NeuronLayer]) -> dict[str, int]:
     return out
 
 
-__all__ = ["AttentionInputs", "NeuronLayer", "neuron_layers", "fan_out", "NEURON_KINDS", "SYNAPSE_KINDS"]
+__all__ = ["AttentionInputs", "NeuronLayer", "neuron_layers", "fan_out", "value_bits", "NEURON_KINDS",
+           "SYNAPSE_KINDS"]

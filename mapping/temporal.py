@@ -20,7 +20,7 @@ Buffers (bits; a layer's byte counts round each term up to whole bytes):
   held (none at an effective block of 1: the shortcut goes straight into the next neurons' input). On
   ``layer`` targets the block's ``B·N·D`` shortcut values are held while the layers between run;
 * ``layer`` targets: every layer's outputs of a block, ``B·neurons`` values (the next layer starts
-  only once the block is done) of `NeuronLayer.value_bits` each: a spike 1 bit, a ternary spike 2, a
+  only once the block is done) of `value_bits` each: a spike 1 bit, a ternary spike 2, a
   graded value (A2OS2A's ReLU K, the readout) ``state_bits``.
 
 Every per-neuron term is a whole number of bits per neuron; the accumulators belong to a head (a unit)
@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from statten_hw.errors import InputError
 from statten_hw.targets.schema import ExecutionStyle, Target
 
-from .layers import NeuronLayer
+from .layers import NeuronLayer, value_bits
 
 #: Attention modes that group B consecutive steps.
 BLOCK_MODES = ("STAtten", "A2OS2A", "T_STAtten", "N_STAtten")
@@ -155,7 +155,7 @@ def layer_buffers(layer: NeuronLayer, target: Target, block_size: int, start_ste
         acc = _accumulator_bits(layer, b, state_bits)
         delay = b - 1 if step else 0
         residual = (delay if step else block_size) * state_bits
-    block = 0 if step else block_size * layer.value_bits(state_bits)
+    block = 0 if step else block_size * value_bits(layer.output, state_bits)
     return LayerBuffers(layer.name, qkv, residual, block, acc, layer.neurons, layer.units, start_step, delay)
 
 

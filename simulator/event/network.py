@@ -28,8 +28,9 @@ import torch
 
 from statten_hw.errors import GraphError
 from statten_hw.ir.graph import PORT, SHAPE, topological_order
+from statten_hw.mapping.layers import value_bits
 from statten_hw.quant.execute import exact_dtype
-from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLIF, QLinear, QMaxPool2d, QMul, QOP, QOutput
+from statten_hw.quant.quantize import QAdd, QAttention, QConv2d, QFlatten, QInput, QLinear, QMaxPool2d, QMul, QOP, QOutput
 
 from .owners import HOST, layer_owners, pull_back, push_forward
 from .synapses import (AttentionSynapses, ConvSynapses, ElementwiseSynapses, LinearSynapses, Synapses,
@@ -96,7 +97,7 @@ class LayerInfo:
     neurons_per_core: np.ndarray  # [n_cores] how many of its neurons each core holds
     start_step: int
     delay_steps: int
-    value_bits: int  # bits of one output value where it is held (the mapping's `LayerRow.value_bits`)
+    value_bits: int  # bits of one output value where it is held (`statten_hw.mapping.layers.value_bits`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,21 +184,18 @@ class _Builder:
                 self.owner[n] = push_forward(op, [self.owner[s] for _, s in _ports(self.g, n)], self.shapes[n])
 
     def spiking(self, n: str) -> bool:
-        """``n``'s values are spikes (binary or ternary: accumulates), not graded (multiply-accumulates)."""
-        op = self.op(n)
-        if isinstance(op, QLIF):
-            return True
-        if isinstance(op, QAttention):
-            return op.mode == "SDSA"  # q ⊙ the spikes of its K⊙V neurons; the other modes output counts
-        if isinstance(op, _SPIKE_PRESERVING):
-            return all(self.spiking(s) for _, s in _ports(self.g, n))
-        return isinstance(op, QMul) and all(self.spiking(s) for _, s in _ports(self.g, n))
+        """``n``'s values are spikes (binary or ternary: accumulates), not graded (multiply-accumulates):
+        a layer's as the mapper classed them (`LayerRow.output`), kept by pooling, flattening and products."""
+        if n in self.rows:
+            return self.rows[n].output != "graded"
+        kept = isinstance(self.op(n), (*_SPIKE_PRESERVING, QMul))
+        return kept and all(self.spiking(s) for _, s in _ports(self.g, n))
 
     def value_bits(self, n: str) -> int:
         """Bits one of ``n``'s values takes in a buffer: its layer's, through pooling and flattening
         (A2OS2A's graded K the target's state width, its ternary V 2, a spike 1)."""
         if n in self.rows:
-            return self.rows[n].value_bits
+            return value_bits(self.rows[n].output, self.state_bits)
         if isinstance(self.op(n), _SPIKE_PRESERVING):
             return max(self.value_bits(s) for _, s in _ports(self.g, n))
         return 1 if self.spiking(n) else self.state_bits
@@ -290,7 +288,7 @@ def build_network(qgraph, mapping) -> EventNetwork:
     n_cores = len(mapping.cores)
     layers = tuple(LayerInfo(r.name, r.kind, b.shapes[r.name], b.owner[r.name].reshape(-1), b.grouped(r.name),
                              np.bincount(b.owner[r.name].reshape(-1), minlength=n_cores), r.start_step,
-                             r.delay_steps, r.value_bits) for r in mapping.layers)
+                             r.delay_steps, value_bits(r.output, b.state_bits)) for r in mapping.layers)
     hops = _hops_matrix(mapping)
     projections = _share_packets(tuple(b.projection(*edge, hops) for edge in b.dendrite_edges))
     timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
