@@ -433,3 +433,15 @@ def test_eval_and_energy_default_to_the_data_a_sequence_model_was_trained_on(tmp
     assert reports["default"]["energy_model"]["rate_source"] == "measured on digits-seq (8 samples)"
     first = reports["default"]["layers"][0]
     assert first["op"] == "MAC" and first["formula"] == "E_MAC·F·8"  # a new row of pixels at each of T = 8 steps
+
+
+def test_map_and_simulate_warn_when_the_target_costs_nothing(tmp_path, capsys):
+    """SANA-FE's truenorth.yaml sets every latency and energy to 0: the figures are 0 by construction."""
+    assert main(["map", "--target", "sanafe:truenorth", "-o", str(tmp_path / "map")]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: sanafe:truenorth gives every timing and every energy cost as 0, so the report's cycles and "
+            "latency and energy are 0 by construction") in err
+    assert main(["simulate", "--target", "sanafe:truenorth", "--samples", "2", "-o", str(tmp_path / "sim")]) == 0
+    assert "warning: sanafe:truenorth gives every timing and every energy cost as 0" in capsys.readouterr().err
+    assert main(["map", "--target", "loihi2", "-o", str(tmp_path / "loihi2")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -190,6 +190,14 @@ class Target:
         """Cores on one chip (mesh_x * mesh_y * cores_per_tile)."""
         return self.mesh.cores_per_chip
 
+    def uncosted(self) -> tuple[str, ...]:
+        """The sections among ``timing`` and ``energy`` whose every per-event cost is 0, as in SANA-FE's
+        purely functional truenorth.yaml: a report's cycles or energy on such a target are 0 by
+        construction, not an estimate, and the command line says so."""
+        costs = {"timing": [v for k, v in asdict(self.timing).items() if k != "clock_hz"],
+                 "energy": list(asdict(self.energy).values())}
+        return tuple(section for section, values in costs.items() if not any(values))
+
     def to_dict(self) -> dict:
         """Plain nested dict in the TOML file's layout (execution as its string; no provenance)."""
         data = asdict(self)

@@ -237,3 +237,18 @@ def test_random_out_of_bound_values_are_refused(tmp_path_factory, data, which, s
         load_target(path)
     assert str(path) in str(info.value)
     assert math.isfinite(bad)
+
+
+@pytest.mark.parametrize("zeroed,expected", [((), ()), (("timing",), ("timing",)), (("energy",), ("energy",)),
+                                             (("timing", "energy"), ("timing", "energy"))])
+def test_uncosted_names_the_sections_whose_every_cost_is_zero(zeroed, expected):
+    data = load_target("loihi2").to_dict()
+    for section in zeroed:
+        data[section] = {k: (v if k == "clock_hz" else 0) for k, v in data[section].items()}
+    assert parse_target(data, "zeroed").uncosted() == expected
+
+
+def test_one_nonzero_cost_makes_a_section_costed():
+    data = load_target("loihi2").to_dict()
+    data["energy"] = {k: 0 for k in data["energy"]} | {"static_power_mw": 1.0}
+    assert parse_target(data, "static only").uncosted() == ()
