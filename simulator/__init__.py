@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from statten_hw.errors import InputError
+from statten_hw.quant.precision import precision_report, run_clipping
 
 from .event.counts import Counts
 from .event.network import EventNetwork
@@ -100,8 +101,7 @@ def simulate(deployment, x: torch.Tensor, *, engine: str = "fast", device: str =
     tl, slots = timeline(counts, net, deployment.mapping)
     report = simulation_report(deployment, net, counts, tl, slots, engine=engine, device=device)
     report["neurobench"] = neurobench_report(deployment, run)
-    # values the integer contract clipped to the state width, per node: where a narrow state costs accuracy
-    report["precision"]["saturated"] = {node: n for node, n in run.overflows.items() if n}
+    report["precision"] = precision_report(deployment, run_clipping(deployment.qgraph, run))
     sim = Simulation(logits, spikes, counts, tl, report, net)
     if labels is not None:
         report["simulation"]["accuracy"] = float((sim.predictions == labels.cpu()).double().mean())

@@ -480,6 +480,11 @@ def cmd_simulate(args) -> None:
         print(f"{args.backend} backend: {len(x)} sample(s) on {doc['target']}{clause}; report in {args.output}/")
         if warning:
             print(warning, file=sys.stderr)
+        if approximations := doc.get("sanafe", {}).get("approximations"):
+            print(f"note: SANA-FE runs {len(approximations)} layer(s) on input currents the integer reference "
+                  "computes; their synaptic work is not in its SOPs and energy (report.md lists them)",
+                  file=sys.stderr)
+        _warn_precision(doc)
         return
     sim = simulate(deployment, x, engine=engine, device=device, labels=y, progress=True)
     doc = write_simulation_report(args.output, {**sim.report, "data": data})
@@ -488,9 +493,22 @@ def cmd_simulate(args) -> None:
     print(f"{deployment.checkpoint.name} on {doc['target']} (B = {doc['block_size']}): {s['samples']} sample(s){acc}; "
           f"per inference {pi['cycles']:,.0f} cycles, {pi['latency_s'] * 1e6:,.2f} µs, {pi['energy_j'] * 1e6:,.3f} µJ; "
           f"{doc['totals']['cores']} core(s); report in {args.output}/")
-    if problems := doc["precision"]["problems"]:
+    _warn_precision(doc)
+
+
+def _warn_precision(doc: dict) -> None:
+    """Warning lines for a simulation report's numbers that are not the deployed network's own: where
+    the graph does not fit the target's formats, and input values the input quantizer clipped."""
+    from statten_hw.reports.simulation import input_clipping
+
+    precision = doc.get("precision")
+    if precision is None:  # a Lava run without its integer reference (API only)
+        return
+    if problems := precision["problems"]:
         print(f"warning: the integer graph does not fit {doc['target']}'s number formats in {len(problems)} place(s) "
               f"(first: {problems[0]}); report.md lists them", file=sys.stderr)
+    if precision["inputs_clipped"]:
+        print(f"warning: input: {input_clipping(precision)}", file=sys.stderr)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:

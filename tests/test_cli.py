@@ -342,6 +342,7 @@ def test_event_and_lava_reports_agree_where_both_measured(tmp_path, capsys):
     event, lava = tmp_path / "event" / "report.json", tmp_path / "lava" / "report.json"
     assert main(["diff", "--values-only", str(event), str(lava)]) == 0
     doc = json.loads(lava.read_text())
+    assert doc["precision"] == json.loads(event.read_text())["precision"]  # formats, saturation, input clipping
     doc["layers"][0]["spikes"] += 1
     (tmp_path / "doctored.json").write_text(json.dumps(doc))
     assert main(["diff", "--values-only", str(event), str(tmp_path / "doctored.json")]) == 1
@@ -445,3 +446,13 @@ def test_map_and_simulate_warn_when_the_target_costs_nothing(tmp_path, capsys):
     assert "warning: sanafe:truenorth gives every timing and every energy cost as 0" in capsys.readouterr().err
     assert main(["map", "--target", "loihi2", "-o", str(tmp_path / "loihi2")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_sanafe_backend_says_which_layers_it_feeds_currents(tmp_path, capsys):
+    import json
+
+    assert main(["simulate", "--backend", "sanafe", "--target", "sanafe:loihi", "--samples", "1",
+                 "-o", str(tmp_path)]) == 0
+    approximations = json.loads((tmp_path / "report.json").read_text())["sanafe"]["approximations"]
+    assert approximations and (f"note: SANA-FE runs {len(approximations)} layer(s) on input currents the integer "
+                               "reference computes") in capsys.readouterr().err

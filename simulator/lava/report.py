@@ -7,7 +7,8 @@ the ``lava`` section: steps, window, latencies, wall time and every process with
 layers, cores and (for a process that emits a layer's output) its spikes, and, given the integer
 reference run, whether every layer and the logits equal it (``integer_reference``, with how many
 values the reference saturated: Lava wraps 24-bit synaptic sums where the contract saturates them,
-so only a run without saturation is bit-exact). The placement itself (layer and core identities,
+so only a run without saturation is bit-exact), and then the ``precision`` section of every
+simulation report (`statten_hw.quant.precision.precision_report`). The placement itself (layer and core identities,
 positions, neurons, and the static totals and memory per core) is the deployment's mapping. Nothing
 else is measured by Lava (SOPs, cycles, energy, NoC traffic): those fields stay null.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from statten_hw.ir.graph import PORT, SHAPE, topological_order
+from statten_hw.quant.precision import precision_report, run_clipping
 from statten_hw.reports.schema import STATIC_TOTALS, empty_report
 from statten_hw.simulator.event.network import dendrite_arrivals
 from statten_hw.simulator.event.owners import layer_owners
@@ -92,6 +94,8 @@ def lava_report(deployment, run, reference=None) -> dict:
         "processes": [_process_row(p, owners, cores_of, run) for p in run.processes],
         "integer_reference": None if reference is None else agreement(run, reference),
     }
+    if reference is not None:
+        doc["precision"] = precision_report(deployment, run_clipping(qgraph, reference))
     return doc
 
 

@@ -14,6 +14,7 @@ expressed and what the target conversion assumed) sits under ``"sanafe"``.
 """
 from __future__ import annotations
 
+from statten_hw.quant.precision import precision_report
 from statten_hw.reports.schema import empty_report
 
 from ._sdk import VERSION
@@ -38,6 +39,7 @@ def sanafe_report(deployment, run: SanafeRun) -> dict:
         active_updates=sum(s.neuron_updates for s in steps), cycles=None,
         latency_s=sum(s.sim_time_s for s in steps), energy_j=sum(s.energy_j["total"] for s in steps))
     doc["sanafe"] = _details(deployment, run, steps)
+    doc["precision"] = precision_report(deployment, run.clipping)
     return doc
 
 
@@ -55,7 +57,7 @@ def _layers(deployment, run: SanafeRun) -> list[dict]:
             "sanafe_mode": plan.mode, "sanafe_lag_steps": plan.lag, "synapses_created": run.synapses.get(plan.name),
             "approximation": None if plan.mode == SYNAPSES else plan.note,
             "reference_mismatches": run.reference_mismatches.get(plan.name),
-            "reference_overflows": run.reference_overflows.get(plan.name, 0)})
+            "reference_overflows": run.clipping["saturated"].get(plan.name, 0)})
     return rows
 
 

@@ -21,6 +21,7 @@ import torch
 
 from statten_hw.errors import ConfigError
 from statten_hw.quant import run_integer
+from statten_hw.quant.precision import run_clipping
 from statten_hw.targets.sanafe import FORMAT, SanafeArchitecture, read_architecture
 
 from ._sdk import quiet, sanafe
@@ -90,7 +91,7 @@ class SanafeRun:
     spikes: dict[str, torch.Tensor]
     readouts: dict[str, torch.Tensor]
     reference_mismatches: dict[str, int]
-    reference_overflows: dict[str, int]
+    clipping: dict  # what the integer reference clipped: `statten_hw.quant.precision.run_clipping`
     steps: tuple[tuple[StepCounts, ...], ...]
     cores: dict[int, CoreCounts]
     core_of: dict[int, int]
@@ -124,7 +125,7 @@ def run_sanafe(deployment, x: torch.Tensor, *, timing_model: str = "detailed") -
         for core, counts in s.cores.items():
             cores[core] = cores[core] + counts
     return SanafeRun(arch, timing_model, tuple(plans), tuple(groups), built.synapses, spikes, readouts,
-                     _mismatches(qgraph, ref.values, spikes, readouts), dict(ref.overflows),
+                     _mismatches(qgraph, ref.values, spikes, readouts), run_clipping(qgraph, ref),
                      tuple(s.steps for s in samples), dict(cores), sanafe_cores(mapping, arch), wall)
 
 

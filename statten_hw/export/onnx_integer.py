@@ -72,8 +72,7 @@ def output_name(qgraph: "Q.QuantizedGraph") -> str:
 
 
 def _input_node(qgraph) -> tuple[str, "Q.QInput"]:
-    name = next(n for n in topological_order(qgraph.graph) if isinstance(qgraph.qop(n), Q.QInput))
-    return name, qgraph.qop(name)
+    return qgraph.input_node, qgraph.qop(qgraph.input_node)
 
 
 def input_shape(qgraph: "Q.QuantizedGraph", batch_size: int = 1) -> tuple[int, ...]:

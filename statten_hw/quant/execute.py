@@ -53,13 +53,15 @@ class LifTrace:
 class IntegerRun:
     """``logits_int`` (int64) stand for ``logits_int · logits_scale``; ``values`` holds every
     node's int64 output (spikes for LIF nodes); ``overflows[node]`` counts saturated elements;
-    ``lif_traces`` (``run_integer(..., trace_lifs=True)``, else None): a `LifTrace` per LIF node,
+    ``clipped_inputs`` the input values that fell outside the input quantizer's levels (data unlike
+    the calibration data, clipped at the sensor boundary); ``lif_traces`` (``run_integer(..., trace_lifs=True)``, else None): a `LifTrace` per LIF node,
     and per SDSA attention node ``name`` one for its K⊙V neurons under ``"name.kv_lif"``."""
     logits_int: torch.Tensor
     logits_scale: float
     values: dict
     overflows: dict
     lif_traces: dict | None = None
+    clipped_inputs: int = 0
 
     @property
     def logits(self) -> torch.Tensor:
@@ -75,10 +77,12 @@ class IntegerRun:
 
 
 class _Ctx:
-    """Per run: the state width, strict mode, overflow counts and (when not None) the LIF traces."""
+    """Per run: the state width, strict mode, overflow counts, clipped inputs and (when not None) the
+    LIF traces."""
 
     def __init__(self, state_bits: int, strict: bool, traces: dict | None = None):
         self.bits, self.strict, self.overflows, self.traces = state_bits, strict, {}, traces
+        self.clipped_inputs = 0
 
     def sat(self, name: str, v: torch.Tensor, quantity: str) -> torch.Tensor:
         """`saturate` and count, after a one-pass range check: values almost always fit, and then
@@ -112,17 +116,24 @@ def _per_step(fn, x):
     return y.reshape(T, B, *y.shape[1:])
 
 
+def _unclipped_levels(op: Q.QInput, x: torch.Tensor) -> torch.Tensor:
+    """A floating-point ``x`` as ``round(x / scale)`` (in float64); an integer ``x`` is levels already."""
+    return torch.round(x.to(torch.float64) / op.scale) if x.is_floating_point() else x
+
+
 def input_levels(op: Q.QInput, x: torch.Tensor) -> torch.Tensor:
     """The sensor boundary, the one float step of an integer run: a floating-point ``x`` becomes
     ``round(x / scale)`` (in float64), an integer ``x`` is taken as levels, and both are clipped into
     ``op.levels``. int64, in the model's input layout."""
-    if x.is_floating_point():
-        x = torch.round(x.to(torch.float64) / op.scale)
-    return x.clamp(*op.levels).to(I64)
+    return _unclipped_levels(op, x).clamp(*op.levels).to(I64)
 
 
 def _input(op: Q.QInput, ins, x, ctx, name):
-    x = input_levels(op, x)
+    raw = _unclipped_levels(op, x)
+    low, high = op.levels
+    if ctx is not None:  # None: a backend taking the input layout only (Lava's input process)
+        ctx.clipped_inputs += int(((raw < low) | (raw > high)).sum())
+    x = raw.clamp(low, high).to(I64)
     if op.encoding == "direct":
         return x.unsqueeze(0).repeat(op.timesteps, *([1] * x.dim()))
     return x.transpose(0, 1).contiguous()
@@ -457,4 +468,4 @@ def run_integer(qgraph: "Q.QuantizedGraph", x: torch.Tensor, strict: bool = Fals
                 raise GraphError(f"node {step.name!r}: integer executor produced {out.dtype}")
             values[step.name] = out
     out_name = qgraph.output_node
-    return IntegerRun(values[out_name], qgraph.scale(out_name), values, ctx.overflows, ctx.traces)
+    return IntegerRun(values[out_name], qgraph.scale(out_name), values, ctx.overflows, ctx.traces, ctx.clipped_inputs)

@@ -136,5 +136,23 @@ def precision_section(qgraph, precision) -> dict:
     return copy.deepcopy(per_target[precision])
 
 
-__all__ = ["GraphPrecision", "graph_precision", "mantissa_bits", "precision_problems", "precision_section",
-           "target_quantizer"]
+def run_clipping(qgraph, run) -> dict:
+    """What one integer run (`IntegerRun`) clipped: per node the values saturated at the state width,
+    and the input values outside the input quantizer's range (data unlike the data the network was
+    quantized on), with that range in the data's units."""
+    op = qgraph.qop(qgraph.input_node)
+    low, high = op.levels
+    return {"saturated": {node: n for node, n in run.overflows.items() if n},
+            "inputs_clipped": run.clipped_inputs, "input_range": [low * op.scale, high * op.scale]}
+
+
+def precision_report(deployment, clipping: dict) -> dict:
+    """A simulation report's ``precision``, whichever backend ran: what the integer graph was quantized
+    for, where it does not fit the target's formats (`precision_section`), and what the integer run
+    of the simulated samples clipped (`run_clipping`)."""
+    return {"quantized_for": deployment.precision,
+            **precision_section(deployment.qgraph, deployment.target.precision), **clipping}
+
+
+__all__ = ["GraphPrecision", "graph_precision", "mantissa_bits", "precision_problems", "precision_report",
+           "precision_section", "run_clipping", "target_quantizer"]

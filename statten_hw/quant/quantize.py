@@ -246,6 +246,11 @@ class QuantizedGraph:
     def output_node(self) -> str:
         return next(n for n in self.graph if isinstance(self.qop(n), QOutput))
 
+    @property
+    def input_node(self) -> str:
+        """The `QInput` node: the sensor boundary, where float data becomes levels."""
+        return next(n for n in self.graph if isinstance(self.qop(n), QInput))
+
 
 def decay_field(decay_bits: int) -> tuple[int, int]:
     """``(step, largest)`` of the ``dv`` values a ``decay_bits``-bit decay field holds: ``k · 2^(12 - d)``

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from statten_hw.quant.precision import precision_section
 from statten_hw.simulator.event.timing import PJ, energy_parts_pj, visit_energy_pj
 
 from .files import write_report_folder
@@ -67,7 +66,6 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
                          active_updates=total["active_updates"],
                          # all cores at one moment, as buffer_bytes is all cores' allocation (not the busiest core)
                          buffer_peak_bytes=int(np.ceil(tl.buffer_bits.sum(2).max(initial=0) / 8)))
-    doc["precision"] = {"quantized_for": deployment.precision, **precision_section(deployment.qgraph, target.precision)}
     breakdown = {part: float(pj.sum()) for part, pj in parts.items()} | {"neuron_access": float(visit_pj.sum())}
     doc["simulation"] = {
         "engine": engine, "device": device, "samples": S, "timesteps": T,
@@ -129,12 +127,21 @@ def _data_text(doc: dict) -> str:
     return f" of {named(data['input'], 'test')}, network quantized on {named(data['calibration'], 'train')}"
 
 
+def input_clipping(precision: dict) -> str:
+    """The clause saying how many input values the input quantizer clipped, and what to do about it."""
+    low, high = precision["input_range"]
+    return (f"{precision['inputs_clipped']:,} value(s) outside the input quantizer's range [{low:g}, {high:g}] "
+            "were clipped (the network was quantized on other data; --calibration names data like this)")
+
+
 def _precision_lines(doc: dict) -> list[str]:
     p = doc["precision"]
     problems, graph, saturated = p["problems"], p["graph"], p.get("saturated", {})
     lines = [f"- number formats: the integer graph was quantized for the target's ({graph['weight_bits']}-bit "
              f"weights, exponents up to {graph['weight_exponent']}, {graph['state_bits']}-bit state)"
              ] if p["quantized_for"] == "target" else []
+    if p.get("inputs_clipped"):
+        lines.append(f"- **input: {input_clipping(p)}**")
     if saturated:
         worst = max(saturated, key=saturated.get)
         lines.append(f"- saturated at the {graph['state_bits']}-bit state: {sum(saturated.values()):,} values in "
@@ -178,13 +185,27 @@ def _backend_markdown(doc: dict) -> str:
     lines = [f"# {doc['backend']} run on {doc['target']} ({doc['model']['family']} / {doc['model']['attention']}, "
              f"B = {doc['block_size']})", ""]
     if doc.get("data"):
-        lines += [f"- samples: {doc['data']['samples']}{_data_text(doc)}", ""]
+        lines += [f"- samples: {doc['data']['samples']}{_data_text(doc)}"]
+    if doc.get("precision"):
+        lines += _precision_lines(doc)
+    lines.append("")
     lines += ["| total | value |", "|---|---|"]
-    lines += [f"| {k} | {'not measured' if v is None else v} |" for k, v in doc["totals"].items()]
+    lines += [f"| {k} | {_measured(v)} |" for k, v in doc["totals"].items()]
     lines += ["", "| layer | kind | neurons | spikes | SOPs |", "|---|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r.get('kind')} | {r.get('neurons')} | {r.get('spikes')} | {r.get('sops')} |"
-              for r in doc["layers"]]
+    lines += [f"| {r['name']} | {r.get('kind')} | {_measured(r.get('neurons'))} | {_measured(r.get('spikes'))} | "
+              f"{_measured(r.get('sops'))} |" for r in doc["layers"]]
+    if approximations := doc.get("sanafe", {}).get("approximations"):
+        lines += ["", "## Layers SANA-FE does not run as synapses", "",
+                  "Their synaptic work is not in SANA-FE's counts (SOPs, energy): the event simulator's report has it.",
+                  "", *(f"- {a['layer']} ({a['mode']}): {a['how']}" for a in approximations)]
     return "\n".join(lines) + "\n"
+
+
+def _measured(value) -> str:
+    """A report value for a table: 'not measured' for null, integers with separators, floats to 4 digits."""
+    if value is None:
+        return "not measured"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
 
 
 def _backend_plots(doc: dict) -> list[tuple[str, str]]:
@@ -214,4 +235,4 @@ def write_simulation_report(out_dir, doc: dict) -> dict:
     return write_report_folder(out_dir, tables, md, html_page(f"statten-hw simulate: {doc['target']}", md, figures), doc)
 
 
-__all__ = ["simulation_report", "write_simulation_report"]
+__all__ = ["input_clipping", "simulation_report", "write_simulation_report"]

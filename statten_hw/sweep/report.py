@@ -97,7 +97,8 @@ def csv_rows(doc: dict) -> list[dict]:
                      **{f"{f}_per_inference": per_inference[f] for f in SIMULATED_TOTALS},
                      "memory_bytes": r["memory_bytes"], "latency_steps": r["latency_steps"],
                      "lower_bound_cores": r["lower_bound_cores"], "accuracy": r["accuracy"],
-                     "integer_overflows": r["integer_overflows"], "simulation_agreeing": r["simulation_agreeing"],
+                     "integer_overflows": r["integer_overflows"], "inputs_clipped": r["inputs_clipped"],
+                     "simulation_agreeing": r["simulation_agreeing"],
                      "pareto": r["pareto"],
                      "worker_deaths": sum(x["worker_deaths"] for x in r["retries"]), "error": r["error"],
                      "key": r["key"]})
@@ -137,6 +138,8 @@ def markdown(doc: dict) -> str:
                        if r["simulation_agreeing"] is not None and r["simulation_agreeing"] != r["n"]])
     lines += _section("Integer values saturated at the state width (counted, never hidden)",
                       [f"{r['label']}: {r['integer_overflows']:,} values" for r in configs if r["integer_overflows"]])
+    lines += _section("Input values clipped at the input quantizer's range (test data unlike the calibration data)",
+                      [f"{r['label']}: {r['inputs_clipped']:,} values" for r in configs if r["inputs_clipped"]])
     lines += _section("Retried after a worker died",
                       [f"{r['label']}: {x['task']} task, {x['worker_deaths']} worker death(s)"
                        for r in [*configs, *doc["failed"]] for x in r["retries"]])

@@ -64,7 +64,8 @@ def evaluate_shard(deployment, config: Configuration, start: int, stop: int):
     except StattenError as err:
         return TaskError(str(err))
     shard = {"n": stop - start, "correct": int((run.predictions == y).sum()),
-             "overflows": sum(run.overflows.values()), "simulated": None, "agreeing": None}
+             "overflows": sum(run.overflows.values()), "inputs_clipped": run.clipped_inputs, "simulated": None,
+             "agreeing": None}
     if sim is not None:
         shard["simulated"] = {field: sim.report["totals"][field] for field in SIMULATED_TOTALS}
         shard["agreeing"] = int((sim.predictions == run.predictions).sum())
@@ -86,6 +87,7 @@ def combine(config: Configuration, deployment, *shards) -> dict:
         memory_bytes=totals["synapse_bytes"] + totals["state_bytes"] + totals["buffer_bytes"],
         latency_steps=mapping.schedule.latency_steps, lower_bound_cores=mapping.lower_bound.cores,
         accuracy=correct / n, correct=correct, n=n, integer_overflows=sum(s["overflows"] for s in shards),
+        inputs_clipped=sum(s["inputs_clipped"] for s in shards),
         simulation_agreeing=sum(s["agreeing"] for s in shards) if simulated else None)
 
 
@@ -104,7 +106,8 @@ CONFIG_FIELDS = ("key", "label", "checkpoint", "target", "block_size", "bits", "
                  "calibration_samples", "engine", "series")
 #: What a configuration measures; all null in the record of a configuration that failed.
 MEASURED_FIELDS = ("model", "backend", "totals", "per_inference", "memory_bytes", "latency_steps",
-                   "lower_bound_cores", "accuracy", "correct", "n", "integer_overflows", "simulation_agreeing")
+                   "lower_bound_cores", "accuracy", "correct", "n", "integer_overflows", "inputs_clipped",
+                   "simulation_agreeing")
 
 
 def result_record(config: Configuration, status: str, error: str | None = None, **measured) -> dict:
@@ -117,7 +120,8 @@ def result_record(config: Configuration, status: str, error: str | None = None, 
 
 
 #: What the report computes with in a finished configuration's record: numbers, never null.
-NUMERIC_FIELDS = ("memory_bytes", "latency_steps", "lower_bound_cores", "accuracy", "correct", "n", "integer_overflows")
+NUMERIC_FIELDS = ("memory_bytes", "latency_steps", "lower_bound_cores", "accuracy", "correct", "n", "integer_overflows",
+                  "inputs_clipped")
 
 
 def record_problem(record: dict) -> str | None:

@@ -100,6 +100,33 @@ def test_simulate_warns_and_reports_where_the_target_formats_fall_short(tmp_path
     assert json.loads((tmp_path / "l2" / "report.json").read_text())["precision"]["problems"] == []
 
 
+def test_simulate_counts_and_warns_about_inputs_beyond_the_quantizers_range(tmp_path, capsys):
+    """Digits scaled by 40, simulated with the network quantized on plain digits: each pixel above the
+    input quantizer's top level plus half a step is clipped there, counted here on the data itself."""
+    import torch
+
+    from statten_hw.data import load_dataset
+
+    x, y = load_dataset("digits", split="test")
+    x, y = 40 * x[:8], y[:8]
+    np.savez(tmp_path / "bright.npz", x=x.numpy(), y=y.numpy())
+    assert main(["simulate", "--input", str(tmp_path / "bright.npz"), "-o", str(tmp_path / "sim")]) == 0
+    err = capsys.readouterr().err
+    precision = json.loads((tmp_path / "sim" / "report.json").read_text())["precision"]
+    low, high = precision["input_range"]
+    step = high / 255  # the embedded model's input: 8-bit unsigned levels
+    expected = int((x > high + step / 2).sum())
+    assert low == 0 and expected > 0 and precision["inputs_clipped"] == expected
+    assert f"warning: input: {expected:,} value(s) outside the input quantizer's range [0, {high:g}]" in err
+    assert f"input: {expected:,} value(s)" in (tmp_path / "sim" / "report.md").read_text()
+    # quantized on the bright data itself, nothing is clipped and nothing is said
+    assert main(["simulate", "--input", str(tmp_path / "bright.npz"), "--calibration", str(tmp_path / "bright.npz"),
+                 "-o", str(tmp_path / "own")]) == 0
+    assert "input:" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "own" / "report.json").read_text())["precision"]["inputs_clipped"] == 0
+    assert torch.equal(load_dataset(str(tmp_path / "bright.npz"), split="test")[0], x)
+
+
 # --precision target: the graph quantized to the target's formats ------------------------------------
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ def _result(key: str, target: str, b: int, accuracy: float, energy: float | None
     per = {f: None if energy is None else 1.0 for f in SIMULATED_TOTALS} | {"energy_j": energy}
     return {**result_record(config, "ok", totals=totals, per_inference=per, memory_bytes=1000 * b,
                             latency_steps=steps, accuracy=accuracy, correct=round(10 * accuracy), n=10,
-                            integer_overflows=0, simulation_agreeing=None if energy is None else 10),
+                            integer_overflows=0, inputs_clipped=0, simulation_agreeing=None if energy is None else 10),
             "retries": []}
 
 
@@ -102,10 +102,13 @@ def test_disagreeing_simulation_and_overflows_are_reported(tmp_path):
     result = _result("a1", "loihi2", 1, 0.9, 1e-6)
     result["simulation_agreeing"] = 9
     result["integer_overflows"] = 1234
+    result["inputs_clipped"] = 56
     write_sweep_report(tmp_path, [result], [], computed=1, reused=0)
     md = (tmp_path / "report.md").read_text()
     assert "ck_b1.pth B=1 loihi2 8-bit: 1 of 10 samples" in md
     assert "ck_b1.pth B=1 loihi2 8-bit: 1,234 values" in md
+    clipped = md.split("Input values clipped at the input quantizer's range")[1]
+    assert "ck_b1.pth B=1 loihi2 8-bit: 56 values" in clipped
 
 
 @pytest.mark.parametrize("failed_only", [True, False])

@@ -21,7 +21,7 @@ def _record() -> dict:
     """A finished configuration's record as the run stores it (`result_record` plus its retries)."""
     return {**result_record(CONFIG, "ok", totals={f: 1 for f in TOTAL_FIELDS}, accuracy=0.5, correct=2, n=4,
                             per_inference={f: 0.25 for f in SIMULATED_TOTALS}, memory_bytes=10, latency_steps=5,
-                            lower_bound_cores=1, integer_overflows=0, simulation_agreeing=4),
+                            lower_bound_cores=1, integer_overflows=0, inputs_clipped=0, simulation_agreeing=4),
             "retries": [{"task": "prepare", "worker_deaths": 1}]}
 
 

@@ -82,3 +82,24 @@ def test_report_is_strict_json_with_the_target_provenance(report, tmp_path):
     back = json.loads(path.read_text())
     assert back["sanafe"]["target_unmodelled"] and back["sanafe"]["target_defaults"]
     assert any("link_buffer_size" in n for n in back["sanafe"]["target_unmodelled"])
+
+
+def test_report_has_the_precision_section_the_event_simulator_gives(report):
+    """Formats, saturated values and clipped inputs of the same deployment and inputs, both backends."""
+    from statten_hw.simulator import simulate
+
+    d, _, doc = report
+    x = small_input(small_model("statten"))
+    assert doc["precision"] == simulate(d, x).report["precision"]
+
+
+def test_markdown_names_every_layer_sanafe_does_not_run_as_synapses(report, tmp_path):
+    from statten_hw.reports.simulation import write_simulation_report
+
+    _, run, doc = report
+    write_simulation_report(tmp_path, doc)
+    md = (tmp_path / "report.md").read_text()
+    others = [p for p in run.plans if p.mode != SYNAPSES]
+    assert others and "## Layers SANA-FE does not run as synapses" in md
+    assert all(f"- {p.name} ({p.mode}): {p.note}" in md for p in others)
+    assert "None" not in md
