@@ -197,9 +197,24 @@ def _environment_restored():
         os.environ.update(saved)
 
 
+def _check_address(scheduler: str) -> None:
+    """Refuse a malformed ``--scheduler`` before a `Client` is made: a client whose address does not
+    parse is left half-built, and its finalizer prints a traceback 20 s after the error line."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        if scheme in ("tcp", "tls", "ws", "wss") and not 0 < parse_host_port(location)[1] < 65536:
+            raise ValueError("port out of range 1-65535")
+    except ValueError as err:
+        raise InputError(f"--scheduler {scheduler}: not a Dask scheduler address like tcp://HOST:8786 "
+                         f"({one_line(err, 80)})") from None
+
+
 def _connect(scheduler: str, timeout: float):
     from distributed import Client
 
+    _check_address(scheduler)
     try:
         client = Client(scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as err:

@@ -94,3 +94,21 @@ def test_failed_configurations_end_the_command_with_an_error_after_the_report(ti
                                           r"KilledWorker: k\); finished ones are stored in "):
         args.func(args)
     assert json.loads((tmp_path / "report.json").read_text())["failed"][0]["error"] == "KilledWorker: k"
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://localhost", "localhost:8786x", "tcp://127.0.0.1:99999"])
+def test_malformed_scheduler_address_is_one_line_and_nothing_else(tiny, tmp_path, address):
+    """In a process of its own: a half-built Dask client printed a traceback after the error line, when
+    it was collected (20 s later)."""
+    import subprocess
+    import sys
+
+    ckpt, data = tiny
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "statten_hw", "sweep", str(ckpt), "--dataset", str(data),
+                           "--no-progress", "--scheduler", address, "-o", str(out)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"statten-hw: error: --scheduler {address}: not a Dask scheduler address like tcp://HOST")
+    assert not out.exists()
