@@ -63,12 +63,12 @@ def _own_dataset(args) -> str:
 
 def cmd_eval(args) -> None:
     from statten_hw.data import load_dataset
-    from statten_hw.evaluate import accuracy, check_input_shape
+    from statten_hw.evaluate import accuracy, check_data
 
     _, model = _load(args)
     source = args.dataset or _own_dataset(args)
     x, y = load_dataset(source)
-    check_input_shape(model, x, source)
+    check_data(model, x, y, source)
     acc = accuracy(model, x, y, progress=True)
     print(f"{source}: {len(y)} samples, top-1 accuracy {100 * acc:.2f} %")
 
@@ -253,11 +253,13 @@ def _quantize_for_export(model, graph, calib_x, args, target, settings):
     """Quantize on the calibration split (``settings``, for ``target``'s number formats when given)
     and report float vs integer accuracy on the test split."""
     from statten_hw.data import load_dataset
+    from statten_hw.evaluate import check_data
     from statten_hw.quant import compare_float_integer, quantize
 
     source = args.calibration or DEFAULT_CALIBRATION
     qgraph = quantize(graph, calib_x[: args.calibration_samples], **settings)
     test_x, test_y = load_dataset(source, split="test")
+    check_data(model, test_x, test_y, source)
     cmp = compare_float_integer(model, qgraph, test_x, test_y)
     formats = f" for {target.name}'s formats, {qgraph.state_bits}-bit state" if target is not None else ""
     print(f"integer network ({settings['weight_bits']}-bit weights{formats}): accuracy float {100 * cmp['float_accuracy']:.2f} % vs "
@@ -336,7 +338,8 @@ def cmd_map(args) -> None:
     # With -B given, the checkpoint's own B need not divide a new T: B = 1 always does.
     own = {} if args.block_sizes is None else {"block_size": 1}
     base = load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, **own)
-    sizes = _block_sizes(args.block_sizes or str(base.config.block_size), base.config.timesteps)
+    sizes = _block_sizes(str(base.config.block_size) if args.block_sizes is None else args.block_sizes,
+                         base.config.timesteps)
     models = {b: load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, block_size=b) for b in sizes}
     results = {b: map_model(m, target, b) for b, m in models.items()}  # all checked before writing
     # accuracy is measured at the checkpoints' own T
@@ -449,7 +452,7 @@ def _check_backend_options(args) -> None:
 def cmd_simulate(args) -> None:
     from statten_hw.data import DATASETS
     from statten_hw.errors import InputError
-    from statten_hw.evaluate import check_input_shape
+    from statten_hw.evaluate import check_data
     from statten_hw.pipeline import prepare
     from statten_hw.reports.simulation import write_simulation_report
     from statten_hw.resources import check_memory, parse_size, simulation_bytes
@@ -465,7 +468,7 @@ def cmd_simulate(args) -> None:
     calibration = _calibration_source(args, source, x)
     deployment = prepare(args.checkpoint, args.target, args.block_size, bits=args.bits, timesteps=args.timesteps,
                          dataset=calibration, use_ema=args.ema, precision=args.precision)
-    check_input_shape(deployment.model, x, source)
+    check_data(deployment.model, x, y, source)
     if args.calibration is None and calibration == source and source not in DATASETS:
         print(f"note: the network is quantized on the samples it simulates ({source}); --calibration names "
               "other data", file=sys.stderr)

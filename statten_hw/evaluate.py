@@ -22,6 +22,16 @@ def check_input_shape(model: torch.nn.Module, x: torch.Tensor, source: str | Non
                          f"(static) or {[cfg.timesteps, *frame]} (a sequence of T frames){hint}")
 
 
+def check_data(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, source: str | None = None) -> None:
+    """`check_input_shape`, and labels the model can predict: a label beyond its classes would only
+    ever count as wrong, and an accuracy of 0 % is no way to learn that the file is another task's."""
+    check_input_shape(model, x, source)
+    classes = model.config.num_classes
+    if len(y) and int(y.max()) >= classes:
+        where = f"{source}: " if source else ""
+        raise InputError(f"{where}label {int(y.max())} is beyond the model's {classes} classes (0..{classes - 1})")
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 128, progress: bool = False) -> torch.Tensor:
     """Class predictions; TET per-step logits are averaged over T as the official ``validate()`` does."""

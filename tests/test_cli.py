@@ -310,6 +310,14 @@ def test_map_of_one_block_size_named_twice_writes_one_report_in_place(tmp_path):
     assert not (tmp_path / "block_sizes.csv").exists()
 
 
+@pytest.mark.parametrize("value", ["", " ", ","])
+def test_map_refuses_an_empty_block_size_list(value, tmp_path, capsys):
+    """-B '' mapped B = 1 (an empty list read as 'not given', after the model was loaded for a new B)."""
+    assert main(["map", "-B", value, "-o", str(tmp_path / "m")]) == 2
+    assert f"block sizes must be positive integers, got {value!r}" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_map_rejects_block_size_not_dividing_T(tmp_path, capsys):
     assert main(["map", "-B", "3", "-o", str(tmp_path / "m")]) == 2
     assert "not divisible" in capsys.readouterr().err

@@ -121,15 +121,15 @@ def _checkpoint_configs(path: str, spec: str, target_digests: dict[str, str], bi
                         dataset: str | None, calibration_samples: int, engine: str,
                         precisions: tuple[str, ...]) -> list[Configuration]:
     from statten_hw.data import load_dataset
-    from statten_hw.evaluate import check_input_shape
+    from statten_hw.evaluate import check_data
     from statten_hw.models import load_checkpoint
     from statten_hw.pipeline import dataset_for
 
     model = load_checkpoint(path)
     sizes = block_sizes(spec, model.config, path)
     data = dataset or dataset_for(Path(path))
-    x, _ = load_dataset(data, split="test")
-    check_input_shape(model, x)
+    x, y = load_dataset(data, split="test")
+    check_data(model, x, y, data)
     n = len(x) if samples is None else min(samples, len(x))
     common = {"checkpoint_sha256": file_digest(path), "dataset": data,
               "dataset_sha256": file_digest(data) if data.endswith(".npz") else None, "samples": n,

@@ -110,6 +110,8 @@ CASES = {  # name -> (builder, expected message)
     "NaN label": (_valid(y=np.array([0, 1, np.nan, 3, 4, 5])), r"y must hold class labels, integers >= 0"),
     "negative label": (_valid(y=-GOOD_Y - 1), r"y must hold class labels"),
     "fractional label": (_valid(y=GOOD_Y + 0.5), r"y must hold class labels"),
+    "label beyond the model's classes": (_valid(y=np.array([0, 1, 12, 3, 4, 5])),
+                                         r"label 12 is beyond the model's 10 classes \(0..9\)"),
     "labels 2-D": (_valid(y=GOOD_Y[:, None]), r"y has shape \[6, 1\]; need one label per sample"),
     "x and y of different lengths": (_valid(y=GOOD_Y[:4]), r"x has 6 samples but y has 4"),
     "missing y": (_npz(x=GOOD_X), r"missing array 'y' \(need 'x' and 'y'"),
@@ -156,7 +158,7 @@ def test_hostile_data_is_one_line_error(hostile, tmp_path, capsys, case, command
 
 
 @pytest.mark.parametrize("case", ["object x that would unpickle a payload", "10^12 elements declared in x",
-                                  "3 channels for a 1-channel model"])
+                                  "3 channels for a 1-channel model", "label beyond the model's classes"])
 def test_hostile_calibration_data_is_one_line_error(hostile, tmp_path, capsys, case):
     data, out = hostile(case), tmp_path / "out"
     rc = main(_arguments("export", data, out))

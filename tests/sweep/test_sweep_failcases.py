@@ -112,3 +112,19 @@ def test_malformed_scheduler_address_is_one_line_and_nothing_else(tiny, tmp_path
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"statten-hw: error: --scheduler {address}: not a Dask scheduler address like tcp://HOST")
     assert not out.exists()
+
+
+def test_labels_beyond_the_models_classes(tiny, tmp_path):
+    import numpy as np
+
+    from statten_hw.data import load_dataset
+    from statten_hw.models import load_checkpoint
+
+    ckpt, data = tiny
+    x, y = load_dataset(str(data))
+    classes = load_checkpoint(ckpt).config.num_classes
+    np.savez(tmp_path / "other_task.npz", x=x.numpy(), y=np.full(len(y), classes))
+    args = _args(tiny, tmp_path / "out", "--dataset", str(tmp_path / "other_task.npz"))
+    with pytest.raises(InputError, match=rf"other_task.npz: label {classes} is beyond the model's {classes} classes"):
+        args.func(args)
+    assert not (tmp_path / "out").exists()
