@@ -47,7 +47,7 @@ def read_checkpoint(path) -> dict:
     """``torch.load`` with the allow-list; every failure becomes a one-line :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(path, "no such file")
+        raise CheckpointError(path, "a folder, not a checkpoint file" if path.is_dir() else "no such file")
     try:
         # torch warns about what a damaged pickle holds; the checks below say it in one line instead
         with torch.serialization.safe_globals(SAFE_GLOBALS), warnings.catch_warnings():

@@ -78,16 +78,24 @@ def cmd_targets(args) -> None:
     from rich.table import Table
 
     from statten_hw.targets import list_targets, load_target
+    from statten_hw.targets.sanafe import PREFIX, SHIPPED
 
+    targets = [load_target(name) for name, _ in list_targets()]
+    targets += [load_target(PREFIX + name) for name in SHIPPED]  # SANA-FE's own files, converted
     table = Table("target", "style", "chips x cores", "neurons/core", "synapse KiB/core", "E_SOP pJ")
-    for name, description in list_targets():
-        t = load_target(name)
-        table.add_row(name, t.execution.value, f"{t.mesh.chips} x {t.cores_per_chip}", f"{t.core.neurons_per_core:,}",
-                      f"{t.core.synapse_bytes_per_core / 1024:,.0f}", f"{t.energy.sop_pj:g}")
+    for t in targets:
+        table.add_row(t.name, t.execution.value, f"{t.mesh.chips} x {t.cores_per_chip}", _count(t.core.neurons_per_core),
+                      _count(t.core.synapse_bytes_per_core / 1024), f"{t.energy.sop_pj:g}")
     console = Console()
     console.print(table)
-    for name, description in list_targets():
-        console.print(f"[bold]{name}[/bold]: {description}")
+    for t in targets:
+        console.print(f"[bold]{t.name}[/bold]: {t.description}")
+
+
+def _count(n: float) -> str:
+    """A count for a narrow column: digits with separators up to ten million, then 3 significant digits
+    (paper45nm's unbounded core holds 2^40 neurons)."""
+    return f"{n:,.0f}" if n < 1e7 else f"{n:.3g}"
 
 
 def cmd_energy(args) -> None:
@@ -118,7 +126,7 @@ def cmd_energy(args) -> None:
         rates = load_rate_profile(args.rates, model)
     report = paper_energy(model, rates)
     write_energy_report(args.output, model, report)
-    print(f"paper45nm energy: {report.total_j * 1e6:.3f} uJ per sample ({len(report.rows)} layers); "
+    print(f"paper45nm energy: {report.total_j * 1e6:.3f} µJ per sample ({len(report.rows)} layers); "
           f"report in {args.output}/")
 
 
@@ -608,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_diff_parser(sub)
     tg = sub.add_parser("targets", help="list the built-in hardware targets (or pass --target FILE.toml elsewhere)")
     tg.set_defaults(func=cmd_targets)
+    for command in sub.choices.values():  # before or after the command; SUPPRESS keeps the one given first
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks instead of one-line errors")
     return parser
 
 

@@ -81,7 +81,7 @@ def load_npz(path) -> tuple[torch.Tensor, torch.Tensor]:
     are never loaded. Every problem is one `InputError` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise InputError(f"{path}: {'a folder, not a .npz file' if path.is_dir() else 'no such file'}")
     try:
         with zipfile.ZipFile(path) as archive:
             for name in ("x", "y"):

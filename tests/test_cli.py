@@ -464,3 +464,15 @@ def test_sanafe_backend_says_which_layers_it_feeds_currents(tmp_path, capsys):
     approximations = json.loads((tmp_path / "report.json").read_text())["sanafe"]["approximations"]
     assert approximations and (f"note: SANA-FE runs {len(approximations)} layer(s) on input currents the integer "
                                "reference computes") in capsys.readouterr().err
+
+
+def test_targets_lists_the_builtin_and_sanafe_targets(capsys):
+    """Error messages call sanafe:loihi and sanafe:truenorth built-in: the listing names them too."""
+    from statten_hw.targets import list_targets, load_target
+    from statten_hw.targets.sanafe import SHIPPED
+
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    names = [name for name, _ in list_targets()] + [f"sanafe:{name}" for name in SHIPPED]
+    for name in names:
+        assert f"{name}: {load_target(name).description.split()[0]}" in out

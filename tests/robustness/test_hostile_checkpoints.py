@@ -94,7 +94,7 @@ CASES = {
     "zip that is not a checkpoint": (_zip({"hello.txt": "not a checkpoint"}), r"not a readable torch checkpoint"),
     "zip with a garbage pickle": (_zip({"archive/data.pkl": b"\x80\x02garbage", "archive/version": "3\n"}),
                                   r"not a readable torch checkpoint"),
-    "a folder": (lambda p: p.mkdir(), r"no such file"),
+    "a folder": (lambda p: p.mkdir(), r"a folder, not a checkpoint file"),
     # values
     "NaN weights": (_set_tensor("head.weight", _poke(3, float("nan"))), r"non-finite values .* in 'head\.weight'"),
     "Inf weights": (_set_tensor("block.0.attn.q_conv.weight", _poke(0, float("inf"))),
@@ -152,9 +152,11 @@ def test_hostile_checkpoint_is_one_line_error(hostile, tmp_path, capsys, case, c
 
 
 @pytest.mark.parametrize("case", ["payload in args (torch zip)", "sparse weights", "10^11 blocks from one key"])
-def test_debug_shows_the_traceback(hostile, case):
+@pytest.mark.parametrize("where", ["before the command", "after the command"])
+def test_debug_shows_the_traceback(hostile, case, where):
+    argv = ["info", str(hostile(case))]
     with pytest.raises(CheckpointError):
-        main(["--debug", "info", str(hostile(case))])
+        main(["--debug", *argv] if where == "before the command" else [*argv, "--debug"])
 
 
 @pytest.mark.parametrize("case, command, entry", [

@@ -128,7 +128,7 @@ CASES = {  # name -> (builder, expected message)
     "a plain .npy renamed": (_plain_npy, r"not a readable .npz file \(BadZipFile"),
     "empty file": (_bytes(b""), r"not a readable .npz file"),
     "zip cut in half": (_cut_in_half, r"not a readable .npz file"),
-    "a folder": (_folder, r"no such file"),
+    "a folder": (_folder, r"a folder, not a .npz file"),
 }
 
 
