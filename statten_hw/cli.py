@@ -359,7 +359,8 @@ def cmd_map(args) -> None:
         write_csv(out / "block_sizes.csv", rows)
     Console().print(_block_size_table(rows, f"{Path(path).name} on {target.name}"))
     print(f"reports in {args.output}/")
-    _warn_uncosted(target)
+    if warning := target.uncosted_warning():
+        print(warning, file=sys.stderr)
 
 
 def _simulation_inputs(args):
@@ -403,15 +404,6 @@ def _simulate_lava(deployment, x, args) -> dict:
     from statten_hw.simulator.lava.run import run_lava
 
     return lava_report(deployment, run_lava(deployment.qgraph, x), reference=run_integer(deployment.qgraph, x))
-
-
-def _warn_uncosted(target) -> None:
-    """One warning line when the target costs nothing in time or energy (`Target.uncosted`)."""
-    if sections := target.uncosted():
-        figures = {"timing": "cycles and latency", "energy": "energy"}
-        print(f"warning: {target.name} gives every {' and every '.join(sections)} cost as 0, so the report's "
-              f"{' and '.join(figures[s] for s in sections)} are 0 by construction, not estimates",
-              file=sys.stderr)
 
 
 def _reference_check(doc: dict) -> tuple[str, str | None]:
@@ -484,7 +476,8 @@ def cmd_simulate(args) -> None:
     engine, device = args.engine or "fast", args.device or "cpu"  # given only for the event backend
     check_memory(simulation_bytes(deployment, len(x), args.backend, engine), limit)
     data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
-    _warn_uncosted(deployment.mapping.target)
+    if warning := deployment.target.uncosted_warning():
+        print(warning, file=sys.stderr)
     if args.backend != "event":
         doc = write_simulation_report(args.output, {**BACKENDS[args.backend](deployment, x, args), "data": data})
         clause, warning = _reference_check(doc)

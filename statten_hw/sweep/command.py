@@ -59,6 +59,7 @@ def run_sweep(args) -> None:
                       shard_size=args.shard_size, progress=not args.no_progress, connect_timeout=args.connect_timeout)
     doc = write_sweep_report(args.output, outcome.results, outcome.failed, len(outcome.computed), len(outcome.reused))
     _print_summary(doc, args.output)
+    _warn_uncosted(configs)
     ran = [r for r in doc["configurations"] if r["status"] == "ok"]
     if not ran and not outcome.failed:  # every configuration refused (a mapping limit, ...): nothing to compare
         first = doc["configurations"][0]
@@ -68,6 +69,17 @@ def run_sweep(args) -> None:
         raise SweepFailed(f"{len(outcome.failed)} of {len(configs)} configuration(s) failed "
                           f"(first: {outcome.failed[0]['label']}: {outcome.failed[0]['error']}); finished ones are "
                           f"stored in {args.output}/ and a re-run computes only what is missing")
+
+
+def _warn_uncosted(configs) -> None:
+    """A target that costs nothing (`Target.uncosted`) rates its configurations at 0 J or 0 cycles."""
+    import sys
+
+    from statten_hw.targets import load_target
+
+    for name in dict.fromkeys(c.target for c in configs):
+        if warning := load_target(name).uncosted_warning():
+            print(warning, file=sys.stderr)
 
 
 def _print_summary(doc: dict, out_dir) -> None:

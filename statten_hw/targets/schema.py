@@ -193,10 +193,18 @@ class Target:
     def uncosted(self) -> tuple[str, ...]:
         """The sections among ``timing`` and ``energy`` whose every per-event cost is 0, as in SANA-FE's
         purely functional truenorth.yaml: a report's cycles or energy on such a target are 0 by
-        construction, not an estimate, and the command line says so."""
+        construction, not an estimate, and the command line says so (`uncosted_warning`)."""
         costs = {"timing": [v for k, v in asdict(self.timing).items() if k != "clock_hz"],
                  "energy": list(asdict(self.energy).values())}
         return tuple(section for section, values in costs.items() if not any(values))
+
+    def uncosted_warning(self) -> str | None:
+        """The warning line for an `uncosted` target; None when it costs something in both."""
+        if not (sections := self.uncosted()):
+            return None
+        figures = {"timing": "cycles and latency", "energy": "energy"}
+        return (f"warning: {self.name} gives every {' and every '.join(sections)} cost as 0, so the report's "
+                f"{' and '.join(figures[s] for s in sections)} are 0 by construction, not estimates")
 
     def to_dict(self) -> dict:
         """Plain nested dict in the TOML file's layout (execution as its string; no provenance)."""

@@ -128,3 +128,14 @@ def test_labels_beyond_the_models_classes(tiny, tmp_path):
     with pytest.raises(InputError, match=rf"other_task.npz: label {classes} is beyond the model's {classes} classes"):
         args.func(args)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_target_that_costs_nothing_is_named_once(capsys):
+    """sanafe:truenorth sets every cost to 0: its configurations' 0 J and 0 cycles are not estimates."""
+    from types import SimpleNamespace
+
+    from statten_hw.sweep.command import _warn_uncosted
+
+    _warn_uncosted([SimpleNamespace(target=t) for t in ("loihi2", "sanafe:truenorth", "sanafe:truenorth")])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: sanafe:truenorth gives every timing and every energy cost as 0")
