@@ -291,7 +291,8 @@ def _block_sizes(spec: str, timesteps: int) -> list[int]:
 
 
 def _embedded_accuracy(path, block: int):
-    """Accuracy per B exists only for the embedded temporal-digits family (one checkpoint per B)."""
+    """Float accuracy per B (the checkpoint's own, as trained; the integer network's is `sweep`'s):
+    it exists only for the embedded temporal-digits family (one checkpoint per B)."""
     from statten_hw.data import load_digits_split
     from statten_hw.defaults import seq_checkpoint
     from statten_hw.evaluate import accuracy
@@ -313,19 +314,19 @@ def _block_size_row(b: int, result, accuracy: float | None) -> dict:
     return {"B": b, "cores": t.cores, "lower_bound_cores": result.lower_bound.cores, "buffer_bytes": t.buffer_bytes,
             "total_memory_bytes": t.synapse_bytes + t.state_bytes + t.buffer_bytes,
             "latency_steps": result.schedule.latency_steps, "traffic_in_order": result.traffic["in-order"],
-            "traffic_aware": result.traffic["traffic-aware"], "accuracy": accuracy}
+            "traffic_aware": result.traffic["traffic-aware"], "float_accuracy": accuracy}
 
 
 def _block_size_table(rows: list[dict], title: str):
     from rich.table import Table
 
     table = Table("B", "cores", "lower bound", "buffer KiB", "total memory KiB", "latency (steps)",
-                  "traffic in-order -> aware", "accuracy", title=title)
+                  "traffic in-order -> aware", "float accuracy", title=title)
     for r in rows:
         table.add_row(str(r["B"]), str(r["cores"]), str(r["lower_bound_cores"]), f"{r['buffer_bytes'] / 1024:,.1f}",
                       f"{r['total_memory_bytes'] / 1024:,.1f}", str(r["latency_steps"]),
                       f"{r['traffic_in_order']:,.0f} -> {r['traffic_aware']:,.0f}",
-                      "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f} %")
+                      "-" if r["float_accuracy"] is None else f"{100 * r['float_accuracy']:.2f} %")
     return table
 
 
@@ -338,7 +339,7 @@ def cmd_map(args) -> None:
     from statten_hw.mapping import map_model
     from statten_hw.models import load_checkpoint
     from statten_hw.reports.files import write_csv
-    from statten_hw.reports.mapping import write_mapping_report
+    from statten_hw.reports.mapping import BLOCK_SIZE_TABLE, remove_other_map_reports, write_mapping_report
     from statten_hw.targets import load_target
 
     path = args.checkpoint or default_checkpoint()
@@ -353,10 +354,14 @@ def cmd_map(args) -> None:
     # accuracy is measured at the checkpoints' own T
     rows = [_block_size_row(b, results[b], None if args.timesteps else _embedded_accuracy(path, b)) for b in sizes]
     out = Path(args.output)
+    folders = [f"B{b}" for b in sizes] if len(sizes) > 1 else None
     for b in sizes:
-        write_mapping_report(out / f"B{b}" if len(sizes) > 1 else out, models[b], results[b])
-    if len(sizes) > 1:
-        write_csv(out / "block_sizes.csv", rows)
+        write_mapping_report(out / f"B{b}" if folders else out, models[b], results[b])
+    if folders:
+        write_csv(out / BLOCK_SIZE_TABLE, rows)
+    if removed := remove_other_map_reports(out, folders):
+        print(f"removed an earlier map run's {', '.join(sorted({p.name for p in removed}))} from {out}/",
+              file=sys.stderr)
     Console().print(_block_size_table(rows, f"{Path(path).name} on {target.name}"))
     print(f"reports in {args.output}/")
     if warning := target.uncosted_warning():

@@ -283,7 +283,7 @@ def test_map_block_size_sweep_writes_one_report_per_B(tmp_path, capsys):
         assert int(table[b]["cores"]) == t["cores"] and int(table[b]["buffer_bytes"]) == t["buffer_bytes"]
         assert int(table[b]["total_memory_bytes"]) == t["synapse_bytes"] + t["state_bytes"] + t["buffer_bytes"]
         assert int(table[b]["latency_steps"]) == doc["mapping"]["schedule"]["latency_steps"]
-        assert 0.5 < float(table[b]["accuracy"]) <= 1
+        assert 0.5 < float(table[b]["float_accuracy"]) <= 1
     import argparse
 
     with torch.serialization.safe_globals([argparse.Namespace]):
@@ -308,6 +308,24 @@ def test_map_of_one_block_size_named_twice_writes_one_report_in_place(tmp_path):
     assert main(["map", "-B", "2,2", "-o", str(tmp_path)]) == 0
     assert (tmp_path / "report.json").is_file() and not (tmp_path / "B2").exists()
     assert not (tmp_path / "block_sizes.csv").exists()
+
+
+def test_map_into_a_folder_of_an_earlier_map_run_leaves_only_its_own_reports(tmp_path, capsys):
+    """Single-B and multi-B runs into one folder used to leave each other's reports side by side; a
+    folder of the user's own (no map report.json in it) stays."""
+    import json
+
+    (tmp_path / "B9").mkdir()
+    (tmp_path / "B9" / "notes.txt").write_text("mine")
+    assert main(["map", "-B", "all", "-o", str(tmp_path)]) == 0
+    assert main(["map", "-B", "2", "--target", "layerwise", "-o", str(tmp_path)]) == 0
+    assert "removed an earlier map run's B1, B2, B4, block_sizes.csv" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B9", "cores.csv", "layers.csv", "report.html",
+                                                          "report.json", "report.md"]
+    assert json.loads((tmp_path / "report.json").read_text())["target"] == "layerwise"
+    assert main(["map", "-B", "1,4", "-o", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B1", "B4", "B9", "block_sizes.csv"]
+    assert (tmp_path / "B9" / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("value", ["", " ", ","])

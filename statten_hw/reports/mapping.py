@@ -7,7 +7,10 @@ the schema sits under ``"mapping"`` (lower bound, schedule, placement traffic) a
 """
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import asdict
+from pathlib import Path
 
 from .files import write_report_folder
 from .html import figure_png, html_page, pyplot
@@ -173,4 +176,41 @@ def write_mapping_report(out_dir, model, result) -> dict:
     return write_report_folder(out_dir, tables, md, html_page(f"statten-hw map: {doc['target']}", md, _plots(doc)), doc)
 
 
-__all__ = ["mapping_report_dict", "write_mapping_report"]
+#: The files of one map report folder (`write_mapping_report`), and the table of a multi-B run.
+REPORT_FILES = ("report.json", "report.md", "report.html", "cores.csv", "layers.csv")
+BLOCK_SIZE_TABLE = "block_sizes.csv"
+
+
+def _is_map_report(folder: Path) -> bool:
+    """Whether ``folder`` holds a report.json that statten-hw's map command wrote."""
+    try:
+        doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("tool") == "statten-hw" and doc.get("command") == "map"
+
+
+def remove_other_map_reports(out_dir, block_folders: list[str] | None) -> list[Path]:
+    """Remove what an earlier ``map`` run into ``out_dir`` left that this run does not rewrite, so the
+    folder never shows two runs side by side: with one block size (``block_folders`` None) the
+    ``B<k>`` report folders and the block-size table; with several, the report in ``out_dir`` itself
+    and the ``B<k>`` folders not in ``block_folders``. Only folders whose report.json is a map
+    report are touched (a user's own files stay). Returns what was removed."""
+    out = Path(out_dir)
+    removed = []
+    for folder in sorted(out.glob("B[0-9]*")):
+        if folder.is_dir() and folder.name not in (block_folders or ()) and _is_map_report(folder):
+            shutil.rmtree(folder)
+            removed.append(folder)
+    if block_folders is None and (out / BLOCK_SIZE_TABLE).is_file():
+        (out / BLOCK_SIZE_TABLE).unlink()
+        removed.append(out / BLOCK_SIZE_TABLE)
+    if block_folders is not None and _is_map_report(out):
+        for name in REPORT_FILES:
+            if (out / name).is_file():
+                (out / name).unlink()
+                removed.append(out / name)
+    return removed
+
+
+__all__ = ["BLOCK_SIZE_TABLE", "mapping_report_dict", "remove_other_map_reports", "write_mapping_report"]
