@@ -1,9 +1,11 @@
 """Where two report.json files disagree: ``statten-hw diff a/report.json b/report.json``.
 
-The walk covers what a run measures: ``totals``, ``layers`` (matched by ``name``) and ``cores``
-(matched by ``id``), after the ``header``: the command, target, block size and model of each report,
-so that two reports of different targets, models or T are never called equal (the backend is left
-out: comparing backends is what the command is for). A field is *different* when both reports give a value and the values differ
+The walk covers what a run measures: its ``outcome`` (accuracy, input values clipped, values
+saturated), ``totals``, ``layers`` (matched by ``name``) and ``cores`` (matched by ``id``), after the
+``header``: the command, target, block size, model, data and integer graph (what it was quantized
+for, its widest weights and state) of each report, so that two reports of different targets, models,
+T, samples or bits are never called equal (the backend is left out: comparing backends is what the
+command is for). A field is *different* when both reports give a value and the values differ
 (floats within a relative 1e-9 count as equal, integers must match exactly); it is *measured by one
 only* when one side is null (or lacks the field) and the other is not, which is how a backend that
 cannot measure a field reports it (DESIGN.md), so it is listed apart. A layer or core present in one
@@ -83,15 +85,35 @@ def _entries(section: str, key: str, a: list, b: list) -> list[Difference]:
     return out
 
 
+def _section_of(doc: dict, key: str) -> dict:
+    return doc.get(key) if isinstance(doc.get(key), dict) else {}
+
+
 def _header(doc: dict) -> dict:
-    model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+    """What the run was of: command, target, B, model, data, and the integer graph's numbers."""
+    precision = _section_of(doc, "precision")
+    graph = precision.get("graph") if isinstance(precision.get("graph"), dict) else {}
     return {"command": doc.get("command"), "target": doc.get("target"), "block_size": doc.get("block_size"),
-            **{f"model.{k}": v for k, v in model.items()}}
+            **{f"model.{k}": v for k, v in _section_of(doc, "model").items()},
+            **{f"data.{k}": v for k, v in _section_of(doc, "data").items()},
+            "precision.quantized_for": precision.get("quantized_for"),
+            **{f"precision.graph.{k}": v for k, v in graph.items()}}
+
+
+def _outcome(doc: dict) -> dict:
+    """What a run found beyond the counts: accuracy, and the values its integer run clipped."""
+    precision = _section_of(doc, "precision")
+    saturated = precision.get("saturated")
+    return {"accuracy": _section_of(doc, "simulation").get("accuracy"),
+            "inputs_clipped": precision.get("inputs_clipped"),
+            "values_saturated": sum(saturated.values()) if isinstance(saturated, dict) else None}
 
 
 def diff_reports(a: dict, b: dict) -> list[Difference]:
-    """Every difference between two report dicts (module docstring): header, totals, layers, cores."""
+    """Every difference between two report dicts (module docstring): header, outcome, totals, layers,
+    cores."""
     return [*_fields("header", _header(a), _header(b)),
+            *_fields("outcome", _outcome(a), _outcome(b)),
             *_fields("totals", a.get("totals") or {}, b.get("totals") or {}),
             *_entries("layers", "name", a.get("layers") or [], b.get("layers") or []),
             *_entries("cores", "id", a.get("cores") or [], b.get("cores") or [])]
@@ -147,6 +169,9 @@ def load_report(path) -> dict:
         raise InputError(f"{path}: not a readable JSON file ({err})") from None
     if not isinstance(doc, dict) or doc.get("tool") != "statten-hw" or "schema_version" not in doc:
         raise InputError(f"{path}: not a statten-hw report.json (no 'tool': 'statten-hw' and 'schema_version')")
+    if doc.get("command") == "sweep":
+        raise InputError(f"{path}: a sweep report (many configurations); diff compares the report.json of one "
+                         "map, simulate or energy run")
     for key, kind in (("totals", dict), ("layers", list), ("cores", list)):
         if not isinstance(doc.get(key, kind()), kind):
             raise InputError(f"{path}: key {key!r} must be a JSON {'object' if kind is dict else 'array'}")

@@ -160,3 +160,24 @@ def test_reports_of_other_runs_are_never_equal(field, value):
     b = _report()
     b["model"] = {"family": "statten", "timesteps": 8}
     assert _kinds(diff_reports(_report(), b)) == {("header", "model.timesteps", "null_in_a")}
+
+
+def test_runs_of_other_data_or_bits_differ_in_the_header_and_accuracy_in_the_outcome():
+    """An 8-bit and a 4-bit run of other samples, 87.5 % and 100 %: diff named neither (review finding)."""
+    a, b = _report(), _report()
+    for doc, bits, samples, accuracy in ((a, 8, 16, 0.875), (b, 4, 8, 1.0)):
+        doc["data"] = {"input": "digits", "samples": samples, "calibration": "digits"}
+        doc["precision"] = {"quantized_for": "graph", "graph": {"weight_bits": bits, "state_bits": 24},
+                            "inputs_clipped": 0, "saturated": {"q_lif": 3} if bits == 4 else {}}
+        doc["simulation"] = {"accuracy": accuracy}
+    assert _kinds(diff_reports(a, b)) == {("header", "data.samples", "differs"),
+                                         ("header", "precision.graph.weight_bits", "differs"),
+                                         ("outcome", "accuracy", "differs"),
+                                         ("outcome", "values_saturated", "differs")}
+
+
+def test_a_sweep_report_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "report.json"
+    write_json(path, {"schema_version": 1, "tool": "statten-hw", "command": "sweep", "configurations": []})
+    with pytest.raises(InputError, match="a sweep report .*diff compares the report.json of one map, simulate"):
+        load_report(path)
