@@ -93,8 +93,9 @@ def _markdown(doc: dict) -> str:
              f"- totals over the {s['samples']} sample(s): spikes {t['spikes']:,}, synaptic ops {t['sops']:,} (of which graded MACs {t['macs']:,}), "
              f"neuron updates {t['neuron_updates']:,} (active {t['active_updates']:,}), NoC packets "
              f"{t['noc_packets']:,}, hops {t['noc_hops']:,}",
-             f"- cores {t['cores']} on {t['chips']} chip(s); peak buffer use {t['buffer_peak_bytes']:,} B of "
-             f"{t['buffer_bytes']:,} B allocated", *_precision_lines(doc), "",
+             f"- cores {t['cores']} on {t['chips']} chip(s); buffers: {t['buffer_bytes']:,} B allocated by the "
+             f"mapping; the attention's q/k/v values held at once peak at {t['buffer_peak_bytes']:,} B (nonzero "
+             "values; the other buffers are not tracked over time)", *_precision_lines(doc), "",
              f"| energy part (all {s['samples']} samples) | J |", "|---|---|"]
     lines += [f"| {k} | {v:.3e} |" for k, v in s["energy_breakdown_j"].items()]
     static = s["energy_breakdown_j"]["static"]
