@@ -28,6 +28,8 @@ def _markdown(doc: dict) -> str:
         rate = "analog" if row["firing_rate"] is None else f"{row['firing_rate']:.4f}"
         lines.append(f"| {row['name']} | {row['kind']} | {row['op']} | {row['ops']:,} | {rate} | "
                      f"{row['energy_j'] * 1e6:.4f} | `{row['formula']}` |")
+    lines += ["", "ops: the formula's dense count before rates: F, one step of a conv or linear; for an attention "
+              "its whole prefactor, T included."]
     return "\n".join(lines) + "\n"
 
 
