@@ -317,6 +317,11 @@ def _block_size_row(b: int, result, accuracy: float | None) -> dict:
             "traffic_aware": result.traffic["traffic-aware"], "float_accuracy": accuracy}
 
 
+def _mapped_alike(a: dict, b: dict) -> bool:
+    """Two rows of the block-size table with the same mapping figures (B and accuracy aside)."""
+    return all(a[k] == b[k] for k in a if k not in ("B", "float_accuracy"))
+
+
 def _block_size_table(rows: list[dict], title: str):
     from rich.table import Table
 
@@ -363,6 +368,9 @@ def cmd_map(args) -> None:
         print(f"removed an earlier map run's {', '.join(sorted({p.name for p in removed}))} from {out}/",
               file=sys.stderr)
     Console().print(_block_size_table(rows, f"{Path(path).name} on {target.name}"))
+    if len(rows) > 1 and all(_mapped_alike(row, rows[0]) for row in rows):
+        print(f"note: every block size maps alike here: {base.config.attention} attention works step by step, "
+              f"and {target.name} runs step by step too, so B changes nothing")
     print(f"reports in {args.output}/")
     if warning := target.uncosted_warning():
         print(warning, file=sys.stderr)

@@ -494,3 +494,16 @@ def test_targets_lists_the_builtin_and_sanafe_targets(capsys):
     names = [name for name, _ in list_targets()] + [f"sanafe:{name}" for name in SHIPPED]
     for name in names:
         assert f"{name}: {load_target(name).description.split()[0]}" in out
+
+
+@pytest.mark.parametrize("target, alike", [("loihi2", True), ("layerwise", False)])
+def test_map_says_when_every_block_size_maps_alike(tmp_path, capsys, target, alike):
+    """SDT v1's SDSA works step by step: on a step-by-step target the B rows are equal (checked here from
+    the reports), on a layer-by-layer one B still sets the blocks the layers run in."""
+    import json
+
+    ckpt = official_checkpoint("sdt_cifar_t4")
+    assert main(["map", str(ckpt), "-B", "all", "--target", target, "-o", str(tmp_path)]) == 0
+    totals = [json.loads((tmp_path / f"B{b}" / "report.json").read_text())["totals"] for b in (1, 2, 4)]
+    assert (totals[0] == totals[1] == totals[2]) == alike
+    assert ("note: every block size maps alike here: SDSA attention works step by step" in capsys.readouterr().out) == alike
