@@ -437,9 +437,10 @@ def _reference_check(doc: dict) -> tuple[str, str | None]:
     backend = {"lava": "Lava", "sanafe": "SANA-FE"}.get(doc.get("backend"), doc.get("backend"))
     if not differing:
         return clause, None
-    if check.get("reference_saturated"):
-        why = (f"the integer reference saturated {check['reference_saturated']} value(s), which Lava's 24-bit "
-               "synapses wrap instead (a limit of the Lava backend: only runs without saturation are bit-exact)")
+    if check.get("reference_saturated") or check.get("lava_wrapped_sums"):
+        why = (f"the integer reference saturated {check['reference_saturated']} value(s) and "
+               f"{check.get('lava_wrapped_sums', 0)} synaptic sum(s) left 24 bits before their bias, which Lava's "
+               "24-bit synapses wrap (a limit of the Lava backend: only runs with neither are bit-exact)")
     else:
         why = "a backend defect, please report it"
     return clause, f"warning: {backend} disagrees with the integer reference in {', '.join(differing)}: {why}"

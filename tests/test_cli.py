@@ -430,11 +430,13 @@ def test_a_sanafe_disagreement_is_named_in_one_warning_line():
 def test_a_lava_disagreement_where_the_reference_saturated_names_that_limit():
     from statten_hw.cli import _reference_check
 
-    check = {"layers_compared": 2, "layers_equal": 1, "layers_differing": ["lif"], "logits_equal": True,
-             "reference_saturated": 4}
-    warning = _reference_check({"backend": "lava", "lava": {"integer_reference": check}})[1]
-    assert warning.startswith("warning: Lava disagrees with the integer reference in lif: the integer reference "
-                              "saturated 4 value(s), which Lava's 24-bit synapses wrap instead")
+    for saturated, wrapped in ((4, 0), (0, 3)):  # a sum wrapped before its bias saturates nothing
+        check = {"layers_compared": 2, "layers_equal": 1, "layers_differing": ["lif"], "logits_equal": True,
+                 "reference_saturated": saturated, "lava_wrapped_sums": wrapped}
+        warning = _reference_check({"backend": "lava", "lava": {"integer_reference": check}})[1]
+        assert warning.startswith(f"warning: Lava disagrees with the integer reference in lif: the integer reference "
+                                  f"saturated {saturated} value(s) and {wrapped} synaptic sum(s) left 24 bits before "
+                                  "their bias, which Lava's 24-bit synapses wrap")
 
 
 def test_eval_and_energy_default_to_the_data_a_sequence_model_was_trained_on(tmp_path, capsys):

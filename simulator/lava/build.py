@@ -8,8 +8,9 @@ Per node of the integer graph (`statten_hw.quant.quantize`):
   flipped and in Lava's ``(C_out, X, Y, C_in)`` order (Lava convolves, PyTorch correlates), 24-bit
   accumulator, run by `synapses.PyConvFastModel`, which sums in int64 (exact) and wraps the sums to
   24 bits as Lava's ``clamp_precision`` does: where the integer contract saturates a sum, Lava
-  wraps it, so only runs without saturation are bit-exact (the report counts the reference's
-  saturated values).
+  wraps it, and it wraps the sum before its bias (added by the receiver, below), so a bias-free
+  sum beyond 24 bits that the bias brings back differs too. Only runs with neither are bit-exact;
+  the report counts both (`report.agreement`).
 * ``QLinear`` -> ``lava.proc.dense.process.Dense`` (one weight block per token), Loihi's mixed-sign
   8-bit synapse: mantissa ``2·w`` with ``weight_exp`` one below the layer's (Lava truncates the
   lowest bit of mixed-sign weights), int32 sums: a layer whose sums could reach 2^31 is refused

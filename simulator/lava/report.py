@@ -6,8 +6,9 @@ as the event simulator counts them) and ``firing_rate``; ``totals.spikes``; each
 the ``lava`` section: steps, window, latencies, wall time and every process with its node, mapped
 layers, cores and (for a process that emits a layer's output) its spikes, and, given the integer
 reference run, whether every layer and the logits equal it (``integer_reference``, with how many
-values the reference saturated: Lava wraps 24-bit synaptic sums where the contract saturates them,
-so only a run without saturation is bit-exact), and then the ``precision`` section of every
+values the reference saturated and how many synaptic sums Lava wrapped: Lava wraps 24-bit synaptic
+sums, before their bias, where the contract saturates the sum with its bias, so only a run with
+neither is bit-exact), and then the ``precision`` section of every
 simulation report (`statten_hw.quant.precision.precision_report`). The placement itself (layer and core identities,
 positions, neurons, and the static totals and memory per core) is the deployment's mapping. Nothing
 else is measured by Lava (SOPs, cycles, energy, NoC traffic): those fields stay null.
@@ -20,8 +21,11 @@ reaches none (a spike sum read by synapses, a readout's time mean) belongs to th
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from statten_hw.ir.graph import PORT, SHAPE, topological_order
+from statten_hw.quant.fixed_point import limit
+from statten_hw.quant.quantize import QConv2d, QLinear
 from statten_hw.quant.precision import precision_report, run_clipping
 from statten_hw.reports.schema import STATIC_TOTALS, empty_report
 from statten_hw.simulator.event.network import dendrite_arrivals
@@ -55,14 +59,34 @@ def _layer_spikes(run, rows) -> dict[str, np.ndarray]:
     return {r.name: (run.spikes[r.name] != 0).sum((0, 1)).reshape(-1) for r in rows if r.name in run.spikes}
 
 
-def agreement(run, reference) -> dict:
+def wrapped_sums(qgraph, reference) -> int:
+    """Synaptic sums of the integer ``reference`` run that Lava's 24-bit synapses wrap: Lava adds a
+    conv's or dense's bias after the synapse (the receiving LIF's ``bias_mant``, a graded process's
+    ``bias``), so a bias-free sum beyond the state width wraps there even where the contract's sum
+    with its bias fits (and saturates nothing). Each is read back from the reference as output less
+    bias, exact wherever the reference did not saturate it."""
+    top = limit(qgraph.state_bits)
+    wrapped = 0
+    for name in qgraph.graph:
+        op = qgraph.qop(name)
+        if isinstance(op, (QConv2d, QLinear)):
+            out = reference.values[name].cpu()
+            bias = torch.as_tensor(op.bias, dtype=out.dtype)
+            sums = out - (bias.reshape(-1, 1, 1) if isinstance(op, QConv2d) else bias)
+            wrapped += int(((sums > top) | (sums < -top - 1)).sum())
+    return wrapped
+
+
+def agreement(run, reference, qgraph) -> dict:
     """Every recorded layer's spikes and the logits of the Lava ``run`` against the integer
-    ``reference`` (`statten_hw.quant.run_integer` on the same inputs): the contract says equal."""
+    ``reference`` (`statten_hw.quant.run_integer` on the same inputs of ``qgraph``): the contract says
+    equal, unless the reference saturated values or Lava wrapped sums (`wrapped_sums`), counted here."""
     equal = {n: bool(np.array_equal(s, reference.values[n].cpu().numpy())) for n, s in run.spikes.items()}
     return {"layers_compared": len(equal), "layers_equal": sum(equal.values()),
             "layers_differing": sorted(n for n, same in equal.items() if not same),
             "logits_equal": bool(np.array_equal(run.logits_int, reference.logits_int.cpu().numpy())),
-            "reference_saturated": sum(reference.overflows.values())}
+            "reference_saturated": sum(reference.overflows.values()),
+            "lava_wrapped_sums": wrapped_sums(qgraph, reference)}
 
 
 def lava_report(deployment, run, reference=None) -> dict:
@@ -92,7 +116,7 @@ def lava_report(deployment, run, reference=None) -> dict:
         "samples": samples, "timesteps": steps, "window_steps": run.window, "steps": run.steps,
         "wall_s": run.wall_s, "step_s": run.step_s, "latency_steps": dict(run.latency),
         "processes": [_process_row(p, owners, cores_of, run) for p in run.processes],
-        "integer_reference": None if reference is None else agreement(run, reference),
+        "integer_reference": None if reference is None else agreement(run, reference, qgraph),
     }
     if reference is not None:
         doc["precision"] = precision_report(deployment, run_clipping(qgraph, reference))

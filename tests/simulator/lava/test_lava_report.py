@@ -36,7 +36,7 @@ def test_the_report_says_every_layer_equals_the_integer_reference(embedded):
     lifs = deployment.qgraph.lif_nodes
     assert doc["lava"]["integer_reference"] == {"layers_compared": len(lifs), "layers_equal": len(lifs),
                                                 "layers_differing": [], "logits_equal": True,
-                                                "reference_saturated": 0}
+                                                "reference_saturated": 0, "lava_wrapped_sums": 0}
 
 
 def test_the_report_names_a_layer_that_differs(embedded):
@@ -50,7 +50,7 @@ def test_the_report_names_a_layer_that_differs(embedded):
     spikes = run.spikes[victim].copy()
     spikes.reshape(-1)[np.flatnonzero(spikes)[0]] = 0
     doctored = replace(run, spikes={**run.spikes, victim: spikes})
-    check = agreement(doctored, reference)
+    check = agreement(doctored, reference, deployment.qgraph)
     assert check["layers_differing"] == [victim] and check["layers_equal"] == check["layers_compared"] - 1
     assert check["logits_equal"]  # the logits were left alone
 
@@ -144,8 +144,43 @@ def test_a_run_where_the_reference_saturates_says_so():
     qg = quantize(g, faint)
     x = torch.from_numpy(0.5 * np.sign(w[:2]))
     reference = run_integer(qg, x)
-    check = agreement(run_lava(qg, x), reference)
+    check = agreement(run_lava(qg, x), reference, qg)
     assert check["reference_saturated"] == sum(reference.overflows.values()) > 0
+
+
+def test_a_sum_its_bias_brings_back_into_the_state_is_wrapped_by_lava_and_counted():
+    """Review finding: Lava adds a synapse's bias after its 24-bit wrap, so a bias-free sum beyond 2^23
+    that a negative bias brings back in range differs, with nothing saturated. The count of such sums
+    is worked out here from the input levels and the integer weights."""
+    from statten_hw.ir import nodes as ir
+    from statten_hw.ir.graph import add_op, new_graph
+    from statten_hw.ir.passes.infer_shapes import infer_shapes
+    from statten_hw.quant import quantize
+    from statten_hw.quant.execute import input_levels
+    from statten_hw.simulator.lava.report import agreement
+    from statten_hw.simulator.lava.run import run_lava
+
+    n = 64
+    w = np.full((2, n), 0.01, np.float32)
+    w[0, 1:] = 1.0
+    g = new_graph()
+    add_op(g, "input", ir.Input(shape=(n,), timesteps=2), "")
+    add_op(g, "fc", ir.Linear(weight=w, bias=np.array([-0.25, 0.0], np.float32)), "", x="input")
+    add_op(g, "lif", ir.LIF(threshold=0.5), "", x="fc")
+    add_op(g, "time_mean", ir.Mean(time=True), "", x="lif")
+    add_op(g, "output", ir.Output(), "", x="time_mean")
+    infer_shapes(g)
+    calibration = torch.zeros(2, n)
+    calibration[1, 0] = 0.5
+    qg = quantize(g, calibration)
+    x = torch.full((1, n), 17 * 0.5 / 255)
+    reference = run_integer(qg, x)
+    op = qg.qop("fc")
+    sums = input_levels(qg.qop("input"), x).numpy() @ op.weight.astype(np.int64).T  # bias-free, per step
+    expected = 2 * int((np.abs(sums) > (1 << 23) - 1).sum())  # the input repeats over T = 2 steps
+    check = agreement(run_lava(qg, x), reference, qg)
+    assert check["reference_saturated"] == 0 and expected > 0 and check["lava_wrapped_sums"] == expected
+    assert check["layers_differing"] == ["lif"]
 
 
 def test_a_residual_stream_two_layers_read_belongs_to_the_layer_whose_cores_compute_it():
