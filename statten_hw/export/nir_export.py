@@ -271,16 +271,16 @@ def _qop(name: str, node: nir.NIRNode):
 
 def _standard_fields_agree(name: str, node: nir.NIRNode, cls, fields: dict) -> None:
     """The integer op is rebuilt from the metadata; a standard field another tool edited (a LIF's
-    ``v_threshold``, a convolution's ``padding``) would be silently ignored, so it must still say what
-    the metadata says."""
+    ``v_threshold``, ``v_reset`` or ``v_leak``, a convolution's ``padding``) would be silently ignored,
+    so it must still say what the metadata says."""
     if isinstance(node, (nir.LIF, nir.IF)) and cls is Q.QLIF:
         dv = fields["dv"]
         if isinstance(node, nir.IF) != (dv == 0):
             raise ValueError(f"{name}: a nir.{type(node).__name__} holds the integer LIF of dv {dv} in its metadata "
                              "(nir.IF is the one without leak, dv 0)")
-        written = {"v_threshold": fields["threshold"] - 1, "r": 1.0}
+        written = {"v_threshold": fields["threshold"] - 1, "r": 1.0, "v_reset": 0.0}  # reset to 0
         if dv:
-            written["tau"] = written["r"] = (1 << DECAY_BITS) / dv
+            written.update(tau=(1 << DECAY_BITS) / dv, r=(1 << DECAY_BITS) / dv, v_leak=0.0)
     elif isinstance(node, nir.Conv2d) and cls is Q.QConv2d:
         written = {"stride": np.asarray(fields["stride"]), "padding": np.asarray(fields["padding"]), "groups": fields["groups"]}
     else:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from statten_hw.errors import GraphError, UnsupportedLayer
+from statten_hw.errors import GraphError, InputError, UnsupportedLayer
 from statten_hw.ir.graph import inputs_by_port, topological_order
 from statten_hw.models.attention import BLOCKWISE_PRODUCTS
 
@@ -117,8 +117,13 @@ def _per_step(fn, x):
 
 
 def _unclipped_levels(op: Q.QInput, x: torch.Tensor) -> torch.Tensor:
-    """A floating-point ``x`` as ``round(x / scale)`` (in float64); an integer ``x`` is levels already."""
-    return torch.round(x.to(torch.float64) / op.scale) if x.is_floating_point() else x
+    """A floating-point ``x`` as ``round(x / scale)`` (in float64); an integer ``x`` is levels already.
+    NaN has no level (it became -2^63, and a sum far past the state); ±inf clips to the extreme levels."""
+    if not x.is_floating_point():
+        return x
+    if torch.isnan(x).any():
+        raise InputError(f"input: {int(torch.isnan(x).sum())} NaN value(s); a sensor value must be a number")
+    return torch.round(x.to(torch.float64) / op.scale)
 
 
 def input_levels(op: Q.QInput, x: torch.Tensor) -> torch.Tensor:

@@ -164,7 +164,7 @@ def test_edited_integer_fields_outside_the_contract_are_refused(tmp_path, edit, 
 
 
 @pytest.mark.parametrize("kind, field", [(nir.LIF, "v_threshold"), (nir.LIF, "tau"), (nir.LIF, "r"),
-                                         (nir.Conv2d, "groups")])
+                                         (nir.LIF, "v_reset"), (nir.LIF, "v_leak"), (nir.Conv2d, "groups")])
 def test_standard_field_edited_by_another_tool_is_refused(tmp_path, kind, field):
     """The integer op is rebuilt from the metadata, so a standard field edited alone (a threshold raised
     in another tool) used to be ignored silently: the file now has to agree with itself. (An edited
@@ -209,6 +209,7 @@ def test_a_lif_without_leak_is_a_nir_if(tmp_path):
 @pytest.mark.parametrize("edit, problem", [
     ("r", r"r \[2\.0.* disagrees with the integer op's"),
     ("v_threshold", r"v_threshold .* disagrees with the integer op's"),
+    ("v_reset", r"v_reset \[1\.0.* disagrees with the integer op's"),
     ("as_lif", r"a nir\.LIF holds the integer LIF of dv 0")])
 def test_an_edited_if_neuron_is_refused(tmp_path, edit, problem):
     """An IF's standard fields must agree with its metadata as a LIF's do; a nir.LIF standing for a

@@ -254,3 +254,29 @@ def test_a_product_of_two_wide_states_saturates_instead_of_wrapping():
     got = _mul(None, {"lhs": a, "rhs": b}, None, ctx, "mul").tolist()
     assert got == [max(-cap, min(cap, int(x) * int(y))) for x, y in zip(a, b)]
     assert ctx.overflows["mul"] == 2
+
+
+def test_a_nan_input_is_refused_alike_by_the_reference_and_the_onnx_boundary():
+    """Review finding: run_integer made NaN the level -2^63 and failed later on a sum past 2^53 (a
+    GraphError naming a conv); the ONNX boundary clipped it to a level and ran."""
+    import sys
+    from pathlib import Path
+
+    from statten_hw.errors import InputError
+    from statten_hw.export.onnx_integer import quantize_input
+    from statten_hw.ir import lower
+    from statten_hw.quant import quantize, run_integer
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
+    from ir_nets import small_input, small_model
+
+    model = small_model("statten")
+    x = small_input(model)
+    qg = quantize(lower(model), x)
+    x = x.clone()
+    x.view(-1)[:3] = float("nan")
+    for run in (lambda: run_integer(qg, x), lambda: quantize_input(qg, x)):
+        with pytest.raises(InputError, match=r"input: 3 NaN value\(s\)"):
+            run()
+    x.view(-1)[:3] = float("inf")  # clips to the top level, in both
+    assert torch.equal(run_integer(qg, x).values[qg.input_node][0], quantize_input(qg, x))
