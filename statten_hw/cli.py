@@ -84,8 +84,9 @@ def cmd_targets(args) -> None:
     targets += [load_target(PREFIX + name) for name in SHIPPED]  # SANA-FE's own files, converted
     table = Table("target", "style", "chips x cores", "neurons/core", "synapse KiB/core", "E_SOP pJ")
     for t in targets:
-        table.add_row(t.name, t.execution.value, f"{t.mesh.chips} x {t.cores_per_chip}", _count(t.core.neurons_per_core),
-                      _count(t.core.synapse_bytes_per_core / 1024), f"{t.energy.sop_pj:g}")
+        table.add_row(t.name, t.execution.value, f"{t.mesh.chips} x {t.cores_per_chip}",
+                      _count(t.core.neurons_per_core), _count(t.core.synapse_bytes_per_core / 1024),
+                      f"{t.energy.sop_pj:g}")
     console = Console()
     console.print(table)
     for t in targets:

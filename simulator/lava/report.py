@@ -71,7 +71,7 @@ def wrapped_sums(qgraph, reference) -> int:
         op = qgraph.qop(name)
         if isinstance(op, (QConv2d, QLinear)):
             out = reference.values[name].cpu()
-            bias = torch.as_tensor(op.bias, dtype=out.dtype)
+            bias = torch.tensor(op.bias, dtype=out.dtype)  # a copy: the op's array is read-only
             sums = out - (bias.reshape(-1, 1, 1) if isinstance(op, QConv2d) else bias)
             wrapped += int(((sums > top) | (sums < -top - 1)).sum())
     return wrapped

@@ -54,7 +54,8 @@ class IntegerRun:
     """``logits_int`` (int64) stand for ``logits_int · logits_scale``; ``values`` holds every
     node's int64 output (spikes for LIF nodes); ``overflows[node]`` counts saturated elements;
     ``clipped_inputs`` the input values that fell outside the input quantizer's levels (data unlike
-    the calibration data, clipped at the sensor boundary); ``lif_traces`` (``run_integer(..., trace_lifs=True)``, else None): a `LifTrace` per LIF node,
+    the calibration data, clipped at the sensor boundary); ``lif_traces``
+    (``run_integer(..., trace_lifs=True)``, else None): a `LifTrace` per LIF node,
     and per SDSA attention node ``name`` one for its K⊙V neurons under ``"name.kv_lif"``."""
     logits_int: torch.Tensor
     logits_scale: float

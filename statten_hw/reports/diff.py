@@ -92,7 +92,7 @@ def _section_of(doc: dict, key: str) -> dict:
 def _header(doc: dict) -> dict:
     """What the run was of: command, target, B, model, data, and the integer graph's numbers."""
     precision = _section_of(doc, "precision")
-    graph = precision.get("graph") if isinstance(precision.get("graph"), dict) else {}
+    graph = _section_of(precision, "graph")
     return {"command": doc.get("command"), "target": doc.get("target"), "block_size": doc.get("block_size"),
             **{f"model.{k}": v for k, v in _section_of(doc, "model").items()},
             **{f"data.{k}": v for k, v in _section_of(doc, "data").items()},
@@ -103,10 +103,11 @@ def _header(doc: dict) -> dict:
 def _outcome(doc: dict) -> dict:
     """What a run found beyond the counts: accuracy, and the values its integer run clipped."""
     precision = _section_of(doc, "precision")
-    saturated = precision.get("saturated")
+    counts = list(_section_of(precision, "saturated").values())
+    numeric = all(isinstance(n, int) and not isinstance(n, bool) for n in counts)
     return {"accuracy": _section_of(doc, "simulation").get("accuracy"),
             "inputs_clipped": precision.get("inputs_clipped"),
-            "values_saturated": sum(saturated.values()) if isinstance(saturated, dict) else None}
+            "values_saturated": sum(counts) if "saturated" in precision and numeric else None}
 
 
 def diff_reports(a: dict, b: dict) -> list[Difference]:

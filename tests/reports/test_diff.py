@@ -181,3 +181,11 @@ def test_a_sweep_report_is_refused_in_one_line(tmp_path):
     write_json(path, {"schema_version": 1, "tool": "statten-hw", "command": "sweep", "configurations": []})
     with pytest.raises(InputError, match="a sweep report .*diff compares the report.json of one map, simulate"):
         load_report(path)
+
+
+def test_an_edited_outcome_of_other_types_is_compared_not_summed():
+    """A hand-edited report whose saturated counts are not integers: no TypeError, the field is unknown."""
+    a, b = _report(), _report()
+    a["precision"] = {"saturated": {"q_lif": "many"}, "inputs_clipped": 0}
+    b["precision"] = {"saturated": {"q_lif": 2}, "inputs_clipped": 0}
+    assert ("outcome", "values_saturated", "null_in_a") in _kinds(diff_reports(a, b))
