@@ -490,7 +490,7 @@ def cmd_simulate(args) -> None:
     # Refuse before the run, not halfway through it (swapping, or killed by the OOM killer).
     engine, device = args.engine or "fast", args.device or "cpu"  # given only for the event backend
     check_memory(simulation_bytes(deployment, len(x), args.backend, engine), limit)
-    data = {"input": str(source), "samples": len(x), "calibration": str(deployment.dataset)}
+    data = {"input": _data_name(source), "samples": len(x), "calibration": _data_name(deployment.dataset)}
     if warning := deployment.target.uncosted_warning():
         print(warning, file=sys.stderr)
     if args.backend != "event":
@@ -513,6 +513,16 @@ def cmd_simulate(args) -> None:
           f"per inference {pi['cycles']:,.0f} cycles, {pi['latency_s'] * 1e6:,.2f} µs, {pi['energy_j'] * 1e6:,.3f} µJ; "
           f"{doc['totals']['cores']} core(s); report in {args.output}/")
     _warn_precision(doc)
+
+
+def _data_name(spec) -> str:
+    """A built-in data set by its name, a file by its absolute path: two reports of one file say the
+    same, however the commands named it (`diff` compares them)."""
+    from pathlib import Path
+
+    from statten_hw.data import DATASETS
+
+    return str(spec) if str(spec) in DATASETS else str(Path(spec).resolve())
 
 
 def _warn_precision(doc: dict) -> None:

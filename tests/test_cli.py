@@ -237,6 +237,24 @@ def test_a_digits_model_keeps_calibrating_on_the_digits_train_split(tmp_path, ca
     assert _spikes(tmp_path / "f") == _spikes(tmp_path / "d")
 
 
+def test_reports_of_one_file_named_two_ways_are_equal(tmp_path, capsys, monkeypatch):
+    """A report names a data file by its absolute path: `diff` of two runs of one file, named once
+    relative and once absolute, finds nothing (the header compared the paths as typed)."""
+    import json
+
+    from statten_hw.data import load_dataset
+
+    x, y = load_dataset("digits", split="test")
+    np.savez(tmp_path / "mine.npz", x=x[:3].numpy(), y=y[:3].numpy())
+    monkeypatch.chdir(tmp_path)
+    assert main(["simulate", "--input", "mine.npz", "-o", "relative"]) == 0
+    assert main(["simulate", "--input", str(tmp_path / "mine.npz"), "-o", "absolute"]) == 0
+    doc = json.loads((tmp_path / "relative" / "report.json").read_text())
+    assert doc["data"]["input"] == str((tmp_path / "mine.npz").resolve())
+    capsys.readouterr()
+    assert main(["diff", "relative/report.json", "absolute/report.json"]) == 0
+
+
 def test_simulate_names_the_data_a_non_digits_model_needs(tmp_path, capsys):
     """Without data of its shape, one line that says what to give; the digits as calibration fail."""
     ckpt, out = official_checkpoint("statten_cifar_t4_b2"), tmp_path / "s"
