@@ -291,7 +291,7 @@ def build_network(qgraph, mapping) -> EventNetwork:
                              r.delay_steps, value_bits(r.output, b.state_bits)) for r in mapping.layers)
     hops = _hops_matrix(mapping)
     projections = _share_packets(tuple(b.projection(*edge, hops) for edge in b.dendrite_edges))
-    timesteps = next(b.op(n).timesteps for n in b.g if isinstance(b.op(n), QInput))
+    timesteps = qgraph.qop(qgraph.input_node).timesteps
     return EventNetwork(layers, projections, n_cores, hops, timesteps,
                         _layer_sources(qgraph, layers, projections, b.computed_by))
 

@@ -67,7 +67,7 @@ class LavaRun:
 
 def integer_input(qgraph: QuantizedGraph, x: torch.Tensor) -> np.ndarray:
     """The network's integer input ``[T, batch, *shape]``: the contract's own sensor boundary."""
-    name = next(n for n in qgraph.graph if isinstance(qgraph.qop(n), QInput))
+    name = qgraph.input_node
     return EXECUTORS[QInput](qgraph.qop(name), {}, x, None, name).numpy()
 
 

@@ -21,7 +21,6 @@ import torch
 
 from statten_hw.errors import ConfigError, InputError
 from statten_hw.quant import run_integer
-from statten_hw.quant.quantize import QInput
 from statten_hw.simulator import ENGINES
 from statten_hw.simulator.event.detailed import DetailedEngine
 from statten_hw.simulator.event.fast import run_fast
@@ -82,7 +81,7 @@ def cross_validate(deployment, x: torch.Tensor, *, engine: str = "fast") -> Cros
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     values = run_integer(deployment.qgraph, x).values
     _check_fully_on_synapses(plan_layers(deployment.qgraph, deployment.mapping, values))
-    inputs = next(values[n] for n in deployment.qgraph.graph if isinstance(deployment.qgraph.qop(n), QInput))
+    inputs = values[deployment.qgraph.input_node]
     ours, lags = _event_figures(deployment, x, inputs, engine)
     began = time.perf_counter()
     run = run_sanafe(deployment, x, timing_model="simple")

@@ -280,7 +280,8 @@ def _standard_fields_agree(name: str, node: nir.NIRNode, cls, fields: dict) -> N
                              "(nir.IF is the one without leak, dv 0)")
         written = {"v_threshold": fields["threshold"] - 1, "r": 1.0, "v_reset": 0.0}  # reset to 0
         if dv:
-            written.update(tau=(1 << DECAY_BITS) / dv, r=(1 << DECAY_BITS) / dv, v_leak=0.0)
+            tau = (1 << DECAY_BITS) / dv
+            written.update(tau=tau, r=tau, v_leak=0.0)
     elif isinstance(node, nir.Conv2d) and cls is Q.QConv2d:
         written = {"stride": np.asarray(fields["stride"]), "padding": np.asarray(fields["padding"]), "groups": fields["groups"]}
     else:
@@ -394,7 +395,7 @@ def _dry_run(qgraph: "Q.QuantizedGraph", path: Path) -> None:
     """Run the rebuilt graph once on a zero input: fields that do not fit together (a weight whose
     channels do not match its input, an unknown attention mode) fail here, as one InputError,
     instead of inside a later run."""
-    op = next(qgraph.qop(n) for n in qgraph.graph if isinstance(qgraph.qop(n), Q.QInput))
+    op = qgraph.qop(qgraph.input_node)
     shape = (1, *op.shape) if op.encoding == "direct" else (1, op.timesteps, *op.shape)
     try:
         run_integer(qgraph, torch.zeros(shape, dtype=torch.int64))

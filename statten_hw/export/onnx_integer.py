@@ -71,13 +71,9 @@ def output_name(qgraph: "Q.QuantizedGraph") -> str:
     return "logits_int_per_step" if qgraph.qop(qgraph.output_node).per_step else "logits_int"
 
 
-def _input_node(qgraph) -> tuple[str, "Q.QInput"]:
-    return qgraph.input_node, qgraph.qop(qgraph.input_node)
-
-
 def input_shape(qgraph: "Q.QuantizedGraph", batch_size: int = 1) -> tuple[int, ...]:
     """Static shape of the graph input: ``[B, *shape]`` (direct encoding) or ``[B, T, *shape]`` (events)."""
-    _, op = _input_node(qgraph)
+    op = qgraph.qop(qgraph.input_node)
     lead = (batch_size,) if op.encoding == "direct" else (batch_size, op.timesteps)
     return (*lead, *op.shape)
 
@@ -85,8 +81,7 @@ def input_shape(qgraph: "Q.QuantizedGraph", batch_size: int = 1) -> tuple[int, .
 def quantize_input(qgraph: "Q.QuantizedGraph", x) -> torch.Tensor:
     """The sensor boundary of ``QInput``: `quant.execute.input_levels`, the reference's own (the ONNX
     graph clips its input the same way). Returns int64 in the model input layout — the graph's input."""
-    _, op = _input_node(qgraph)
-    return input_levels(op, torch.as_tensor(x))
+    return input_levels(qgraph.qop(qgraph.input_node), torch.as_tensor(x))
 
 
 class _Builder:
@@ -430,14 +425,14 @@ def build_integer_onnx(qgraph: "Q.QuantizedGraph", batch_size: int = 1, *, with_
     inp = helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT64, list(input_shape(qgraph, B)))
     graph = helper.make_graph(b.nodes, "statten_hw_integer", [inp], outputs, initializer=b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="statten-hw")
+    source = qgraph.qop(qgraph.input_node)
     meta = {
         "statten_hw.kind": "integer",
         "statten_hw.weight_bits": str(qgraph.weight_bits),
         "statten_hw.state_bits": str(qgraph.state_bits),
         "statten_hw.arithmetic": arithmetic,
         "statten_hw.logits_scale": repr(qgraph.scale(qgraph.output_node)),
-        "statten_hw.input": json.dumps({"scale": _input_node(qgraph)[1].scale, "bits": _input_node(qgraph)[1].bits,
-                                        "signed": _input_node(qgraph)[1].signed,
+        "statten_hw.input": json.dumps({"scale": source.scale, "bits": source.bits, "signed": source.signed,
                                         "rule": "input_int = clip(round(x / scale)) computed outside the graph"}),
     }
     for key, value in meta.items():
