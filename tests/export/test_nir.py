@@ -229,3 +229,28 @@ def test_an_edited_if_neuron_is_refused(tmp_path, edit, problem):
     with pytest.raises(InputError, match=problem) as info:
         import_nir(tmp_path / "edited.nir")
     assert "edited.nir" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_non_square_kernel_is_refused_in_one_line(tmp_path):
+    """The README's limit: nir 1.0.8's Conv2d infers both output sizes from the kernel's first spatial
+    size, so a (3, 1) kernel fails NIR's type check; the export refuses it and writes nothing."""
+    import torch
+
+    from statten_hw.errors import UnsupportedLayer
+    from statten_hw.ir import nodes as ir
+    from statten_hw.ir.graph import add_op, new_graph
+    from statten_hw.ir.passes.infer_shapes import infer_shapes
+
+    rng = np.random.default_rng(4)
+    g = new_graph()
+    add_op(g, "input", ir.Input(shape=(2, 6, 4), timesteps=2), "")
+    add_op(g, "conv", ir.Conv2d(weight=rng.standard_normal((4, 2, 3, 1)).astype(np.float32),
+                                bias=np.zeros(4, np.float32), stride=(2, 1), padding=(1, 0)), "", x="input")
+    add_op(g, "lif", ir.LIF(threshold=0.5), "", x="conv")
+    add_op(g, "time_mean", ir.Mean(time=True), "", x="lif")
+    add_op(g, "output", ir.Output(), "", x="time_mean")
+    infer_shapes(g)
+    qg = quantize(g, torch.from_numpy(rng.random((4, 2, 6, 4), dtype=np.float32)))
+    with pytest.raises(UnsupportedLayer, match="NIR's type check refuses it") as info:
+        export_nir(qg, tmp_path / "n.nir")
+    assert "\n" not in str(info.value) and not (tmp_path / "n.nir").exists()
