@@ -51,17 +51,37 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: Significant digits a written float keeps. Cycles and energies are sums of integer counts times
+#: per-event costs such as 8.4 cycles or 23.6 pJ, which binary floats hold only approximately, so a
+#: sum reads 1789849.5999999999 where the cost model says 1789849.6; 12 digits drop that noise (about
+#: 1e-16 relative) and keep every digit the model means.
+SIGNIFICANT_DIGITS = 12
+
+
+def tidy_floats(value):
+    """``value`` with every float (in nested dicts, lists and tuples) rounded to `SIGNIFICANT_DIGITS`."""
+    if isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    if isinstance(value, dict):
+        return {k: tidy_floats(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [tidy_floats(v) for v in value]
+    return value
+
+
 def write_json(path, obj) -> Path:
-    """Deterministic JSON (sorted keys, fixed indent) so equal reports are byte-identical."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    """Deterministic JSON (sorted keys, fixed indent, `tidy_floats`) so equal reports are byte-identical."""
+    text = json.dumps(tidy_floats(obj), indent=2, sort_keys=True, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
 def write_csv(path, rows: list[dict]) -> Path:
+    """A CSV table of ``rows`` (their first row's keys are the header), floats as `tidy_floats` writes them."""
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(tidy_floats(rows))
     return atomic_write_text(path, buf.getvalue())
 
 
@@ -108,7 +128,8 @@ def write_report_folder(out_dir, tables: dict[str, list[dict]], markdown: str, h
 
     The caller computes every file's content first (plots included), so a failing plot writes
     nothing; the files then go through `staged_folder`, so a folder never holds one run's CSV beside
-    another run's report.json."""
+    another run's report.json. Returns ``doc`` as report.json holds it (`tidy_floats`)."""
+    doc = tidy_floats(doc)
     with staged_folder(out_dir) as stage:
         for name, rows in tables.items():
             write_csv(stage / name, rows)

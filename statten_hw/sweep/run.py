@@ -92,8 +92,7 @@ def _settle(job: _Job, result, deaths: dict[str, int], store: ResultStore, found
     """Store a result (with its retries) the moment it arrives, or record why there is none."""
     retries = [{"task": job.tasks[k], "worker_deaths": n} for k, n in sorted(deaths.items())]
     if isinstance(result, dict):
-        found[job.config.key] = {**result, "retries": retries}
-        store.save(found[job.config.key])
+        found[job.config.key] = store.save({**result, "retries": retries})
         outcome.computed.append(job.config.key)
     else:
         outcome.failed.append({"key": job.config.key, "label": job.config.label, "error": describe_failure(result),

@@ -10,7 +10,7 @@ import json
 import warnings
 from pathlib import Path
 
-from statten_hw.reports.files import write_json
+from statten_hw.reports.files import tidy_floats, write_json
 
 from .tasks import record_problem
 
@@ -46,5 +46,9 @@ class ResultStore:
             return None
         return result
 
-    def save(self, result: dict) -> Path:
-        return write_json(self.path(result["key"]), result)
+    def save(self, result: dict) -> dict:
+        """Store ``result``; returns it as stored (`tidy_floats`), so a result computed now equals the same
+        one loaded by a later run."""
+        result = tidy_floats(result)
+        write_json(self.path(result["key"]), result)
+        return result

@@ -28,7 +28,8 @@ def _record() -> dict:
 def test_round_trip_and_absent(tmp_path):
     store = ResultStore(tmp_path)
     assert store.load(KEY) is None
-    path = store.save(_record())
+    assert store.save(_record()) == _record()
+    path = store.path(KEY)
     assert path == tmp_path / "configurations" / f"{KEY}.json"
     assert store.load(KEY) == _record()
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left beside it
