@@ -9,9 +9,10 @@ Per-core limits (``[core]`` of the target) and how a core's use of each is count
   rounded up per slice, plus the accumulators of every head on the core), ≤ ``buffer_bytes_per_core``:
   the target's buffer memory holds "spikes, accumulators and state held across steps";
 * ``fan-in``/``fan-out`` per neuron ≤ ``fan_in``/``fan_out``: the axons the core's widest neuron needs.
-  The target's limits count a core's distinct inputs and routes, the union over its neurons, which is
-  not computed: it is at least the widest neuron's, so this check is a lower bound (a core it passes
-  may still need more input axons than the target has), not a conservative one.
+  The target's limits count a core's distinct inputs and routes, the union over its neurons, which
+  only the placed network gives: it is at least the widest neuron's, so this check is a lower bound (a
+  core it passes may still need more input axons than the target has), not a conservative one.
+  `statten_hw.simulator.event.axons` counts them exactly after placement, and ``simulate`` warns.
 
 Packing: layers in topological order, units in order, next-fit: a core is filled with as many
 neurons of the current unit as fit (all limits), then the next core is opened. Consecutive small

@@ -469,7 +469,7 @@ def cmd_simulate(args) -> None:
     from statten_hw.errors import InputError
     from statten_hw.evaluate import check_data
     from statten_hw.pipeline import prepare
-    from statten_hw.reports.simulation import write_simulation_report
+    from statten_hw.reports.simulation import axon_problem, write_simulation_report
     from statten_hw.resources import check_memory, parse_size, simulation_bytes
     from statten_hw.simulator import simulate
     from statten_hw.sweep.config import check_bits
@@ -513,6 +513,8 @@ def cmd_simulate(args) -> None:
           f"per inference {pi['cycles']:,.0f} cycles, {pi['latency_s'] * 1e6:,.2f} µs, {pi['energy_j'] * 1e6:,.3f} µJ; "
           f"{doc['totals']['cores']} core(s); report in {args.output}/")
     _warn_precision(doc)
+    if problem := axon_problem(doc["simulation"]["axons"]):
+        print(f"warning: {problem}", file=sys.stderr)
 
 
 def _data_name(spec) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from statten_hw.simulator.event.axons import core_axons
 from statten_hw.simulator.event.timing import PJ, energy_parts_pj, visit_energy_pj
 
 from .files import write_report_folder
@@ -50,8 +51,9 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
                    active_updates=per_layer["active_updates"][i])
     busy, buffer_peak = tl.busy.sum((0, 1)).tolist(), tl.buffer_bits.max((0, 1), initial=0)
     core_energy = energy.sum(0).tolist()
+    axons = core_axons(net)
     for k, row in enumerate(doc["cores"]):
-        row.update(spikes_in=per_core["packets_in"][k], spikes_out=per_core["spikes_out"][k],
+        row.update(input_axons=int(axons.inputs[k]), output_axons=int(axons.outputs[k]),spikes_in=per_core["packets_in"][k], spikes_out=per_core["spikes_out"][k],
                    sops=per_core["sops"][k] + per_core["macs"][k], neuron_updates=per_core["updates"][k],
                    active_updates=per_core["active_updates"][k], cycles_busy=busy[k],
                    noc_packets=per_core["packets_out"][k], noc_hops=per_core["hops_out"][k],
@@ -77,8 +79,29 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
         "busy_cycles_per_slot_core": tl.busy.sum(0).tolist(),
         "buffer_bits_per_slot_core_max": tl.buffer_bits.max(0).tolist(),
         "accuracy": None,
+        "axons": axon_summary(axons, target),
     }
     return doc
+
+
+def axon_summary(axons, target) -> dict:
+    """The busiest core's input and output axons (`statten_hw.simulator.event.axons`), the target's
+    limits, and every core past them."""
+    over = axons.over(target.core.fan_in, target.core.fan_out)
+    return {"max_input_axons": int(axons.inputs.max(initial=0)), "max_output_axons": int(axons.outputs.max(initial=0)),
+            "fan_in": target.core.fan_in, "fan_out": target.core.fan_out,
+            "over": [{"core": k, "quantity": q, "used": used, "limit": limit} for k, q, used, limit in over]}
+
+
+def axon_problem(axons: dict) -> str:
+    """The clause saying that a placement needs more axons than its cores have; empty when it does not."""
+    if not axons["over"]:
+        return ""
+    first = axons["over"][0]
+    cores = len({o["core"] for o in axons["over"]})
+    return (f"{cores} core(s) need more axons than the target's per-core limits (first: core {first['core']}, "
+            f"{first['used']:,} {first['quantity']} > {first['limit']:,}); the mapper checks each neuron's fan-in "
+            "and fan-out, not a core's distinct inputs and routes, so this placement would not load as mapped")
 
 
 def _markdown(doc: dict) -> str:
@@ -95,7 +118,7 @@ def _markdown(doc: dict) -> str:
              f"{t['noc_packets']:,}, hops {t['noc_hops']:,}",
              f"- cores {t['cores']} on {t['chips']} chip(s); buffers: {t['buffer_bytes']:,} B allocated by the "
              f"mapping; the attention's q/k/v values held at once peak at {t['buffer_peak_bytes']:,} B (nonzero "
-             "values; the other buffers are not tracked over time)", *_precision_lines(doc), "",
+             "values; the other buffers are not tracked over time)", _axon_line(s["axons"]), *_precision_lines(doc), "",
              f"| energy part (all {s['samples']} samples) | J |", "|---|---|"]
     lines += [f"| {k} | {v:.3e} |" for k, v in s["energy_breakdown_j"].items()]
     static = s["energy_breakdown_j"]["static"]
@@ -111,6 +134,13 @@ def _markdown(doc: dict) -> str:
               f"{c['sops']:,} | {c['neuron_updates']:,} | {c['cycles_busy']:,.0f} | {c['noc_packets']:,} | "
               f"{c['noc_hops']:,} | {c['energy_j']:.3e} |" for c in doc["cores"]]
     return "\n".join(lines) + "\n"
+
+
+def _axon_line(axons: dict) -> str:
+    line = (f"- axons: the busiest core receives {axons['max_input_axons']:,} distinct inputs (the target allows "
+            f"{axons['fan_in']:,}) and sends {axons['max_output_axons']:,} routes (allows {axons['fan_out']:,})")
+    problem = axon_problem(axons)
+    return f"{line}; **{problem}**" if problem else line
 
 
 def _data_text(doc: dict) -> str:
@@ -236,4 +266,4 @@ def write_simulation_report(out_dir, doc: dict) -> dict:
     return write_report_folder(out_dir, tables, md, html_page(f"statten-hw simulate: {doc['target']}", md, figures), doc)
 
 
-__all__ = ["input_clipping", "simulation_report", "write_simulation_report"]
+__all__ = ["axon_problem", "axon_summary", "input_clipping", "simulation_report", "write_simulation_report"]
