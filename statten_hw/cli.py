@@ -372,7 +372,7 @@ def cmd_map(args) -> None:
     if len(rows) > 1 and all(_mapped_alike(row, rows[0]) for row in rows):
         print(f"note: every block size maps alike here: {base.config.attention} attention works step by step, "
               f"and {target.name} runs step by step too, so B changes nothing")
-    print(f"reports in {args.output}/")
+    print(f"reports in {args.output}/ (fan-in and fan-out checked per neuron; `simulate` counts each core's axons)")
     if warning := target.uncosted_warning():
         print(warning, file=sys.stderr)
 

@@ -4,9 +4,10 @@ Both engines fill the same `Counts`; the timing model (`timing`) turns them into
 energy, so two engines with equal counts give equal reports. Arrays are int64 ``[L, S, T, K]`` (layer,
 sample, logical timestep, core) unless noted; a projection's counts belong to the layer it feeds.
 
-``sops``/``macs``   synaptic operations on the target's core: spike events (accumulate) or graded ones
-                    (multiply-accumulate: the encoded input, membrane shortcuts, residual sums
-                    computed on another layer's cores, means);
+``sops``/``macs``   synaptic operations on the target's core: accumulates (spike events, and graded
+                    values added element by element: membrane shortcuts, residual sums computed on
+                    another layer's cores) or multiply-accumulates (graded values into weights or an
+                    attention product: the encoded input, A2OS2A's graded K) (`Projection.multiplies`);
 ``packets_in``      packets received per core (one per event and destination core);
 ``packets_out``     packets sent per core (host-injected input packets are in ``host_packets [L,S,T]``);
 ``hops_out``        NoC hops of the packets each core sent;

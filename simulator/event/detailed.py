@@ -97,7 +97,7 @@ class DetailedEngine:
                     c["packets_out"][li, s, t, origin] += 1
                     c["hops_out"][li, s, t, origin] += hops
                 c["packets_in"][li, s, t, core] += 1
-            c["sops" if p.spiking else "macs"][li, s, t, core] += len(idx)
+            c["macs" if p.multiplies else "sops"][li, s, t, core] += len(idx)
             hit[t, idx] = True  # these targets received an event this step
             if isinstance(p.synapses, AttentionSynapses):
                 c["buffer_bits"][li, s, t, core] += p.value_bits

@@ -107,7 +107,7 @@ def _sender_places(p: Projection, sender: int, hops: np.ndarray):
     those packets times the distance; the host's packets are host packets, its events and hops no core's."""
     n, dst = len(p.dst_cores), p.dst_cores
     ones, packets = np.ones(n, np.int64), range(n, 2 * n)
-    yield "sops" if p.spiking else "macs", range(n), dst, ones
+    yield "macs" if p.multiplies else "sops", range(n), dst, ones
     yield "packets_in", packets, dst, ones
     if isinstance(p.synapses, AttentionSynapses):
         yield "buffer_bits", packets, dst, np.full(n, p.value_bits, np.int64)

@@ -65,6 +65,13 @@ class Projection:
     largest_total: float
     value_bits: int  # bits one event's value takes in a block buffer (`_Builder.value_bits`)
 
+    @property
+    def multiplies(self) -> bool:
+        """Whether one event's synaptic operations multiply (MACs): a graded value into weights or into
+        an attention product. A spike only gates an accumulate, and a graded value added element by
+        element (a membrane shortcut, a residual sum) is one accumulate: no multiplier is involved."""
+        return not self.spiking and not isinstance(self.synapses, ElementwiseSynapses)
+
 
 #: ``((core, elements), ...)`` in core order: a ``slice`` where the core's elements are consecutive
 #: (the mapper hands out consecutive neurons, so almost always), else their flat indices.

@@ -60,6 +60,9 @@ def _markdown(doc: dict) -> str:
              f"- execution: `{m['execution']}`, {s['blocks']} block(s) of {s['block_size']} step(s), "
              f"latency {s['latency_steps']} steps ({s['stages']} stages)",
              f"- cores: **{t['cores']}** on {t['chips']} chip(s); lower bound {m['lower_bound']['cores']}",
+             f"- axons: each neuron's fan-in and fan-out fit the target's {doc['mapping']['limits']['fan_in']:,} / "
+             f"{doc['mapping']['limits']['fan_out']:,}; a core's distinct inputs and routes (the union over its "
+             "neurons) are not checked here: `simulate` counts them and warns where a core needs more",
              f"- neurons {t['neurons']:,}; synapse {t['synapse_bytes']:,} B; state {t['state_bytes']:,} B; "
              f"buffers {t['buffer_bytes']:,} B",
              "- traffic (Σ events × hops per step, assumed rates): "

@@ -115,7 +115,8 @@ def _markdown(doc: dict) -> str:
              f"energy {pi['energy_j'] * 1e6:,.3f} µJ",
              f"- totals over the {s['samples']} sample(s): spikes {t['spikes']:,}, synaptic ops {t['sops']:,} (of which graded MACs {t['macs']:,}), "
              f"neuron updates {t['neuron_updates']:,} (active {t['active_updates']:,}), NoC packets "
-             f"{t['noc_packets']:,}, hops {t['noc_hops']:,}",
+             f"{t['noc_packets']:,} (of which the host's input {t['input_packets']:,}; the cores' table counts what "
+             f"each core sends), hops {t['noc_hops']:,}",
              f"- cores {t['cores']} on {t['chips']} chip(s); buffers: {t['buffer_bytes']:,} B allocated by the "
              f"mapping; the attention's q/k/v values held at once peak at {t['buffer_peak_bytes']:,} B (nonzero "
              "values; the other buffers are not tracked over time)", _axon_line(s["axons"]), *_precision_lines(doc), "",
@@ -128,7 +129,7 @@ def _markdown(doc: dict) -> str:
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {r['spikes']:,} | {r['firing_rate']:.4f} | "
               f"{r['sops']:,} | {r['packets']:,} | {r['energy_j']:.3e} |" for r in doc["layers"]]
-    lines += ["", "## Cores", "", per_part, "", "| id | chip | x | y | spikes in | spikes out | SOPs | updates | busy cycles | "
+    lines += ["", "## Cores", "", per_part, "", "| id | chip | x | y | packets in (spikes, graded values) | spikes out | SOPs | updates | busy cycles | "
               "packets out | hops | energy J |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {c['id']} | {c['chip']} | {c['x']} | {c['y']} | {c['spikes_in']:,} | {c['spikes_out']:,} | "
               f"{c['sops']:,} | {c['neuron_updates']:,} | {c['cycles_busy']:,.0f} | {c['noc_packets']:,} | "

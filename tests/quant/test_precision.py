@@ -96,7 +96,8 @@ def test_simulate_warns_and_reports_where_the_target_formats_fall_short(tmp_path
     assert doc["precision"]["target"]["state_bits"] == 16 and doc["precision"]["graph"]["state_bits"] == 24
     assert "number formats" in (tmp_path / "lw" / "report.md").read_text()
     assert main(["simulate", "--samples", "2", "-o", str(tmp_path / "l2")]) == 0
-    assert "warning" not in capsys.readouterr().err
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert len(warnings) == 1 and "need more axons" in warnings[0]  # loihi2's formats fit, its axon limits do not
     assert json.loads((tmp_path / "l2" / "report.json").read_text())["precision"]["problems"] == []
 
 

@@ -79,7 +79,9 @@ def test_simulate_cli_bad_options_fail_in_one_line(bad, message, tmp_path, capsy
 def test_sdsa_attention_output_arrives_as_spikes():
     """SDT v1's SDSA attention outputs q ⊙ the spikes of its K⊙V neurons: binary. Its events into the
     projection conv were counted as multiply-accumulates, as if graded; they are accumulates: fc1_lif's
-    SOPs (proj_conv, 1x1, is its synapse) are the attention's spikes times dim, from the integer run."""
+    SOPs (proj_conv, 1x1, is its synapse) are the attention's spikes times dim, plus one accumulate per
+    non-zero value of the residual stream its dendrite adds (the block's input: the patch embedding's sum,
+    then the previous block's), all from the integer run, and none is a MAC."""
     name = "sdt_cifar_t4"
     model = load_checkpoint(official_checkpoint(name)).eval()
     x = official_expected(name)["inputs"][:2]
@@ -92,4 +94,6 @@ def test_sdsa_attention_output_arrives_as_spikes():
         attention = values[f"block.{block}.attn.attention"]
         assert set(attention.unique().tolist()) == {0, 1}  # spikes, and some of them
         li = sim.counts.layers.index(f"block.{block}.mlp.fc1_lif")
-        assert sim.counts["sops"][li].sum() == int(attention.sum()) * model.config.dim
+        stream = values["patch_embed.rpe_add" if block == 0 else f"block.{block - 1}.mlp.residual"]
+        assert sim.counts["sops"][li].sum() == int(attention.sum()) * model.config.dim + int((stream != 0).sum())
+        assert sim.counts["macs"][li].sum() == 0
