@@ -145,7 +145,8 @@ def test_a_sum_two_layers_read_is_computed_on_the_first_and_arrives_at_the_secon
     """conv_b's sums feed lif_b and lif_c. lif_b's dendrite computes them; lif_c holds no second copy of
     the weights but receives the sums as graded values from lif_b's cores, in the mapper (a 4 x 4 x 4
     shortcut from lif_b) and in the event network (a projection sent from lif_b's cores), where both
-    engines count one MAC per non-zero sum and step, counted from the integer run."""
+    engines count one accumulate (added element by element: no multiply) per non-zero sum and step,
+    counted from the integer run."""
     import torch
     from statten_hw.mapping import map_model
     from statten_hw.quant import quantize, run_integer
@@ -169,7 +170,8 @@ def test_a_sum_two_layers_read_is_computed_on_the_first_and_arrives_at_the_secon
     fast = run_fast(qgraph, net, x)[1]
     detailed = DetailedEngine(qgraph, net).run(x)[2]
     li = fast.layers.index("lif_c")
-    assert fast["macs"][li].sum() == detailed["macs"][li].sum() == nonzero > 0
+    assert fast["sops"][li].sum() == detailed["sops"][li].sum() == nonzero > 0
+    assert fast["macs"][li].sum() == detailed["macs"][li].sum() == 0
 
 
 def test_a_shortcut_the_layers_own_dendrite_computes_is_sent_by_its_own_cores():
