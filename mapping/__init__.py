@@ -70,13 +70,15 @@ class LayerRow:
     accumulator_bytes: int
     residual_bytes: int
     block_bytes: int
+    pre_pool_bytes: int
     start_step: int
     delay_steps: int
     output: str  # what its neurons emit: "binary" | "ternary" spikes or "graded" values (`NeuronLayer.output`)
 
     @property
     def split_bytes(self) -> int:
-        return self.buffer_bytes - (self.qkv_bytes + self.accumulator_bytes + self.residual_bytes + self.block_bytes)
+        return self.buffer_bytes - (self.qkv_bytes + self.accumulator_bytes + self.residual_bytes + self.block_bytes
+                                    + self.pre_pool_bytes)
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,8 @@ def _layer_rows(layers: list[NeuronLayer], buffers: list[LayerBuffers], demands,
         min_cores=min_cores(d, target), fan_in=layer.fan_in, fan_out=d.fan_out, synapse_count=layer.synapse_count,
         synapse_bytes=placed[layer.name][0], state_bytes=placed[layer.name][1], buffer_bytes=placed[layer.name][2],
         qkv_bytes=buf.qkv_bytes, accumulator_bytes=buf.accumulator_bytes, residual_bytes=buf.residual_bytes,
-        block_bytes=buf.block_bytes, start_step=buf.start_step, delay_steps=buf.delay_steps,
+        block_bytes=buf.block_bytes, pre_pool_bytes=buf.pre_pool_bytes, start_step=buf.start_step,
+        delay_steps=buf.delay_steps,
         output=layer.output)
         for layer, buf, d in zip(layers, buffers, demands))
 

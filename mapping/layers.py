@@ -91,6 +91,9 @@ class NeuronLayer:
     attention: AttentionInputs | None = None
     shortcut_sources: tuple[tuple[str, int], ...] = ()
     output: str = "binary"  # "binary" | "ternary" spikes, or "graded" values (ReLU, readout, attention counts)
+    # values per step its synapses produce for a pool or mean to reduce before they reach the neurons (SDT's
+    # conv -> max-pool -> LIF): each sum is held until the pool reads it (0: every sum is a neuron's input)
+    pre_pool_values: int = 0
 
     def weight_bytes_per_unit(self, weight_bits: int) -> int:
         """Bytes of one unit's weights: ``ceil(unit_weights · weight_bits / 8)``."""
@@ -231,7 +234,7 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
         else:
             walk = walks[n]
             syns, atts, shortcuts, identity = walk.synapses, walk.attentions, walk.shortcuts, walk.identity
-        residual = len(shortcuts)
+        residual, pre_pool = len(shortcuts), 0
         sources: dict[str, int] = {}
         attention = None
         if atts:
@@ -252,6 +255,7 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
             units, unit_weights, fan_in, syn_count = None, 0, residual + len(identity), 0
             for s in syns:
                 c_out, w_per_out, out_elems, _ = _synapse_geometry(g, s)
+                pre_pool += out_elems if out_elems > neurons else 0
                 units = c_out if units in (None, c_out) else math.gcd(units, c_out)
                 unit_weights += w_per_out
                 fan_in += w_per_out
@@ -273,7 +277,8 @@ def neuron_layers(g: nx.DiGraph) -> list[NeuronLayer]:
             shape=shape, neurons=neurons, units=units, unit_neurons=neurons // units, unit_weights=unit_weights,
             synapses=tuple(syns), synapse_count=syn_count, fan_in=max(fan_in, 1), residual_inputs=residual,
             sources=tuple(sorted(sources.items())), attention=attention,
-            shortcut_sources=_shortcut_sources(g, shortcuts, senders), output=_output(node, n in readouts)))
+            shortcut_sources=_shortcut_sources(g, shortcuts, senders), output=_output(node, n in readouts),
+            pre_pool_values=pre_pool))
     return layers
 
 

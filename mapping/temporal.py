@@ -19,6 +19,10 @@ Buffers (bits; a layer's byte counts round each term up to whole bytes):
   for the attention output of step t, which comes ``B − 1`` steps later: ``(B − 1)·N·D`` values are
   held (none at an effective block of 1: the shortcut goes straight into the next neurons' input). On
   ``layer`` targets the block's ``B·N·D`` shortcut values are held while the layers between run;
+* pre-pool sums: a layer whose synapses reach its neurons through a pool or a mean (SDT's conv ->
+  max-pool -> LIF) holds each synapse output's sum of the step until the pool reads it:
+  ``ceil(values·state_bits / neurons)`` bits per neuron (a sum that is a neuron's own input is its
+  state: none). Per step on both kinds of target (a layer target may reuse them step by step in a block);
 * ``layer`` targets: every layer's outputs of a block, ``B·neurons`` values (the next layer starts
   only once the block is done) of `value_bits` each: a spike 1 bit, a ternary spike 2, a
   graded value (A2OS2A's ReLU K, the readout) ``state_bits``.
@@ -66,10 +70,12 @@ class LayerBuffers:
     units: int
     start_step: int
     delay_steps: int
+    pre_pool_bits_per_neuron: int = 0
 
     @property
     def bits_per_neuron(self) -> int:
-        return sum(self.qkv_bits) + self.residual_bits_per_neuron + self.block_bits_per_neuron
+        return (sum(self.qkv_bits) + self.residual_bits_per_neuron + self.block_bits_per_neuron
+                + self.pre_pool_bits_per_neuron)
 
     @property
     def qkv_bytes(self) -> int:
@@ -89,9 +95,13 @@ class LayerBuffers:
         return math.ceil(self.neurons * self.block_bits_per_neuron / 8)
 
     @property
+    def pre_pool_bytes(self) -> int:
+        return math.ceil(self.neurons * self.pre_pool_bits_per_neuron / 8)
+
+    @property
     def buffer_bytes(self) -> int:
         """All buffers of the layer (state excluded), each term rounded up to bytes."""
-        return self.qkv_bytes + self.accumulator_bytes + self.residual_bytes + self.block_bytes
+        return self.qkv_bytes + self.accumulator_bytes + self.residual_bytes + self.block_bytes + self.pre_pool_bytes
 
 
 @dataclass(frozen=True)
@@ -156,7 +166,8 @@ def layer_buffers(layer: NeuronLayer, target: Target, block_size: int, start_ste
         delay = b - 1 if step else 0
         residual = (delay if step else block_size) * state_bits
     block = 0 if step else block_size * value_bits(layer.output, state_bits)
-    return LayerBuffers(layer.name, qkv, residual, block, acc, layer.neurons, layer.units, start_step, delay)
+    pre_pool = math.ceil(layer.pre_pool_values * state_bits / layer.neurons)
+    return LayerBuffers(layer.name, qkv, residual, block, acc, layer.neurons, layer.units, start_step, delay, pre_pool)
 
 
 def temporal_partition(layers: list[NeuronLayer], target: Target, timesteps: int,

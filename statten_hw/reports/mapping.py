@@ -29,7 +29,8 @@ def mapping_report_dict(model, result) -> dict:
                       "fan_in": r.fan_in, "fan_out": r.fan_out, "synapses": r.synapse_count,
                       "synapse_bytes": r.synapse_bytes, "state_bytes": r.state_bytes, "buffer_bytes": r.buffer_bytes,
                       "qkv_bytes": r.qkv_bytes, "accumulator_bytes": r.accumulator_bytes,
-                      "residual_bytes": r.residual_bytes, "block_bytes": r.block_bytes, "split_bytes": r.split_bytes,
+                      "residual_bytes": r.residual_bytes, "block_bytes": r.block_bytes,
+                      "pre_pool_bytes": r.pre_pool_bytes, "split_bytes": r.split_bytes,
                       "start_step": r.start_step,
                       "delay_steps": r.delay_steps, "assumed_rate": result.rates.get(r.name)}
                      for r in result.layers]
@@ -119,7 +120,7 @@ def _plots(doc: dict) -> list[tuple[str, str]]:
     names = [r["name"] for r in layers][::-1]
     left = [0] * len(names)
     for key in ("synapse_bytes", "state_bytes", "qkv_bytes", "accumulator_bytes", "residual_bytes", "block_bytes",
-                "split_bytes"):
+                "pre_pool_bytes", "split_bytes"):
         vals = [r[key] for r in layers][::-1]
         ax.barh(names, vals, left=left, label=key.replace("_bytes", ""))
         left = [a + b for a, b in zip(left, vals)]

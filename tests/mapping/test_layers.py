@@ -190,3 +190,37 @@ def test_a_shortcut_the_layers_own_dendrite_computes_is_sent_by_its_own_cores():
     (shortcut,) = [p for p in build_network(qgraph, mapping).projections if p.port == "rhs"]
     l_cores = {core for core, layer, _ in mapping.pieces if layer == "L"}
     assert shortcut.source == "conv_b" and {core for core, _ in shortcut.senders} <= l_cores
+
+
+def test_a_pool_between_synapses_and_neurons_holds_every_sum_of_the_step():
+    """conv_p (4 channels, 4 x 4) -> max-pool 2x2 -> lif_p (4 x 2 x 2 = 16 neurons): the 64 sums of a
+    step wait for the pool, 24 bits each on loihi2-like cores: 64·24 / 16 = 96 bits per neuron, 192 bytes.
+    lif_a, whose conv feeds it directly, holds none (its sum is its own input)."""
+    from statten_hw.ir import nodes as N
+    from statten_hw.mapping.temporal import layer_buffers
+
+    add, conv, finish = _graph_builder()
+    add("conv_p", conv(4, 4), x="lif_a")
+    add("pool", N.MaxPool2d(kernel=(2, 2), stride=(2, 2), padding=(0, 0)), x="conv_p")
+    add("lif_p", N.LIF(), x="pool")
+    layers = {layer.name: layer for layer in neuron_layers(finish("lif_p"))}
+    assert (layers["lif_p"].neurons, layers["lif_p"].pre_pool_values, layers["lif_a"].pre_pool_values) == (16, 64, 0)
+    target = small_target("step")
+    assert target.precision.state_bits == 24
+    pooled, direct = (layer_buffers(layers[n], target, 1) for n in ("lif_p", "lif_a"))
+    assert (pooled.pre_pool_bits_per_neuron, pooled.pre_pool_bytes, pooled.buffer_bytes) == (96, 192, 192)
+    assert direct.pre_pool_bytes == direct.buffer_bytes == 0
+
+
+def test_the_embedded_models_pooled_conv_holds_its_sums():
+    """The embedded model's proj_conv3 -> max-pool -> proj_lif3: its sums of one step, at the state width,
+    from the checkpoint's module shapes (conv output channels x the 8 x 8 digits)."""
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.mapping import map_model
+    from statten_hw.models import load_checkpoint
+
+    model = load_checkpoint(default_checkpoint())
+    conv = model.patch_embed.proj_conv3
+    result = map_model(model, "loihi2", 2)
+    (row,) = [r for r in result.layers if r.name == "patch_embed.proj_lif3"]
+    assert row.pre_pool_bytes == conv.out_channels * 8 * 8 * 24 // 8

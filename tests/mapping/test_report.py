@@ -42,7 +42,7 @@ def test_layer_memory_parts_add_up_to_the_placed_bytes(tmp_path):
 
     result = map_model(statten_graph(), small_target(neurons_per_core=256), 2)
     doc = write_mapping_report(tmp_path, statten_model(), result)
-    parts = ("qkv_bytes", "accumulator_bytes", "residual_bytes", "block_bytes", "split_bytes")
+    parts = ("qkv_bytes", "accumulator_bytes", "residual_bytes", "block_bytes", "pre_pool_bytes", "split_bytes")
     for row in doc["layers"]:
         assert sum(row[k] for k in parts) == row["buffer_bytes"] and min(row[k] for k in parts) >= 0
         if row["kind"] == "attention":
