@@ -84,6 +84,16 @@ FRACTION_BITS = 6  # Loihi's: sums carry up to 6 bits below the weight LSB (``_f
 MAX_FRACTION_BITS = 16  # the most `quantize` takes: every layer's weight_exp lies in 0..16
 
 
+def _int64(name: str, quantity: str, values) -> np.ndarray:
+    """``values`` (already rounded) as int64, or `QuantizationOverflow` naming the layer where one is not
+    finite or leaves int64: a cast would wrap it silently (a bias of 3e38 became -2^63)."""
+    a = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(a) | (np.abs(a) >= 2.0 ** 63)
+    if bad.any():
+        raise QuantizationOverflow(name, quantity, float(a[bad].flat[0]), 64)
+    return a.astype(np.int64)
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.int64, copy=True)
     a.setflags(write=False)
@@ -275,6 +285,8 @@ def _lif(op: ir.LIF, name: str, in_scale: float, decay_bits: int | None = None) 
     dv = dv_for_tau(op.tau) if decay_bits is None else decay_on_grid(op.tau, decay_bits)
     if not 0 <= dv <= (1 << DECAY_BITS):
         raise UnsupportedLayer(name, "lif", f"tau {op.tau} gives dv {dv} outside 12 bits")
+    if not 0 < in_scale < math.inf or not math.isfinite(op.threshold * op.tau / in_scale):
+        raise QuantizationOverflow(name, "threshold in input steps", op.threshold * op.tau / in_scale, 64)
     return QLIF(threshold=ceil_ratio(op.threshold * op.tau, in_scale), dv=dv, ternary=op.ternary,
                 state_scale=in_scale / op.tau)
 
@@ -384,10 +396,13 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
         elif isinstance(op, (ir.Conv2d, ir.Linear)):
             w, b, bn = _fold(graph, name, op)
             w_int, s_w = quantize_symmetric(w, weight_bits)
-            exp = _fraction_bits(_peak(calib[bn or name]) / (s_w * s_in["x"]), state_bits, fraction_bits)
+            peak_sum = _peak(calib[bn or name]) / (s_w * s_in["x"])
+            if not math.isfinite(peak_sum):
+                raise QuantizationOverflow(name, "calibration sum in weight steps", peak_sum, 64)
+            exp = _fraction_bits(peak_sum, state_bits, fraction_bits)
             s_w /= 1 << exp
             s_acc = s_w * s_in["x"]
-            b_int = _frozen(np.round(b / s_acc))
+            b_int = _frozen(_int64(name, "integer bias", np.round(b / s_acc)))
             w_int = _frozen(w_int << exp)
             if isinstance(op, ir.Conv2d):
                 q = QConv2d(w_int, b_int, s_w, exp, op.stride, op.padding, op.groups)

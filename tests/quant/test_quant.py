@@ -280,3 +280,23 @@ def test_a_nan_input_is_refused_alike_by_the_reference_and_the_onnx_boundary():
             run()
     x.view(-1)[:3] = float("inf")  # clips to the top level, in both
     assert torch.equal(run_integer(qg, x).values[qg.input_node][0], quantize_input(qg, x))
+
+
+def _linear_lif_with(weight: float = 1.0, beta: float = 1.0):
+    """`_linear_lif_graph` with a BN folded into fc, its weights set to ``weight`` and its shift to ``beta``."""
+    g = _linear_lif_graph(bn=False)
+    fc = g.nodes["fc"]["op"]
+    g.nodes["fc"]["op"] = ir.Linear(weight=np.full_like(fc.weight, weight), bias=np.full_like(fc.bias, beta))
+    return g
+
+
+@pytest.mark.parametrize("weight, beta, x, quantity", [
+    (1.0, 3e38, 1.0, "integer bias"),  # was cast to int64 as -2^63: a bias of the wrong sign, exported
+    (1e-44, 1.0, 1.0, "integer bias"),  # denormal weights: the bias in weight steps leaves int64
+    (1.0, 1.0, 3e38, "calibration sum in weight steps"),  # finite data whose sums are not
+])
+def test_values_beyond_int64_are_refused_naming_the_layer(weight, beta, x, quantity):
+    g = _linear_lif_with(weight, beta)
+    with pytest.raises(QuantizationOverflow, match=f"layer 'fc': {quantity} = ") as info:
+        quantize(g, torch.full((4, 3), x))
+    assert not abs(info.value.value) < 2.0 ** 63  # inf, nan or past int64 (no wrapped value)
