@@ -263,6 +263,11 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
     return Spikformer(cfg) if cfg.family == "spikformer" else SpikeDrivenTransformer(cfg)
 
 
+#: Floating dtypes a checkpoint's tensors may have: what training writes (float8 types have no
+#: finiteness test in torch, and no model is trained in them).
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def _check_state(model: torch.nn.Module, state: dict, path) -> None:
     """Keys, shapes, dtypes and finiteness of ``state`` against ``model`` (which may live on ``meta``)."""
     expected = model.state_dict()
@@ -281,6 +286,9 @@ def _check_state(model: torch.nn.Module, state: dict, path) -> None:
         if tuple(got.shape) != tuple(ref.shape):
             raise CheckpointError(path, f"shape mismatch at {key!r}: checkpoint {tuple(got.shape)}, "
                                         f"model expects {tuple(ref.shape)}")
+        if got.is_floating_point() and got.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(path, f"unsupported dtype at {key!r}: {got.dtype} (float16, bfloat16, float32 "
+                                        "or float64)")
         if got.is_floating_point() and not torch.isfinite(got).all():
             raise CheckpointError(path, f"non-finite values (NaN/Inf) in {key!r}")
         if got.is_floating_point() != ref.is_floating_point():

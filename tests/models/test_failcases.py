@@ -73,6 +73,8 @@ CASES = {
                     r"non-finite.*block.0.attn.q_conv.weight"),
     "wrong dtype": (_with_state(lambda sd, c: sd.__setitem__("head.weight", torch.zeros(10, 64, dtype=torch.int32))),
                     r"wrong dtype at 'head.weight'"),
+    "float8 weights": (_with_state(lambda sd, c: sd.__setitem__("head.weight", sd["head.weight"].to(torch.float8_e4m3fn))),
+                       r"unsupported dtype at 'head.weight': torch.float8_e4m3fn"),  # was a traceback (review)
     "T not divisible by B": (_with_state(lambda sd, c: setattr(c["args"], "chunk_size", 3)),
                              "T = 4 is not divisible by the block size B = 3"),
     "not a dict": (lambda p: torch.save([torch.zeros(1)], p), "top level is a list"),
