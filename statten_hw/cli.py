@@ -344,7 +344,7 @@ def cmd_map(args) -> None:
     from statten_hw.defaults import default_checkpoint
     from statten_hw.mapping import map_model
     from statten_hw.models import load_checkpoint
-    from statten_hw.reports.files import write_csv
+    from statten_hw.reports.files import check_output_folder, check_replaceable, write_csv
     from statten_hw.reports.mapping import BLOCK_SIZE_TABLE, remove_other_map_reports, write_mapping_report
     from statten_hw.targets import load_target
 
@@ -361,6 +361,9 @@ def cmd_map(args) -> None:
     rows = [_block_size_row(b, results[b], None if args.timesteps else _embedded_accuracy(path, b)) for b in sizes]
     out = Path(args.output)
     folders = [f"B{b}" for b in sizes] if len(sizes) > 1 else None
+    for folder in folders or ():  # every report can be written, before the first is
+        check_output_folder(out / folder)
+    check_replaceable(out, [BLOCK_SIZE_TABLE] if folders else [])
     for b in sizes:
         write_mapping_report(out / f"B{b}" if folders else out, models[b], results[b])
     if folders:

@@ -113,6 +113,7 @@ def staged_folder(out_dir) -> Iterator[Path]:
             out.mkdir(parents=True, exist_ok=True)
             stage.mkdir()
         yield stage
+        check_replaceable(out, [f.name for f in stage.iterdir()])
         with deferred_interrupts():  # all of the new files or none of them
             for f in sorted(stage.iterdir()):
                 os.replace(f, out / f.name)
@@ -121,6 +122,16 @@ def staged_folder(out_dir) -> Iterator[Path]:
         with deferred_interrupts():
             shutil.rmtree(created if created is not None else stage, ignore_errors=True)
         raise
+
+
+def check_replaceable(out: Path, names: list[str]) -> None:
+    """Refuse, before the first file moves, a name in ``out`` that a file cannot replace (a folder):
+    ``os.replace`` would fail there after the earlier files had moved, leaving half of the result."""
+    from statten_hw.errors import InputError
+
+    if blocked := sorted(name for name in names if (out / name).is_dir()):
+        raise InputError(f"output folder {str(out)!r}: {blocked[0]!r} is a folder, so the new file cannot replace "
+                         "it; nothing was written")
 
 
 def write_report_folder(out_dir, tables: dict[str, list[dict]], markdown: str, html: str, doc: dict) -> dict:

@@ -366,3 +366,26 @@ def test_interrupt_lost_where_python_ignores_exceptions_is_raised_again():
                           preexec_fn=default_sigint)
     assert done.returncode == 130 and done.stderr == "statten-hw: interrupted\n", (done.returncode, done.stderr)
     assert "went on" not in done.stdout and time.monotonic() - began < 25
+
+
+@pytest.mark.parametrize("command, blocked", [
+    (["simulate", "--samples", "2"], "report.json"),  # the CSVs and report.html had moved in before it failed
+    (["export", "--format", "onnx,nir"], "digits_statten.nir"),
+    (["map", "-B", "1,2"], "block_sizes.csv"),  # B1/ and B2/ were written, then the table failed
+])
+def test_a_folder_where_a_new_file_goes_writes_nothing(tmp_path, capsys, command, blocked):
+    """A name in the output folder that a file cannot replace (review): refused in one line before the
+    first new file moves in, so the folder holds what it held before (only the blocking folder)."""
+    (tmp_path / blocked / "keep").mkdir(parents=True)
+    assert main([*command, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("statten-hw: error")]  # besides progress
+    assert f"{blocked!r} is a folder" in line and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [blocked]
+
+
+def test_a_file_where_a_block_size_folder_goes_writes_no_other_block(tmp_path, capsys):
+    (tmp_path / "B2").write_text("x")
+    assert main(["map", "-B", "1,2", "-o", str(tmp_path)]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B2"]
