@@ -335,6 +335,7 @@ def test_map_into_a_folder_of_an_earlier_map_run_leaves_only_its_own_reports(tmp
 
     (tmp_path / "B9").mkdir()
     (tmp_path / "B9" / "notes.txt").write_text("mine")
+    (tmp_path / "B9" / "report.json").write_text("[" * 100_000 + "]" * 100_000)  # a RecursionError (review)
     assert main(["map", "-B", "all", "-o", str(tmp_path)]) == 0
     assert main(["map", "-B", "2", "--target", "layerwise", "-o", str(tmp_path)]) == 0
     assert "removed an earlier map run's B1, B2, B4, block_sizes.csv" in capsys.readouterr().err

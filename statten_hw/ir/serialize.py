@@ -84,7 +84,7 @@ def load_graph(path_stem) -> nx.DiGraph:
     json_path, npz_path = _paths(path_stem)
     try:
         doc = json.loads(json_path.read_text())
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise GraphError(f"{json_path}: cannot read graph ({type(err).__name__}: {err})") from None
     if doc.get("schema_version") != SCHEMA_VERSION:
         raise GraphError(f"{json_path}: schema_version {doc.get('schema_version')!r}, this reader knows {SCHEMA_VERSION}")

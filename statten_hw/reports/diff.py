@@ -44,7 +44,10 @@ class Difference:
 def _equal(a, b) -> bool:
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
     if numbers and (isinstance(a, float) or isinstance(b, float)):
-        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0.0)
+        try:
+            return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0.0)
+        except OverflowError:  # an integer beyond any float: no float is close to it
+            return False
     return a == b
 
 
@@ -166,8 +169,8 @@ def load_report(path) -> dict:
         doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
-        raise InputError(f"{path}: not a readable JSON file ({err})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # bad JSON, deep nesting, long int
+        raise InputError(f"{path}: not a readable JSON file ({str(err)[:160]})".replace("\n", " ")) from None
     if not isinstance(doc, dict) or doc.get("tool") != "statten-hw" or "schema_version" not in doc:
         raise InputError(f"{path}: not a statten-hw report.json (no 'tool': 'statten-hw' and 'schema_version')")
     if doc.get("command") == "sweep":

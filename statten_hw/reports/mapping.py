@@ -189,7 +189,7 @@ def _is_map_report(folder: Path) -> bool:
     """Whether ``folder`` holds a report.json that statten-hw's map command wrote."""
     try:
         doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return False
     return isinstance(doc, dict) and doc.get("tool") == "statten-hw" and doc.get("command") == "map"
 

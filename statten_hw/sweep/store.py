@@ -35,7 +35,7 @@ class ResultStore:
             return None
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # deep nesting, long ints too
             warnings.warn(f"{path}: unreadable stored result ({err}); computing it again", stacklevel=2)
             return None
         if not isinstance(result, dict) or result.get("key") != key:

@@ -138,6 +138,8 @@ def record_problem(record: dict) -> str | None:
         value = record[section]
         if (value is not None or finished) and not (isinstance(value, dict) and all(f in value for f in fields)):
             return f"{section!r} is not a table of {', '.join(fields)}"
+        if value is not None and (bad := [f for f in fields if not (value[f] is None or _is_number(value[f]))]):
+            return f"{section}.{bad[0]} is not a number"
     if finished and (bad := [f for f in NUMERIC_FIELDS if not _is_number(record[f])]):
         return f"{bad[0]!r} is not a number"
     retries = record["retries"]

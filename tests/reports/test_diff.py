@@ -124,6 +124,9 @@ def test_cli_values_only_ignores_what_one_side_did_not_measure(tmp_path, capsys)
     (json.dumps({"tool": "statten-hw", "schema_version": 1, "cores": [{"id": {"x": 1}}]}),
      "every entry of 'cores' needs 'id' as an integer or null, got dict"),
     ('{"tool": "statten-hw", "schema_version": 1, "totals": {"energy_j": NaN}}', "NaN is not a JSON number"),
+    # Found by review: RecursionError and ValueError tracebacks.
+    ("[" * 100_000 + "]" * 100_000, "not a readable JSON file"),
+    ('{"tool": "statten-hw", "schema_version": ' + "9" * 5000 + "}", "not a readable JSON file"),
 ])
 def test_bad_files_raise_one_line_input_errors_naming_the_file(tmp_path, content, match):
     path = tmp_path / "r.json"
@@ -189,3 +192,10 @@ def test_an_edited_outcome_of_other_types_is_compared_not_summed():
     a["precision"] = {"saturated": {"q_lif": "many"}, "inputs_clipped": 0}
     b["precision"] = {"saturated": {"q_lif": 2}, "inputs_clipped": 0}
     assert ("outcome", "values_saturated", "null_in_a") in _kinds(diff_reports(a, b))
+
+
+def test_an_integer_beyond_every_float_differs_from_a_float():
+    """math.isclose raised OverflowError on a 401-digit integer against a float (review)."""
+    a, b = _report(), _report()
+    a["totals"]["cores"], b["totals"]["cores"] = 1.5, 10 ** 400
+    assert ("totals", "cores", "differs") in _kinds(diff_reports(a, b))

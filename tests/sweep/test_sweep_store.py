@@ -47,9 +47,10 @@ def _without(section: str, field: str):
     lambda r: r.update(totals=[1, 2]), lambda r: r.update(retries=[{"task": "prepare"}]),
     lambda r: r.update(retries=[{"worker_deaths": 1}]), lambda r: r.update(accuracy=None),
     lambda r: r.update(memory_bytes="10"), lambda r: r.update(totals=None), lambda r: r.update(status="done"),
+    lambda r: r["totals"].update(cores="3"), lambda r: r["per_inference"].update(energy_j=[1.0]),
 ], ids=["accuracy", "retries", "precision", "totals.cores", "per_inference.energy_j", "totals-list",
         "retry-without-deaths", "retry-without-task", "null-accuracy", "text-memory", "ok-without-totals",
-        "unknown-status"])
+        "unknown-status", "text-cores", "list-energy"])
 def test_a_record_missing_what_the_report_reads_is_computed_again_with_a_warning(tmp_path, edit):
     """A hand-edited record: recomputed (None), never a KeyError in the report later."""
     store = ResultStore(tmp_path)
@@ -67,7 +68,8 @@ def test_a_failed_configurations_record_is_complete(tmp_path):
     assert ResultStore(tmp_path).load(KEY) == record
 
 
-@pytest.mark.parametrize("content", ["{\"key\": \"ab", "[1, 2]", json.dumps({"key": "other"})])
+@pytest.mark.parametrize("content", ["{\"key\": \"ab", "[1, 2]", json.dumps({"key": "other"}),
+                                     "[" * 100_000 + "]" * 100_000, "{\"key\": " + "9" * 5000 + "}"])
 def test_unusable_file_is_computed_again_with_a_warning(tmp_path, content):
     store = ResultStore(tmp_path)
     store.path(KEY).parent.mkdir(parents=True)
