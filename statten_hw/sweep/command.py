@@ -15,6 +15,23 @@ class SweepFailed(StattenError):
     """Some configurations could not be computed (a worker kept dying, a defect); the rest are stored."""
 
 
+#: The longest --connect-timeout taken: a day (Dask's clocks overflow on far larger ones, and nothing
+#: a sweep waits for takes longer).
+MAX_CONNECT_TIMEOUT_S = 86_400.0
+
+
+def _timeout_seconds(text: str) -> float:
+    """--connect-timeout: seconds, more than 0 and at most `MAX_CONNECT_TIMEOUT_S` (review: inf and nan
+    were tracebacks from Dask, 1e30 hung, -1 got Dask's garbled message)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_CONNECT_TIMEOUT_S:  # False for nan too
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be more than 0 and at most {MAX_CONNECT_TIMEOUT_S:g}")
+    return seconds
+
+
 def add_sweep_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="block sizes x targets x bit widths on Dask; resumable tradeoff report")
     p.add_argument("checkpoints", nargs="*",
@@ -40,7 +57,7 @@ def add_sweep_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per CPU)")
     p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
                    help=f"test samples per task (default {DEFAULT_SHARD_SIZE})")
-    p.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S,
+    p.add_argument("--connect-timeout", type=_timeout_seconds, default=CONNECT_TIMEOUT_S,
                    help=f"seconds to reach --scheduler and see a worker (default {CONNECT_TIMEOUT_S:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", default="out/sweep",

@@ -139,3 +139,13 @@ def test_a_target_that_costs_nothing_is_named_once(capsys):
     _warn_uncosted([SimpleNamespace(target=t) for t in ("loihi2", "sanafe:truenorth", "sanafe:truenorth")])
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("warning: sanafe:truenorth gives every timing and every energy cost as 0")
+
+
+@pytest.mark.parametrize("seconds", ["inf", "nan", "-1", "0", "1e30", "abc"])
+def test_connect_timeout_beyond_sense_is_refused_by_the_parser(tiny, tmp_path, capsys, seconds):
+    """inf and nan were tracebacks from Dask, 1e30 hung past Ctrl-C, -1 got Dask's garbled message (review)."""
+    with pytest.raises(SystemExit) as info:
+        _args(tiny, tmp_path / "out", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", seconds)
+    assert info.value.code == 2
+    assert f"argument --connect-timeout: '{seconds}'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
