@@ -179,6 +179,8 @@ def _check_value(hint: type, meta: Mapping[str, Any], value: Any) -> tuple[Any, 
         return None, f"must be > 0{unit}, got {value!r}"
     if meta["bound"] == "nonnegative" and not value >= 0:
         return None, f"must be >= 0{unit}, got {value!r}"
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        return None, f"must be >= {meta['minimum']}{unit}, got {value!r}"
     if meta["maximum"] is not None and value > meta["maximum"]:
         return None, f"must be <= {meta['maximum']}{unit}, got {value!r}"
     return value, None

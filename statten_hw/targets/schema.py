@@ -26,9 +26,10 @@ class ExecutionStyle(str, enum.Enum):
     LAYER = "layer"
 
 
-def _spec(unit: str, doc: str, *, bound: str = "positive", maximum: float | None = None, default=MISSING):
+def _spec(unit: str, doc: str, *, bound: str = "positive", maximum: float | None = None,
+          minimum: float | None = None, default=MISSING):
     """Field declaration carrying the validation metadata the loader reads."""
-    meta = {"unit": unit, "doc": doc, "bound": bound, "maximum": maximum}
+    meta = {"unit": unit, "doc": doc, "bound": bound, "maximum": maximum, "minimum": minimum}
     if default is MISSING:
         return field(metadata=meta)
     return field(default=default, metadata=meta)
@@ -108,7 +109,9 @@ class Timing:
     three fields split costs the way SANA-FE's architecture files do; 0 leaves them out.
     """
 
-    clock_hz: float = _spec("Hz", "core clock (for asynchronous chips, the nominal rate cycles are counted at)")
+    # at least 1 Hz: a clock of 5e-324 Hz made every latency infinite and the report NaN (review)
+    clock_hz: float = _spec("Hz", "core clock (for asynchronous chips, the nominal rate cycles are counted at)",
+                            minimum=1.0)
     sop_cycles: float = _spec("cycles", "one synaptic operation (one weight read and accumulate)",
                               bound="nonnegative")
     neuron_update_cycles: float = _spec("cycles", "one neuron state update (leak, integrate, fire)",

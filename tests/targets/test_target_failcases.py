@@ -70,6 +70,7 @@ CASES = [
     ("negative-buffer", VALID.replace("buffer_bytes_per_core = 16384", "buffer_bytes_per_core = -1"),
      "core.buffer_bytes_per_core"),
     ("zero-clock", VALID.replace("clock_hz = 1.0e8", "clock_hz = 0.0"), "timing.clock_hz"),
+    ("denormal-clock", VALID.replace("clock_hz = 1.0e8", "clock_hz = 5e-324"), "timing.clock_hz"),  # NaN reports
     ("negative-sop-energy", VALID.replace("sop_pj = 1.0", "sop_pj = -0.9"), "energy.sop_pj"),
     ("negative-hop-energy", VALID.replace("noc_hop_pj = 1.5", "noc_hop_pj = -1"), "energy.noc_hop_pj"),
     ("negative-static", VALID + "static_power_mw = -3.0\n", "energy.static_power_mw"),
