@@ -179,7 +179,7 @@ def _valid_value(kind, meta):
     low = 0 if meta["bound"] == "nonnegative" else 1
     if kind is int:
         return st.integers(min_value=low, max_value=int(meta["maximum"] or 2**40))
-    return st.floats(min_value=0.0 if low == 0 else 1e-6, max_value=1e12,
+    return st.floats(min_value=meta.get("minimum") or (0.0 if low == 0 else 1e-6), max_value=1e12,
                      allow_nan=False, allow_infinity=False)
 
 
