@@ -645,6 +645,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(err: BaseException) -> bool:
+    """Python's MemoryError, or the RuntimeError torch's CPU allocator raises for the same cause."""
+    return isinstance(err, MemoryError) or "can't allocate memory" in str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     with signal_handling():
         return _run(argv)
@@ -663,10 +668,11 @@ def _run(argv: list[str] | None) -> int:
     except (StattenError, OSError) as err:  # OSError: a folder or file the system refuses to write or read
         if args.debug:
             raise
-        print(f"statten-hw: error: {err}", file=sys.stderr)
+        # a newline inside a path the user gave stays visible and keeps the message on one line
+        print(f"statten-hw: error: {str(err).replace(chr(10), '[newline]')}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except MemoryError:
-        if args.debug:
+    except (MemoryError, RuntimeError) as err:
+        if args.debug or not _out_of_memory(err):
             raise
         print("statten-hw: error: out of memory (the model, data or target is larger than this machine holds)",
               file=sys.stderr)

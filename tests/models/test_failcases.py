@@ -195,3 +195,27 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys, case):
 def test_cli_block_size_override_checked(capsys):
     assert main(["info", str(official_checkpoint("statten_cifar_t4_b2")), "-B", "3"]) == 2
     assert "not divisible" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["info"], ["eval", "--dataset"], ["map", "--target"]])
+def test_a_newline_in_a_path_keeps_the_error_on_one_line(tmp_path, capsys, command):
+    """A path the user gave with a newline in it split the error line in two (review)."""
+    path = tmp_path / "no\nsuch.pth"
+    args = [*command, str(path)] if command != ["eval", "--dataset"] else ["eval", "--dataset", f"{path}.npz"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no[newline]such" in err
+
+
+def test_torchs_allocation_failure_is_the_one_line_out_of_memory_error(capsys, monkeypatch):
+    """torch's CPU allocator raises RuntimeError, not MemoryError (export --batch 100000000; review)."""
+    import statten_hw.cli as cli
+
+    def allocate(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] . DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 25600000000 bytes.")
+
+    monkeypatch.setattr(cli, "cmd_info", allocate)  # build_parser binds it when main calls it
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert err == "statten-hw: error: out of memory (the model, data or target is larger than this machine holds)\n"
