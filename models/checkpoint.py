@@ -297,6 +297,19 @@ def _check_state(model: torch.nn.Module, state: dict, path) -> None:
             raise CheckpointError(path, f"negative running variance in {key!r}")
 
 
+def _check_fits_in_memory(model: torch.nn.Module, path) -> None:
+    """Refuse a model (on ``meta``) whose tensors, twice over (the model and the checkpoint's tensors
+    converted into it), pass the memory a new allocation can get: a 23 KB file of stride-0 tensors
+    declaring a 16,384-wide model was killed by the OS at 24 GB instead (review)."""
+    from statten_hw.resources import SAFETY_FRACTION, available_memory, format_size
+
+    size = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    available = available_memory()
+    if size > SAFETY_FRACTION * available:
+        raise CheckpointError(path, f"the model it declares needs about {format_size(size)} to load, more than "
+                                    f"{SAFETY_FRACTION:.0%} of the {format_size(available)} of memory available")
+
+
 def load_checkpoint(path, use_ema: bool = False, **overrides) -> torch.nn.Module:
     """Load ``path`` into an eval-mode model whose ``model(x)`` equals the official validation output.
 
@@ -315,7 +328,9 @@ def load_checkpoint(path, use_ema: bool = False, **overrides) -> torch.nn.Module
                                     "args.num_heads: load it with load_checkpoint(path, heads=N)")
     _check_bounds(cfg, path)
     with torch.device("meta"):  # shapes only: a file declaring huge layers is refused before allocation
-        _check_state(build_model(cfg), state, path)
+        shapes = build_model(cfg)
+        _check_state(shapes, state, path)
+    _check_fits_in_memory(shapes, path)
     model = build_model(cfg)
     own = model.state_dict()
     state = {k: v for k, v in own.items() if k.endswith(IGNORED_SUFFIXES)} | state  # counters left out

@@ -219,3 +219,21 @@ def test_torchs_allocation_failure_is_the_one_line_out_of_memory_error(capsys, m
     assert main(["info"]) == 2
     err = capsys.readouterr().err
     assert err == "statten-hw: error: out of memory (the model, data or target is larger than this machine holds)\n"
+
+
+def test_a_model_larger_than_the_memory_is_refused_before_it_is_built(monkeypatch):
+    """The size comes from the declared shapes (on meta): twice the embedded model's parameter and buffer
+    bytes, counted here from its own state_dict, against 80 % of what is available (review: a 23 KB file
+    of stride-0 tensors declaring a 16,384-wide model was killed by the OS at 24 GB)."""
+    import statten_hw.resources as resources
+    from statten_hw.defaults import default_checkpoint
+    from statten_hw.errors import CheckpointError
+    from statten_hw.models import load_checkpoint
+
+    model = load_checkpoint(default_checkpoint())
+    need = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    monkeypatch.setattr(resources, "available_memory", lambda: int(need / 0.8) - 8)
+    with pytest.raises(CheckpointError, match=r"needs about .* to load, more than 80% of the"):
+        load_checkpoint(default_checkpoint())
+    monkeypatch.setattr(resources, "available_memory", lambda: int(need / 0.8) + 8)
+    assert load_checkpoint(default_checkpoint()).config == model.config
