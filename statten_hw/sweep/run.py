@@ -156,6 +156,10 @@ def _worker_deaths(keys: list[str], dask_scheduler=None) -> dict[str, int]:
     return counts
 
 
+#: Preload of every local worker: it leaves Ctrl-C to the command (`statten_hw.sweep.worker_setup`).
+WORKER_SETUP = "statten_hw.sweep.worker_setup"
+
+
 @contextmanager
 def dask_client(scheduler: str | None, workers: int | None, timeout: float = CONNECT_TIMEOUT_S):
     """A client of ``scheduler`` (which must have a worker), or of a LocalCluster of ``workers``
@@ -170,7 +174,7 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
         # another cluster on this machine may hold).
         with _environment_restored(), LocalCluster(
                 n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.CRITICAL,
+                dashboard_address=None, silence_logs=logging.CRITICAL, preload=[WORKER_SETUP],
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
             with Client(cluster, set_as_default=False) as client:
                 yield client
