@@ -53,7 +53,8 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
     core_energy = energy.sum(0).tolist()
     axons = core_axons(net)
     for k, row in enumerate(doc["cores"]):
-        row.update(input_axons=int(axons.inputs[k]), output_axons=int(axons.outputs[k]),spikes_in=per_core["packets_in"][k], spikes_out=per_core["spikes_out"][k],
+        row.update(input_axons=int(axons.inputs[k]), output_axons=int(axons.outputs[k]),
+                   spikes_in=per_core["packets_in"][k], spikes_out=per_core["spikes_out"][k],
                    sops=per_core["sops"][k] + per_core["macs"][k], neuron_updates=per_core["updates"][k],
                    active_updates=per_core["active_updates"][k], cycles_busy=busy[k],
                    noc_packets=per_core["packets_out"][k], noc_hops=per_core["hops_out"][k],
