@@ -301,13 +301,13 @@ def _check_fits_in_memory(model: torch.nn.Module, path) -> None:
     """Refuse a model (on ``meta``) whose tensors, twice over (the model and the checkpoint's tensors
     converted into it), pass the memory a new allocation can get: a 23 KB file of stride-0 tensors
     declaring a 16,384-wide model was killed by the OS at 24 GB instead (review)."""
-    from statten_hw.resources import SAFETY_FRACTION, available_memory, format_size
+    from statten_hw.resources import default_memory_limit, format_size
 
     size = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    available = available_memory()
-    if size > SAFETY_FRACTION * available:
-        raise CheckpointError(path, f"the model it declares needs about {format_size(size)} to load, more than "
-                                    f"{SAFETY_FRACTION:.0%} of the {format_size(available)} of memory available")
+    limit, source = default_memory_limit()
+    if size > limit:
+        raise CheckpointError(path, f"the model it declares needs about {format_size(size)} of memory to load, "
+                                    f"more than {source}")
 
 
 def load_checkpoint(path, use_ema: bool = False, **overrides) -> torch.nn.Module:

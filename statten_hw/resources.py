@@ -211,14 +211,16 @@ def _sanafe_bytes(mapping, samples: int) -> int:
     return SANAFE_NETWORK_SYNAPSE_BYTES * synapses + samples * chip
 
 
+def default_memory_limit() -> tuple[int, str]:
+    """The bytes a run may take when no limit is given, `SAFETY_FRACTION` of the available memory,
+    and those words for a message."""
+    available = available_memory()
+    return int(available * SAFETY_FRACTION), f"{SAFETY_FRACTION:.0%} of the {format_size(available)} available"
+
+
 def check_memory(estimate: int, limit: int | None) -> None:
-    """Raise `ResourceError` when ``estimate`` exceeds ``limit`` (None: `SAFETY_FRACTION` of the
-    available memory)."""
-    if limit is None:
-        available = available_memory()
-        limit, source = int(available * SAFETY_FRACTION), f"{SAFETY_FRACTION:.0%} of the {format_size(available)} available"
-    else:
-        source = "--max-memory"
+    """Raise `ResourceError` when ``estimate`` exceeds ``limit`` (None: `default_memory_limit`)."""
+    limit, source = default_memory_limit() if limit is None else (limit, "--max-memory")
     if estimate > limit:
         raise ResourceError(f"this simulation needs an estimated {format_size(estimate)} of memory, more than the "
                             f"limit of {format_size(limit)} ({source}); simulate fewer --samples or raise --max-memory")
