@@ -345,7 +345,8 @@ def cmd_map(args) -> None:
     from statten_hw.mapping import map_model
     from statten_hw.models import load_checkpoint
     from statten_hw.reports.files import check_output_folder, check_replaceable, write_csv
-    from statten_hw.reports.mapping import BLOCK_SIZE_TABLE, remove_other_map_reports, write_mapping_report
+    from statten_hw.reports.mapping import (BLOCK_SIZE_TABLE, REPORT_FILES, remove_other_map_reports,
+                                            write_mapping_report)
     from statten_hw.targets import load_target
 
     path = args.checkpoint or default_checkpoint()
@@ -361,9 +362,11 @@ def cmd_map(args) -> None:
     rows = [_block_size_row(b, results[b], None if args.timesteps else _embedded_accuracy(path, b)) for b in sizes]
     out = Path(args.output)
     folders = [f"B{b}" for b in sizes] if len(sizes) > 1 else None
-    for folder in folders or ():  # every report can be written, before the first is
-        check_output_folder(out / folder)
-    check_replaceable(out, [BLOCK_SIZE_TABLE] if folders else [])
+    for folder in [out / f for f in folders] if folders else [out]:  # every report can be written, before the first is
+        check_output_folder(folder)
+        check_replaceable(folder, REPORT_FILES)
+    if folders:
+        check_replaceable(out, [BLOCK_SIZE_TABLE])
     for b in sizes:
         write_mapping_report(out / f"B{b}" if folders else out, models[b], results[b])
     if folders:

@@ -217,4 +217,4 @@ def remove_other_map_reports(out_dir, block_folders: list[str] | None) -> list[P
     return removed
 
 
-__all__ = ["BLOCK_SIZE_TABLE", "mapping_report_dict", "remove_other_map_reports", "write_mapping_report"]
+__all__ = ["BLOCK_SIZE_TABLE", "REPORT_FILES", "mapping_report_dict", "remove_other_map_reports", "write_mapping_report"]

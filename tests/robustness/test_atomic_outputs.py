@@ -389,3 +389,12 @@ def test_a_file_where_a_block_size_folder_goes_writes_no_other_block(tmp_path, c
     assert main(["map", "-B", "1,2", "-o", str(tmp_path)]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["B2"]
+
+
+def test_a_folder_where_the_second_blocks_report_goes_writes_no_block(tmp_path, capsys):
+    """B1's report was written before B2's failed on its blocked report.json."""
+    (tmp_path / "B2" / "report.json").mkdir(parents=True)
+    assert main(["map", "-B", "1,2", "-o", str(tmp_path)]) == 2
+    assert "'report.json' is a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B2"]
+    assert sorted(p.name for p in (tmp_path / "B2").iterdir()) == ["report.json"]
