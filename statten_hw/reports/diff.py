@@ -23,6 +23,8 @@ from pathlib import Path
 
 from statten_hw.errors import InputError, brief
 
+from .files import JSON_READ_ERRORS
+
 #: Kinds of `Difference`, in the order the renderer prints them.
 KINDS = ("differs", "only_in_a", "only_in_b", "null_in_a", "null_in_b")
 #: Relative tolerance for float fields (energies, latencies, rates computed in different orders).
@@ -169,7 +171,7 @@ def load_report(path) -> dict:
         doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # bad JSON, deep nesting, long int
+    except JSON_READ_ERRORS as err:
         raise InputError(f"{path}: not a readable JSON file ({str(err)[:160]})".replace("\n", " ")) from None
     if not isinstance(doc, dict) or doc.get("tool") != "statten-hw" or "schema_version" not in doc:
         raise InputError(f"{path}: not a statten-hw report.json (no 'tool': 'statten-hw' and 'schema_version')")

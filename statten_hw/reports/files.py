@@ -51,6 +51,11 @@ def atomic_write_text(path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: What reading a JSON file another program or a person wrote can raise: the file system's errors,
+#: bad UTF-8 or JSON and an integer past Python's 4,300 digits (ValueErrors), nesting past the
+#: recursion limit. One tuple, so no reader forgets one.
+JSON_READ_ERRORS = (OSError, ValueError, RecursionError)
+
 #: Significant digits a written float keeps. Cycles and energies are sums of integer counts times
 #: per-event costs such as 8.4 cycles or 23.6 pJ, which binary floats hold only approximately, so a
 #: sum reads 1789849.5999999999 where the cost model says 1789849.6; 12 digits drop that noise (about

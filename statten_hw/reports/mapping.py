@@ -12,7 +12,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from .files import write_report_folder
+from .files import JSON_READ_ERRORS, write_report_folder
 from .html import figure_png, html_page, pyplot
 from .schema import empty_report
 
@@ -189,7 +189,7 @@ def _is_map_report(folder: Path) -> bool:
     """Whether ``folder`` holds a report.json that statten-hw's map command wrote."""
     try:
         doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+    except JSON_READ_ERRORS:
         return False
     return isinstance(doc, dict) and doc.get("tool") == "statten-hw" and doc.get("command") == "map"
 

@@ -10,7 +10,7 @@ import json
 import warnings
 from pathlib import Path
 
-from statten_hw.reports.files import tidy_floats, write_json
+from statten_hw.reports.files import JSON_READ_ERRORS, tidy_floats, write_json
 
 from .tasks import record_problem
 
@@ -35,7 +35,7 @@ class ResultStore:
             return None
         try:
             result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # deep nesting, long ints too
+        except JSON_READ_ERRORS as err:
             warnings.warn(f"{path}: unreadable stored result ({err}); computing it again", stacklevel=2)
             return None
         if not isinstance(result, dict) or result.get("key") != key:
