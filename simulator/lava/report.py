@@ -8,8 +8,8 @@ layers, cores and (for a process that emits a layer's output) its spikes, and, g
 reference run, whether every layer and the logits equal it (``integer_reference``, with how many
 values the reference saturated and how many synaptic sums Lava wrapped: Lava wraps 24-bit synaptic
 sums, before their bias, where the contract saturates the sum with its bias, so only a run with
-neither is bit-exact), and then the ``precision`` section of every
-simulation report (`statten_hw.quant.precision.precision_report`). The placement itself (layer and core identities,
+neither is bit-exact), and then the ``precision`` section of every simulation report
+(`statten_hw.quant.precision.precision_report`). The placement itself (layer and core identities,
 positions, neurons, and the static totals and memory per core) is the deployment's mapping. Nothing
 else is measured by Lava (SOPs, cycles, energy, NoC traffic): those fields stay null.
 
