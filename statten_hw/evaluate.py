@@ -32,10 +32,30 @@ def check_data(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, source:
         raise InputError(f"{where}label {int(y.max())} is beyond the model's {classes} classes (0..{classes - 1})")
 
 
+#: Bytes the model's forward takes per value the float graph holds at once (`peak_live_elements`):
+#: float32, times 2 for what the modules keep beside it (measured: 128 samples of the embedded model at
+#: T = 1024 peaked at 5.3 GB, 2.2x the graph's live values).
+FORWARD_BYTES_PER_VALUE = 8
+
+
+def batch_for(model: torch.nn.Module, x: torch.Tensor, most: int = 128) -> int:
+    """Samples per forward: ``most``, fewer where a long T would take more than
+    `statten_hw.resources.BATCH_BYTES` (the kernel kills a process that runs out, with no message)."""
+    from statten_hw.ir import lower
+    from statten_hw.ir.execute_float import peak_live_elements
+    from statten_hw.resources import samples_per_batch
+
+    live = peak_live_elements(lower(model, encoding="events" if x.dim() == 5 else None))
+    return min(most, samples_per_batch(FORWARD_BYTES_PER_VALUE * model.config.timesteps * live))
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 128, progress: bool = False) -> torch.Tensor:
-    """Class predictions; TET per-step logits are averaged over T as the official ``validate()`` does."""
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int | None = None,
+            progress: bool = False) -> torch.Tensor:
+    """Class predictions, ``batch_size`` samples per forward (`batch_for` when None); TET per-step
+    logits are averaged over T as the official ``validate()`` does."""
     check_input_shape(model, x)
+    batch_size = batch_size or batch_for(model, x)
     preds = []
     for start in tqdm(range(0, len(x), batch_size), desc="eval", disable=not progress, leave=False):
         logits = model(x[start:start + batch_size])

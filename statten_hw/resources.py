@@ -90,6 +90,16 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([KMGT])I?)?B?\s*", re.IGNORECASE)
 
 
+#: Values a batched whole-graph run outside ``simulate`` (calibration, the float-vs-integer comparison
+#: of ``export``) may hold at once; it runs its samples in as many batches as that takes.
+BATCH_BYTES = 2 << 30
+
+
+def samples_per_batch(bytes_per_sample: int, budget: int | None = None) -> int:
+    """The most samples whose values fit in ``budget`` bytes (`BATCH_BYTES` when None), at least one."""
+    return max(1, (BATCH_BYTES if budget is None else budget) // max(1, bytes_per_sample))
+
+
 def parse_size(text: str) -> int:
     """Bytes of ``2GiB``, ``2G``, ``512MiB``, ``1.5g``, ``100000`` (plain bytes). K, M, G, T are
     powers of 1024 with or without ``i``/``B`` (as ``ulimit`` and Docker read them)."""

@@ -7,6 +7,7 @@ kind, found through ``EXECUTORS`` (an unknown kind raises, it is never skipped).
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import networkx as nx
@@ -18,7 +19,7 @@ from statten_hw.errors import GraphError
 from statten_hw.models.attention import BLOCKWISE_PRODUCTS
 
 from . import nodes as ir
-from .graph import OP, inputs_by_port, nodes_of, topological_order
+from .graph import OP, SHAPE, inputs_by_port, nodes_of, topological_order
 
 Tensor = torch.Tensor
 
@@ -171,19 +172,50 @@ EXECUTORS: dict[type, Callable] = {
 }
 
 
+def _last_reads(g: nx.DiGraph, order: list[str]) -> dict[str, int]:
+    """Per node, the position in ``order`` of the last node reading its output (its own if none does)."""
+    position = {n: i for i, n in enumerate(order)}
+    return {n: max((position[c] for c in g.successors(n)), default=position[n]) for n in order}
+
+
+def peak_live_elements(g: nx.DiGraph) -> int:
+    """The most output elements (per step and sample) `run_float` holds at once when it keeps only
+    the outputs still to be read: what sizes a batch to the memory it may take."""
+    order = topological_order(g)
+    last = _last_reads(g, order)
+    live = peak = 0
+    for i, name in enumerate(order):
+        live += math.prod(g.nodes[name][SHAPE])
+        peak = max(peak, live)
+        live -= sum(math.prod(g.nodes[n][SHAPE]) for n in {name, *g.predecessors(name)} if last[n] == i)
+    return peak
+
+
 @torch.no_grad()
-def run_float(g: nx.DiGraph, x: Tensor, keep: bool = False) -> Tensor | dict[str, Tensor]:
+def run_float(g: nx.DiGraph, x: Tensor, keep: bool = False,
+              observe: Callable[[str, Tensor], None] | None = None) -> Tensor | dict[str, Tensor]:
     """Logits of ``g`` on the batch ``x`` (the model's own input layout: ``[batch, C, H, W]`` static,
-    ``[batch, T, C, H, W]`` events). ``keep=True`` returns every node's output by name instead."""
+    ``[batch, T, C, H, W]`` events). ``keep=True`` returns every node's output by name instead;
+    otherwise an output is dropped once its last reader has run (`peak_live_elements`), and
+    ``observe(name, value)`` sees each one before that (calibration's peaks, without keeping them)."""
     outputs = list(nodes_of(g, ir.Output))
     if len(outputs) != 1:
         raise GraphError(f"graph needs exactly one output node, found {outputs}")
+    order = topological_order(g)
+    last = _last_reads(g, order)
     values: dict[str, Tensor] = {}
-    for name in topological_order(g):
+    for i, name in enumerate(order):
         op = g.nodes[name][OP]
         run = EXECUTORS.get(type(op))
         if run is None:
             raise GraphError(f"node {name!r}: no float executor for kind {op.KIND!r}")
-        ins = {port: values[src] for port, src in inputs_by_port(g, name).items()}
+        sources = inputs_by_port(g, name)
+        ins = {port: values[src] for port, src in sources.items()}
         values[name] = run(op, ins, x)
+        if observe is not None:
+            observe(name, values[name])
+        if not keep:
+            for done in {*sources.values(), name} - {outputs[0]}:
+                if last[done] == i:
+                    del values[done]
     return values if keep else values[outputs[0]]

@@ -70,8 +70,9 @@ import numpy as np
 import torch
 
 from statten_hw.errors import QuantizationOverflow, UnsupportedLayer
+from statten_hw.resources import samples_per_batch
 from statten_hw.ir import nodes as ir
-from statten_hw.ir.execute_float import run_float
+from statten_hw.ir.execute_float import peak_live_elements, run_float
 from statten_hw.ir.graph import OP, PORT, SHAPE, inputs_by_port, topological_order
 
 from .fixed_point import (DECAY_BITS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, ceil_ratio, dv_for_tau, grid_levels,
@@ -352,6 +353,26 @@ def _peak(t: torch.Tensor) -> float:
     return p if p > 0 else 1.0
 
 
+def calibration_peaks(graph: nx.DiGraph, x: torch.Tensor, batch_bytes: int | None = None) -> dict[str, float]:
+    """``max |value|`` of every node's float output over the calibration batch ``x`` (1.0 where it is
+    0 or the node is empty: a scale must not be 0). Only peaks are kept, so the float run drops each
+    output once read, and runs ``x`` in as few slices as keep its live outputs under ``batch_bytes``
+    (float32 over all steps; `statten_hw.resources.BATCH_BYTES` when None): keeping every node's output of 256 samples took 31 MiB per time step
+    of the embedded model, and T = 1024 was killed by the OS. One slice holds every default run of
+    the embedded model; a sample's float outputs do not depend on its slice there (tested)."""
+    steps = max(op.timesteps for _, op in graph.nodes(data=OP) if isinstance(op, ir.Input))
+    size = samples_per_batch(4 * steps * peak_live_elements(graph), batch_bytes)
+    peaks: dict[str, torch.Tensor] = {}
+
+    def observe(name: str, value: torch.Tensor) -> None:
+        peak = value.detach().abs().max().double() if value.numel() else torch.zeros((), dtype=torch.float64)
+        peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak  # NaN stays NaN
+
+    for start in range(0, len(x), size):
+        run_float(graph, x[start:start + size], observe=observe)
+    return {name: _peak(p) for name, p in peaks.items()}
+
+
 def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = WEIGHT_BITS,
              state_bits: int = STATE_BITS, fraction_bits: int = FRACTION_BITS,
              decay_bits: int | None = None) -> QuantizedGraph:
@@ -365,7 +386,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
     if decay_bits is not None and (not isinstance(decay_bits, int) or decay_bits < 0):
         raise ValueError(f"decay_bits must be None or an int >= 0, got {decay_bits!r}")
     quantize_symmetric(np.zeros(1), weight_bits)  # validates weight_bits
-    calib = run_float(graph, calibration_x, keep=True)
+    peaks = calibration_peaks(graph, calibration_x)
     stream_cap = limit(state_bits - STREAM_HEADROOM_BITS)
     qg = nx.DiGraph(**graph.graph)
     alias: dict[str, str] = {}
@@ -396,7 +417,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
         elif isinstance(op, (ir.Conv2d, ir.Linear)):
             w, b, bn = _fold(graph, name, op)
             w_int, s_w = quantize_symmetric(w, weight_bits)
-            peak_sum = _peak(calib[bn or name]) / (s_w * s_in["x"])
+            peak_sum = peaks[bn or name] / (s_w * s_in["x"])
             if not math.isfinite(peak_sum):
                 raise QuantizationOverflow(name, "calibration sum in weight steps", peak_sum, 64)
             exp = _fraction_bits(peak_sum, state_bits, fraction_bits)
@@ -428,7 +449,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
             T_out = 1 if op.time else T
             feeds_lif = any(isinstance(graph.nodes[c][OP], ir.LIF) for c in graph.successors(name))
             if feeds_lif:
-                s = _peak(calib[name]) / stream_cap
+                s = peaks[name] / stream_cap
                 mult, shift = _requant_in_int64(name, count * limit(state_bits), requant_params(s_in["x"] / count / s))
                 add(name, QMean(op.axes, op.time, count, mult, shift), s, T_out, **ins)
             else:
@@ -437,7 +458,7 @@ def quantize(graph: nx.DiGraph, calibration_x: torch.Tensor, weight_bits: int = 
             if op.kind == "spike" and s_in["lhs"] == s_in["rhs"]:
                 add(name, QAdd(op.kind, (1, 0), (1, 0)), s_in["lhs"], T, **ins)
             else:
-                s = _peak(calib[name]) / stream_cap
+                s = peaks[name] / stream_cap
                 lhs, rhs = (_requant_in_int64(name, limit(state_bits), requant_params(s_in[port] / s))
                             for port in ("lhs", "rhs"))
                 add(name, QAdd(op.kind, lhs, rhs), s, T, **ins)

@@ -2,6 +2,8 @@
 small random networks of every family and attention mode."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -9,7 +11,8 @@ from conftest import official_checkpoint, official_expected
 from ir_nets import SMALL, small_input, small_model
 from statten_hw import load_checkpoint
 from statten_hw.ir import lower, run_float
-from statten_hw.ir.execute_float import EXECUTORS, lif_forward
+from statten_hw.ir.execute_float import EXECUTORS, lif_forward, peak_live_elements
+from statten_hw.ir.graph import SHAPE, topological_order
 from statten_hw.ir.nodes import LIF, NODE_KINDS
 
 
@@ -52,3 +55,31 @@ def test_lif_follows_its_equation():
     assert lif_forward(-x, 1.0, ternary=True).flatten().tolist() == [0.0, -1.0, 0.0, -1.0]
     # soft reset keeps the excess: 1.125 - 1 = 0.125, then 0.125 + 0.6875 = 0.8125, then 1.15625 fires
     assert lif_forward(x, 1.0, reset="soft").flatten().tolist() == [0.0, 1.0, 0.0, 1.0]
+
+
+def _live_by_definition(g) -> int:
+    """The most elements held at once when a node's output lives from its own step to that of its last
+    reader (an output nothing reads, the logits included, for its own step only), from that definition."""
+    order = topological_order(g)
+    step = {n: i for i, n in enumerate(order)}
+    until = {n: max([step[n]] + [step[c] for c in g.successors(n)]) for n in order}
+    size = {n: math.prod(g.nodes[n][SHAPE]) for n in order}
+    return max(sum(size[n] for n in order if step[n] <= i <= until[n]) for i in range(len(order)))
+
+
+@pytest.mark.parametrize("key", ["statten", "ssa", "statten_mlp_res"])
+def test_run_without_keep_drops_each_output_after_its_last_reader(key):
+    g = lower(small_model(key))
+    x = small_input(small_model(key))
+    seen = []
+    values = run_float(g, x, keep=True)
+
+    def observe(name, value):
+        seen.append(name)
+        assert torch.equal(value, values[name])
+
+    logits = run_float(g, x, observe=observe)
+    assert torch.equal(logits, values["output"]) and seen == topological_order(g)
+    assert peak_live_elements(g) == _live_by_definition(g)
+    # dropping outputs is what makes the peak smaller than keeping all of them
+    assert peak_live_elements(g) < sum(math.prod(s) for _, s in g.nodes(data=SHAPE))

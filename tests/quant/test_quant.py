@@ -1,6 +1,8 @@
 """Integer contract: quantizer, integer executor, float/integer comparison."""
 from __future__ import annotations
 
+import dataclasses
+import math
 import sys
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from statten_hw.ir.graph import add_op, new_graph
 from statten_hw.ir.passes import run_pipeline
 from statten_hw.quant import WEIGHT_BITS, STATE_BITS, DECAY_BITS, compare_float_integer, quantize, run_integer, saturate
 from statten_hw.quant.fixed_point import decay, requant, requant_params
-from statten_hw.quant.quantize import QConv2d, QLIF, QLinear
+from statten_hw.ir.execute_float import peak_live_elements, run_float
+from statten_hw.quant.quantize import QConv2d, QLIF, QLinear, calibration_peaks
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "ir"))
 from ir_nets import small_input, small_model  # noqa: E402
@@ -300,3 +303,56 @@ def test_values_beyond_int64_are_refused_naming_the_layer(weight, beta, x, quant
     with pytest.raises(QuantizationOverflow, match=f"layer 'fc': {quantity} = ") as info:
         quantize(g, torch.full((4, 3), x))
     assert not abs(info.value.value) < 2.0 ** 63  # inf, nan or past int64 (no wrapped value)
+
+
+def _peaks_of_every_output(g, x) -> dict[str, float]:
+    """Calibration peaks the way they were taken before slicing: every node's output of the whole
+    batch kept, then ``max |value|`` (1.0 for a zero peak)."""
+    values = run_float(g, x, keep=True)
+    return {n: (float(v.abs().max()) if v.numel() else 0.0) or 1.0 for n, v in values.items()}
+
+
+@pytest.mark.parametrize("key", ["statten", "sdsa", "ssa"])
+def test_calibration_peaks_do_not_depend_on_slicing(key, monkeypatch):
+    model = small_model(key)
+    g, x = lower(model), small_input(model, batch=5)
+    slices = []
+
+    def recording_run(graph, batch, **kwargs):
+        slices.append(len(batch))
+        return run_float(graph, batch, **kwargs)
+
+    monkeypatch.setattr(sys.modules["statten_hw.quant.quantize"], "run_float", recording_run)
+    whole = calibration_peaks(g, x)
+    per_sample = 4 * model.config.timesteps * peak_live_elements(g)
+    sliced = calibration_peaks(g, x, batch_bytes=2 * per_sample)
+    assert slices == [len(x)] + [2] * (len(x) // 2) + [1] * (len(x) % 2)
+    assert whole == sliced == _peaks_of_every_output(g, x)
+
+
+def test_calibration_slices_leave_the_integer_graph_unchanged(statten, monkeypatch):
+    _, g, x = statten
+    one = quantize(g, x)
+    monkeypatch.setattr("statten_hw.resources.BATCH_BYTES", 1)  # one sample per slice
+    sliced = quantize(g, x)
+    assert list(one.graph) == list(sliced.graph)
+    for n in one.graph:
+        a, b = one.qop(n), sliced.qop(n)
+        assert one.scale(n) == sliced.scale(n) and type(a) is type(b)
+        for f in dataclasses.fields(a):
+            u, v = getattr(a, f.name), getattr(b, f.name)
+            assert np.array_equal(u, v) if isinstance(u, np.ndarray) else u == v, (n, f.name)
+
+
+def test_comparison_batches_by_memory_and_counts_the_same(statten, monkeypatch):
+    model, g, x = statten
+    qgraph = quantize(g, x)
+    y = torch.arange(len(x)) % model.config.num_classes
+    whole = compare_float_integer(model, qgraph, x, y)
+    calls = []
+    monkeypatch.setattr("statten_hw.quant.compare.run_integer",
+                        lambda q, batch: calls.append(len(batch)) or run_integer(q, batch))
+    numel = sum(math.prod(s) for _, s in qgraph.float_graph.nodes(data="shape"))
+    monkeypatch.setattr("statten_hw.resources.BATCH_BYTES", 3 * 12 * model.config.timesteps * numel)
+    assert compare_float_integer(model, qgraph, x, y) == whole
+    assert calls == [3] * (len(x) // 3) + ([len(x) % 3] if len(x) % 3 else [])
