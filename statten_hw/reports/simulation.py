@@ -28,6 +28,16 @@ def _block_bits(counts, net, layer_style: bool) -> np.ndarray:
     return counts["updates"] * bits[:, None, None, None]
 
 
+def _firing_rate(row: dict, spikes: int, steps: int) -> float | None:
+    """Spikes per neuron and step; None for a readout, whose accumulators emit nothing to count (a
+    rate of 0 would read as a silent layer), as the Lava report gives it."""
+    return None if row["kind"] == "readout" else spikes / (row["neurons"] * steps)
+
+
+def _rate_text(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.4f}"
+
+
 def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device: str) -> dict:
     mapping, target = deployment.mapping, deployment.mapping.target
     doc = mapping_report_dict(deployment.model, mapping)
@@ -46,7 +56,7 @@ def simulation_report(deployment, net, counts, tl, slots, *, engine: str, device
     for i, row in enumerate(doc["layers"]):
         spikes = per_layer["spikes_out"][i]
         row.update(spikes=spikes, sops=per_layer["sops"][i] + per_layer["macs"][i], macs=per_layer["macs"][i],
-                   firing_rate=spikes / (row["neurons"] * T * S), energy_j=float(energy[i].sum()),
+                   firing_rate=_firing_rate(row, spikes, T * S), energy_j=float(energy[i].sum()),
                    packets=per_layer["packets_in"][i], neuron_updates=per_layer["updates"][i],
                    active_updates=per_layer["active_updates"][i])
     busy, buffer_peak = tl.busy.sum((0, 1)).tolist(), tl.buffer_bits.max((0, 1), initial=0)
@@ -128,7 +138,7 @@ def _markdown(doc: dict) -> str:
                 + (f" (the chips' static {static:.3e} J is in the totals only)." if static else "."))
     lines += ["", "## Layers", "", per_part, "", "| layer | kind | neurons | spikes | rate | SOPs | packets in | energy J |",
               "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {r['spikes']:,} | {r['firing_rate']:.4f} | "
+    lines += [f"| {r['name']} | {r['kind']} | {r['neurons']:,} | {r['spikes']:,} | {_rate_text(r['firing_rate'])} | "
               f"{r['sops']:,} | {r['packets']:,} | {r['energy_j']:.3e} |" for r in doc["layers"]]
     lines += ["", "## Cores", "", per_part, "", "| id | chip | x | y | packets in (spikes, graded values) | spikes out | SOPs | updates | busy cycles | "
               "packets out | hops | energy J |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
