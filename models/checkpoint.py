@@ -291,7 +291,7 @@ def _check_state(model: torch.nn.Module, state: dict, path) -> None:
                                         "or float64)")
         if got.is_floating_point() and not torch.isfinite(got).all():
             raise CheckpointError(path, f"non-finite values (NaN/Inf) in {key!r}")
-        if got.is_floating_point() != ref.is_floating_point():
+        if got.is_floating_point() != ref.is_floating_point() or got.is_complex():  # complex: .to() drops a part
             raise CheckpointError(path, f"wrong dtype at {key!r}: {got.dtype}, expected {ref.dtype}")
         if key.endswith("running_var") and (got < 0).any():
             raise CheckpointError(path, f"negative running variance in {key!r}")

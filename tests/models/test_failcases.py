@@ -75,6 +75,10 @@ CASES = {
                     r"wrong dtype at 'head.weight'"),
     "float8 weights": (_with_state(lambda sd, c: sd.__setitem__("head.weight", sd["head.weight"].to(torch.float8_e4m3fn))),
                        r"unsupported dtype at 'head.weight': torch.float8_e4m3fn"),  # was a traceback (review)
+    "complex counter": (_with_state(lambda sd, c: sd.__setitem__("patch_embed.proj_bn.num_batches_tracked",
+                                                                 torch.tensor(3 + 1j))),
+                        r"wrong dtype at 'patch_embed.proj_bn.num_batches_tracked': torch.complex64, expected "
+                        r"torch.int64"),  # loaded with a torch warning, its imaginary part dropped
     "T not divisible by B": (_with_state(lambda sd, c: setattr(c["args"], "chunk_size", 3)),
                              "T = 4 is not divisible by the block size B = 3"),
     "not a dict": (lambda p: torch.save([torch.zeros(1)], p), "top level is a list"),
