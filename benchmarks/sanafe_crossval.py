@@ -183,8 +183,8 @@ def deploy(graph, calibration: torch.Tensor, target) -> Deployment:
     """Quantize ``graph`` on ``calibration`` and map it on ``target`` (name, path or `Target`), B = 1."""
     qgraph = quantize(graph, calibration)
     target = target if not isinstance(target, (str, Path)) else load_target(target)
-    return Deployment(checkpoint=None, model=None, qgraph=qgraph, mapping=map_model(qgraph.float_graph, target, 1),
-                      dataset="digits")
+    mapping = map_model(qgraph.float_graph, target, 1, weight_bits=qgraph.weight_bits)
+    return Deployment(checkpoint=None, model=None, qgraph=qgraph, mapping=mapping, dataset="digits")
 
 
 def accuracy(predicted: torch.Tensor, y: torch.Tensor) -> float:

@@ -203,7 +203,7 @@ def deploy(model: torch.nn.Module, target, calibration: torch.Tensor):
     from statten_hw.quant import quantize
 
     qgraph = quantize(lower(model), calibration)
-    mapping = map_model(qgraph.float_graph, target, model.config.block_size)
+    mapping = map_model(qgraph.float_graph, target, model.config.block_size, weight_bits=qgraph.weight_bits)
     return Deployment(checkpoint=None, model=model, qgraph=qgraph, mapping=mapping, dataset="synthetic")
 
 

@@ -109,6 +109,8 @@ class MappingResult:
     #: ``(core id, layer, neurons)`` per layer slice, in core order: a layer's neurons (flattened in its
     #: own shape's order) fill its slices one after another, so slice k holds the next ``neurons`` of them.
     pieces: tuple[tuple[int, str, int], ...] = ()
+    #: bits one weight takes in synaptic memory (`Precision.stored_weight_bits`)
+    weight_bits: int = 8
 
 
 def _graph(model) -> nx.DiGraph:
@@ -138,12 +140,15 @@ def _check_graph_blocks(g: nx.DiGraph, block_size: int) -> None:
 
 
 def map_model(model, target: Target | str | os.PathLike, block_size: int,
-              rates: Mapping[str, float] | None = None, placement: Placement | None = None) -> MappingResult:
+              rates: Mapping[str, float] | None = None, placement: Placement | None = None,
+              weight_bits: int | None = None) -> MappingResult:
     """Map ``model`` (an ``nn.Module`` or an already lowered graph) on ``target`` with blocks of B.
 
     ``rates``: firing rate per layer name for the traffic estimate (`DEFAULT_RATE` otherwise).
     ``placement``: the strategy whose positions the cores get (traffic-aware by default); both
-    strategies' traffic is always reported. Raises `MappingError` naming the layer and the limit.
+    strategies' traffic is always reported. ``weight_bits``: the quantized network's weight width,
+    which sets the synapse memory where the target packs narrower weights (None: the target's width).
+    Raises `MappingError` naming the layer and the limit.
     """
     target = target if isinstance(target, Target) else load_target(target)
     g = _graph(model)
@@ -151,7 +156,7 @@ def map_model(model, target: Target | str | os.PathLike, block_size: int,
     buffers, schedule = temporal_partition(layers, target, _timesteps(g), block_size)
     _check_graph_blocks(g, block_size)
     fo = fan_out(layers)
-    demands = [layer_demand(layer, buf, target, fo[layer.name]) for layer, buf in zip(layers, buffers)]
+    demands = [layer_demand(layer, buf, target, fo[layer.name], weight_bits) for layer, buf in zip(layers, buffers)]
     part = partition(demands, target)
     used_rates = {layer.name: float((rates or {}).get(layer.name, DEFAULT_RATE)) for layer in layers}
     traffic = core_traffic(layers, part, used_rates)
@@ -169,6 +174,7 @@ def map_model(model, target: Target | str | os.PathLike, block_size: int,
         cores=_core_rows(part.cores, positions[chosen.name]),
         totals=_totals(part, target), lower_bound=lower_bound(demands, target), placement=chosen.name,
         traffic=costs, rates=used_rates, violations=violations,
+        weight_bits=target.precision.stored_weight_bits(weight_bits),
         pieces=tuple((c.id, p.layer, p.neurons) for c in part.cores for p in c.pieces))
 
 

@@ -62,9 +62,13 @@ class LayerDemand:
         return state + buf
 
 
-def layer_demand(layer: NeuronLayer, buffers: LayerBuffers, target: Target, fan_out: int) -> LayerDemand:
+def layer_demand(layer: NeuronLayer, buffers: LayerBuffers, target: Target, fan_out: int,
+                 weight_bits: int | None = None) -> LayerDemand:
+    """What ``layer`` asks of ``target``'s cores; its weights at the width a ``weight_bits``-bit network
+    is stored at (`Precision.stored_weight_bits`; the target's own width when None)."""
+    stored = target.precision.stored_weight_bits(weight_bits)
     return LayerDemand(layer.name, layer.neurons, layer.units, layer.unit_neurons,
-                       layer.weight_bytes_per_unit(target.precision.weight_bits), buffers.accumulator_bits_per_unit,
+                       layer.weight_bytes_per_unit(stored), buffers.accumulator_bits_per_unit,
                        target.precision.state_bits, buffers.bits_per_neuron, layer.fan_in, fan_out)
 
 

@@ -80,7 +80,7 @@ def prepare(checkpoint: str | os.PathLike | None, target, block_size: int | None
     target = target if isinstance(target, Target) else load_target(target)
     settings = quantizer_settings(target, bits, fraction_bits, precision)
     qgraph = quantize(graph, calib_x[:calibration_samples], **settings)
-    mapping = map_model(qgraph.float_graph, target, model.config.block_size)
+    mapping = map_model(qgraph.float_graph, target, model.config.block_size, weight_bits=qgraph.weight_bits)
     return Deployment(path, model, qgraph, mapping, dataset, precision)
 
 

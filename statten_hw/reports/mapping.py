@@ -47,6 +47,7 @@ def mapping_report_dict(model, result) -> dict:
         "traffic_hop_events_per_step": {k: float(v) for k, v in result.traffic.items()},
         "traffic_note": "estimated from assumed firing rates (layers[].assumed_rate) x fan-out; not measured",
         "limits": asdict(result.target.core),
+        "weight_bits": result.weight_bits,
         "mesh": asdict(result.target.mesh),
         "violations": [list(v) for v in result.violations],
     }
@@ -64,7 +65,8 @@ def _markdown(doc: dict) -> str:
              f"- axons: each neuron's fan-in and fan-out fit the target's {doc['mapping']['limits']['fan_in']:,} / "
              f"{doc['mapping']['limits']['fan_out']:,}; a core's distinct inputs and routes (the union over its "
              "neurons) are not checked here: `simulate` counts them and warns where a core needs more",
-             f"- neurons {t['neurons']:,}; synapse {t['synapse_bytes']:,} B; state {t['state_bytes']:,} B; "
+             f"- neurons {t['neurons']:,}; synapse {t['synapse_bytes']:,} B ({m['weight_bits']}-bit weights); "
+             f"state {t['state_bytes']:,} B; "
              f"buffers {t['buffer_bytes']:,} B",
              "- traffic (Σ events × hops per step, assumed rates): "
              + ", ".join(f"{k} {v:,.1f}" for k, v in m["traffic_hop_events_per_step"].items()), "",

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -172,10 +174,11 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
         # cluster shuts down printed a traceback at the end of a successful sweep).
         # No dashboard; the scheduler's health endpoint takes any free port rather than 8787 (which
         # another cluster on this machine may hold).
-        with _environment_restored(), LocalCluster(
+        with _environment_restored(), _interrupt_deferred() as release, LocalCluster(
                 n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=None, silence_logs=logging.CRITICAL, preload=[WORKER_SETUP],
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
+            release()  # a Ctrl-C of the start raises here, where leaving the block shuts the cluster down
             with Client(cluster, set_as_default=False) as client:
                 yield client
         return
@@ -184,6 +187,36 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
         yield client
     finally:
         client.close()
+
+
+@contextmanager
+def _interrupt_deferred():
+    """Record Ctrl-C while a LocalCluster starts; ``release()``, called once it is up, raises it.
+
+    Raised inside the constructor, it left a half-started cluster that Dask's exit handler then failed
+    to close, with a traceback after "interrupted" (the interrupt test, on a busy machine). The signal
+    handler runs in the main thread only, so elsewhere nothing is deferred."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    caught: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    held = {"sigint": True}
+
+    def restore() -> None:
+        if held["sigint"]:
+            held["sigint"] = False
+            signal.signal(signal.SIGINT, handler)
+
+    def release() -> None:
+        restore()
+        if caught:
+            raise KeyboardInterrupt
+
+    try:
+        yield release
+    finally:
+        restore()
 
 
 @contextmanager

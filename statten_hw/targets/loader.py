@@ -109,6 +109,10 @@ def parse_target(data: Mapping[str, Any], source: str) -> Target:
     if mesh is not None and mesh.cores_per_chip > MAX_CORES_PER_CHIP:
         problems.append(("mesh.cores_per_tile", f"mesh_x * mesh_y * cores_per_tile = {mesh.cores_per_chip:,} cores "
                                                 f"per chip; at most {MAX_CORES_PER_CHIP:,}"))
+    precision = sections.get("precision")
+    if precision is not None and precision.weight_bits_min > precision.weight_bits:
+        problems.append(("precision.weight_bits_min", f"must be 0 or at most weight_bits = {precision.weight_bits}, "
+                                                      f"got {precision.weight_bits_min}"))
     if problems:
         raise target_error(source, problems)
     return Target(**top, **sections)

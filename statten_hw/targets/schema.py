@@ -98,6 +98,18 @@ class Precision:
         bound="nonnegative", maximum=16)
     state_bits: int = _spec("bits", "membrane potential / synaptic current width", maximum=64)
     decay_bits: int = _spec("bits", "leak (decay) constant width", maximum=64)
+    weight_bits_min: int = _spec(
+        "bits", "narrowest mantissa the synapses store packed at its own width (Loihi: 1-8 bits); 0 = every "
+        "weight takes a weight_bits wide slot", bound="nonnegative", maximum=64, default=0)
+
+    def stored_weight_bits(self, network_bits: int | None = None) -> int:
+        """Bits one weight of a ``network_bits``-bit network takes in synaptic memory: its own width
+        where the synapses pack narrower weights (down to ``weight_bits_min``), else the slot's; a
+        network wider than the slot takes its own width (the report's precision section flags it).
+        ``weight_bits`` for a network not quantized yet (None)."""
+        if network_bits is None:
+            return self.weight_bits
+        return max(network_bits, self.weight_bits_min or self.weight_bits)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from conftest import official_checkpoint
 from mapping_helpers import statten_graph
 from statten_hw import load_checkpoint
 from statten_hw.errors import ConfigError, InputError
+from statten_hw.ir import lower
 from statten_hw.mapping import map_model
 from statten_hw.targets import load_target
 
@@ -99,21 +100,45 @@ def test_every_core_holds_the_weight_rows_of_its_neurons(neurons_per_core):
     1,024 B were needed, and over-full cores went unreported). Where every token-layer part on a core
     has at least C neurons, the two counts are equal."""
     from mapping_helpers import small_target
-    from statten_hw.ir import lower
-    from statten_hw.mapping.layers import neuron_layers
 
     graph = lower(load_checkpoint(official_checkpoint("spikformer_cifar_t4")))
     target = small_target(neurons_per_core=neurons_per_core)
     r = map_model(graph, target, block_size=1)
-    layers = {layer.name: layer for layer in neuron_layers(graph)}
-    held, start, partial = {}, {}, set()
-    for core, name, count in r.pieces:
-        first, shape = start.get(name, 0), layers[name].shape
-        start[name] = first + count
-        held[core] = held.get(core, 0) + _weight_rows_held(graph, layers[name], first, count, target.precision.weight_bits)
-        if len(shape) == 2 and count < shape[1]:
-            partial.add(core)
-    assert any(len(layers[name].shape) == 2 and layers[name].synapses for _, name, _ in r.pieces)
+    held, partial = _rows_held_per_core(graph, r, target.precision.weight_bits)
     short = [(c.id, c.synapse_bytes, held[c.id]) for c in r.cores if c.synapse_bytes < held[c.id]]
     assert not short, f"cores charged fewer synapse bytes than their neurons' weight rows: {short[:5]}"
     assert all(c.synapse_bytes == held[c.id] for c in r.cores if c.id not in partial)
+
+
+def _rows_held_per_core(graph, result, bits: int) -> tuple[dict[int, int], set[int]]:
+    """Per core, `_weight_rows_held` over its slices; and the cores holding a token layer's slice of
+    fewer than C neurons (the mapper charges every row there: an over-count it states)."""
+    from statten_hw.mapping.layers import neuron_layers
+
+    layers = {layer.name: layer for layer in neuron_layers(graph)}
+    held, start, partial = {}, {}, set()
+    for core, name, count in result.pieces:
+        first, shape = start.get(name, 0), layers[name].shape
+        start[name] = first + count
+        held[core] = held.get(core, 0) + _weight_rows_held(graph, layers[name], first, count, bits)
+        if len(shape) == 2 and count < shape[1]:
+            partial.add(core)
+    assert any(len(layers[name].shape) == 2 and layers[name].synapses for _, name, _ in result.pieces)
+    return held, partial
+
+
+# (target, the network's weight bits, bits per stored weight): Loihi 2 stores 1-8 bit weights at their
+# own width (loihi2.toml, [L2]); layerwise has fixed 8-bit slots and paper45nm 32-bit floats; a network
+# wider than the slots takes its own width; an unquantized network (None) the target's.
+STORED_WIDTHS = [("loihi2", 4, 4), ("loihi2", 2, 2), ("loihi2", None, 8), ("loihi2", 12, 12),
+                 ("layerwise", 4, 8), ("layerwise", 16, 16), ("paper45nm", 8, 32)]
+
+
+@pytest.mark.parametrize("target_name, network_bits, stored", STORED_WIDTHS)
+def test_synapse_memory_takes_the_width_the_target_stores(target_name, network_bits, stored):
+    graph = lower(load_checkpoint(official_checkpoint("spikformer_cifar_t4")))
+    r = map_model(graph, target_name, block_size=1, weight_bits=network_bits)
+    held, partial = _rows_held_per_core(graph, r, stored)
+    assert r.weight_bits == stored
+    assert all(c.synapse_bytes == held[c.id] for c in r.cores if c.id not in partial)
+    assert r.totals.synapse_bytes == sum(c.synapse_bytes for c in r.cores)

@@ -193,6 +193,8 @@ def valid_targets(draw):
     mesh["chips_x"], mesh["chips_y"] = (draw(st.integers(1, 1 << 20)) for _ in range(2))
     mesh["max_chips"] = mesh["chips_x"] * mesh["chips_y"] * draw(st.sampled_from([0, 1, 3]))
     mesh["cores_per_tile"] = draw(st.integers(1, max(1, MAX_CORES_PER_CHIP // (mesh["mesh_x"] * mesh["mesh_y"]))))
+    precision = data["precision"]
+    precision["weight_bits_min"] = draw(st.integers(0, precision["weight_bits"]))
     return data
 
 

@@ -80,6 +80,8 @@ CASES = [
     # past int64 (counts times these numbers must stay finite), also where an integer rounds up to 2^63 as a float
     ("huge-energy", VALID.replace("sop_pj = 1.0", "sop_pj = 1e308"), "energy.sop_pj"),
     ("int-rounding-past-int64", VALID.replace("clock_hz = 1.0e8", "clock_hz = 9223372036854775296"), "timing.clock_hz"),
+    ("packed-wider-than-slot", VALID.replace("decay_bits = 12", "decay_bits = 12\nweight_bits_min = 9"),
+     "precision.weight_bits_min"),
     ("max-chips-below-grid", VALID.replace("chips_y = 2\n", "chips_y = 2\nmax_chips = 3\n"), "mesh.max_chips"),
     # too large to place (a mesh 20,000 wide cost 6.8 GB to map one core, as placement keeps per-axis tables)
     ("mesh-too-wide", VALID.replace("mesh_x = 4", "mesh_x = 20000"), "mesh.mesh_x"),
