@@ -347,17 +347,20 @@ def cmd_map(args) -> None:
     from statten_hw.reports.files import check_output_folder, check_replaceable, write_csv
     from statten_hw.reports.mapping import (BLOCK_SIZE_TABLE, REPORT_FILES, remove_other_map_reports,
                                             write_mapping_report)
+    from statten_hw.sweep.config import check_bits
     from statten_hw.targets import load_target
 
     path = args.checkpoint or default_checkpoint()
     target = load_target(args.target)
+    if args.bits is not None:
+        check_bits(args.bits)
     # With -B given, the checkpoint's own B need not divide a new T: B = 1 always does.
     own = {} if args.block_sizes is None else {"block_size": 1}
     base = load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, **own)
     sizes = _block_sizes(str(base.config.block_size) if args.block_sizes is None else args.block_sizes,
                          base.config.timesteps)
     models = {b: load_checkpoint(path, use_ema=args.ema, timesteps=args.timesteps, block_size=b) for b in sizes}
-    results = {b: map_model(m, target, b) for b, m in models.items()}  # all checked before writing
+    results = {b: map_model(m, target, b, weight_bits=args.bits) for b, m in models.items()}  # all checked first
     # accuracy is measured at the checkpoints' own T
     rows = [_block_size_row(b, results[b], None if args.timesteps else _embedded_accuracy(path, b)) for b in sizes]
     out = Path(args.output)
@@ -598,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("-B", "--block-sizes", help="block size B, a list 1,2,4, or 'all' (every divisor of T)")
     mp.add_argument("-T", "--timesteps", type=int, help="override the number of time steps")
     mp.add_argument("--ema", action="store_true", help="use state_dict_ema instead of state_dict")
+    mp.add_argument("--bits", type=int, help="weight bits the network will be quantized to: synapse memory at that "
+                    "width where the target packs narrower weights (default: the target's weight width)")
     mp.add_argument("-o", "--output", default="out/map", help="report folder (default out/map)")
     mp.set_defaults(func=cmd_map)
     en = sub.add_parser("energy", help="per-layer energy with the STAtten paper's Table 7 model")

@@ -1,4 +1,6 @@
 """The command line end to end: export writes loadable files; bad options exit 2 with one line."""
+import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -326,6 +328,20 @@ def test_map_of_one_block_size_named_twice_writes_one_report_in_place(tmp_path):
     assert main(["map", "-B", "2,2", "-o", str(tmp_path)]) == 0
     assert (tmp_path / "report.json").is_file() and not (tmp_path / "B2").exists()
     assert not (tmp_path / "block_sizes.csv").exists()
+
+
+@pytest.mark.parametrize("target", ["loihi2", "layerwise"])
+def test_map_bits_charges_the_width_the_quantized_network_is_stored_at(target, tmp_path, capsys):
+    """map --bits gives the synapse memory that quantizing to those bits and mapping gives (`prepare`)."""
+    from statten_hw.pipeline import prepare
+
+    assert main(["map", "--bits", "4", "--target", target, "-o", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "report.json").read_text())
+    quantized = prepare(None, target, bits=4).mapping
+    assert doc["totals"]["synapse_bytes"] == quantized.totals.synapse_bytes
+    assert doc["mapping"]["weight_bits"] == quantized.weight_bits == (4 if target == "loihi2" else 8)
+    assert main(["map", "--bits", "0", "-o", str(tmp_path / "bad")]) == 2
+    assert "--bits 0:" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_map_into_a_folder_of_an_earlier_map_run_leaves_only_its_own_reports(tmp_path, capsys):
