@@ -19,7 +19,7 @@ from typing import Mapping
 import networkx as nx
 
 from statten_hw.errors import ConfigError
-from statten_hw.ir.graph import OP
+from statten_hw.ir.graph import OP, timesteps
 from statten_hw.targets import Target, load_target
 
 from .layers import NeuronLayer, fan_out, neuron_layers
@@ -120,10 +120,6 @@ def _graph(model) -> nx.DiGraph:
     return lower(model)
 
 
-def _timesteps(g: nx.DiGraph) -> int:
-    return next(d[OP].timesteps for _, d in g.nodes(data=True) if d[OP].KIND == "input")
-
-
 def graph_block_size(g: nx.DiGraph) -> tuple[str, int] | None:
     """``(node, B)`` of the first attention node of ``g`` that groups B steps; None if none does."""
     return next(((name, d[OP].block_size) for name, d in g.nodes(data=True)
@@ -153,7 +149,7 @@ def map_model(model, target: Target | str | os.PathLike, block_size: int,
     target = target if isinstance(target, Target) else load_target(target)
     g = _graph(model)
     layers = neuron_layers(g)
-    buffers, schedule = temporal_partition(layers, target, _timesteps(g), block_size)
+    buffers, schedule = temporal_partition(layers, target, timesteps(g), block_size)
     _check_graph_blocks(g, block_size)
     fo = fan_out(layers)
     demands = [layer_demand(layer, buf, target, fo[layer.name], weight_bits) for layer, buf in zip(layers, buffers)]

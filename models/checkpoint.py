@@ -266,6 +266,9 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
 #: Floating dtypes a checkpoint's tensors may have: what training writes (float8 types have no
 #: finiteness test in torch, and no model is trained in them).
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: Dtypes an integer buffer (BN's num_batches_tracked) may have: those that convert to int64 exactly
+#: (a complex one loaded with a warning and its imaginary part dropped; a qint8 one was a traceback).
+COUNTER_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def _check_state(model: torch.nn.Module, state: dict, path) -> None:
@@ -291,7 +294,8 @@ def _check_state(model: torch.nn.Module, state: dict, path) -> None:
                                         "or float64)")
         if got.is_floating_point() and not torch.isfinite(got).all():
             raise CheckpointError(path, f"non-finite values (NaN/Inf) in {key!r}")
-        if got.is_floating_point() != ref.is_floating_point() or got.is_complex():  # complex: .to() drops a part
+        if got.is_floating_point() != ref.is_floating_point() or (
+                not ref.is_floating_point() and got.dtype not in COUNTER_DTYPES):
             raise CheckpointError(path, f"wrong dtype at {key!r}: {got.dtype}, expected {ref.dtype}")
         if key.endswith("running_var") and (got < 0).any():
             raise CheckpointError(path, f"negative running variance in {key!r}")

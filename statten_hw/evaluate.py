@@ -40,12 +40,18 @@ FORWARD_BYTES_PER_VALUE = 8
 
 def batch_for(model: torch.nn.Module, x: torch.Tensor, most: int = 128) -> int:
     """Samples per forward: ``most``, fewer where a long T would take more than
-    `statten_hw.resources.BATCH_BYTES` (the kernel kills a process that runs out, with no message)."""
+    `statten_hw.resources.BATCH_BYTES` (the kernel kills a process that runs out, with no message).
+    The size comes from the lowered graph; a model that does not lower (one in training mode) gets
+    ``most``."""
+    from statten_hw.errors import StattenError
     from statten_hw.ir import lower
     from statten_hw.ir.execute_float import peak_live_elements
     from statten_hw.resources import samples_per_batch
 
-    live = peak_live_elements(lower(model, encoding="events" if x.dim() == 5 else None))
+    try:
+        live = peak_live_elements(lower(model, encoding="events" if x.dim() == 5 else None))
+    except StattenError:
+        return most
     return min(most, samples_per_batch(FORWARD_BYTES_PER_VALUE * model.config.timesteps * live))
 
 
@@ -55,7 +61,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int | None = No
     """Class predictions, ``batch_size`` samples per forward (`batch_for` when None); TET per-step
     logits are averaged over T as the official ``validate()`` does."""
     check_input_shape(model, x)
-    batch_size = batch_size or batch_for(model, x)
+    batch_size = batch_for(model, x) if batch_size is None else batch_size
     preds = []
     for start in tqdm(range(0, len(x), batch_size), desc="eval", disable=not progress, leave=False):
         logits = model(x[start:start + batch_size])

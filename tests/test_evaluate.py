@@ -27,3 +27,11 @@ def test_long_runs_get_smaller_batches_and_the_same_predictions(monkeypatch):
     monkeypatch.setattr(model, "forward", lambda batch: seen.append(len(batch)) or forward(batch))
     assert torch.equal(predict(model, x), whole)
     assert seen == [3, 3, 1]
+
+
+def test_a_model_that_does_not_lower_still_predicts():
+    """Sizing the batch lowers the model; one in training mode does not lower, and predicted before."""
+    model = small_model("statten").train()
+    x = small_input(model, batch=3)
+    assert batch_for(model, x) == 128
+    assert predict(model, x).shape == (3,)

@@ -61,6 +61,11 @@ def nodes_of(g: nx.DiGraph, kind: type[Node]) -> Iterator[str]:
     return (n for n, data in g.nodes(data=True) if isinstance(data[OP], kind))
 
 
+def timesteps(g: nx.DiGraph) -> int:
+    """T of the graph: the most steps any input node runs (a time mean later leaves one step)."""
+    return max(data[OP].timesteps for _, data in g.nodes(data=True) if data[OP].KIND == "input")
+
+
 def fits(pattern: tuple, shape: Shape) -> bool:
     """``shape`` matches ``pattern`` (same rank; ``None`` entries match any size)."""
     return len(pattern) == len(shape) and all(p is None or p == s for p, s in zip(pattern, shape))

@@ -6,7 +6,7 @@ import math
 import torch
 
 from statten_hw.ir.execute_float import run_float
-from statten_hw.ir.graph import OP, SHAPE
+from statten_hw.ir.graph import OP, SHAPE, timesteps
 from statten_hw.ir import nodes as ir
 from statten_hw.resources import samples_per_batch
 
@@ -25,9 +25,8 @@ def compare_float_integer(model: torch.nn.Module, qgraph: QuantizedGraph, x: tor
     the same however the samples are batched."""
     model.eval()
     g = qgraph.float_graph
-    steps = max(op.timesteps for _, op in g.nodes(data=OP) if isinstance(op, ir.Input))
     numel = sum(math.prod(shape) for _, shape in g.nodes(data=SHAPE))
-    batch = min(batch, samples_per_batch((4 + 8) * steps * numel))
+    batch = min(batch, samples_per_batch((4 + 8) * timesteps(g) * numel))
     lifs = [n for n in g if isinstance(g.nodes[n][OP], ir.LIF)]
     correct_f = correct_i = 0
     equal = {n: 0 for n in lifs}

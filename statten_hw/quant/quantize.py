@@ -73,7 +73,7 @@ from statten_hw.errors import QuantizationOverflow, UnsupportedLayer
 from statten_hw.resources import samples_per_batch
 from statten_hw.ir import nodes as ir
 from statten_hw.ir.execute_float import peak_live_elements, run_float
-from statten_hw.ir.graph import OP, PORT, SHAPE, inputs_by_port, topological_order
+from statten_hw.ir.graph import OP, PORT, SHAPE, inputs_by_port, timesteps, topological_order
 
 from .fixed_point import (DECAY_BITS, INPUT_BITS, STATE_BITS, WEIGHT_BITS, ceil_ratio, dv_for_tau, grid_levels,
                           limit, quantize_symmetric, requant_params)
@@ -357,16 +357,16 @@ def calibration_peaks(graph: nx.DiGraph, x: torch.Tensor, batch_bytes: int | Non
     """``max |value|`` of every node's float output over the calibration batch ``x`` (1.0 where it is
     0 or the node is empty: a scale must not be 0). Only peaks are kept, so the float run drops each
     output once read, and runs ``x`` in as few slices as keep its live outputs under ``batch_bytes``
-    (float32 over all steps; `statten_hw.resources.BATCH_BYTES` when None): keeping every node's output of 256 samples took 31 MiB per time step
-    of the embedded model, and T = 1024 was killed by the OS. One slice holds every default run of
-    the embedded model; a sample's float outputs do not depend on its slice there (tested)."""
-    steps = max(op.timesteps for _, op in graph.nodes(data=OP) if isinstance(op, ir.Input))
-    size = samples_per_batch(4 * steps * peak_live_elements(graph), batch_bytes)
+    (float32 over all steps; `statten_hw.resources.BATCH_BYTES` when None): keeping every node's
+    output of 256 samples took 31 MiB per time step of the embedded model, and T = 1024 was killed. One slice holds every default run of
+    the embedded model, whose peaks are then those of the whole batch; where it takes several, a
+    kernel may sum in another order for another batch size, which moves a peak by float rounding."""
+    size = samples_per_batch(4 * timesteps(graph) * peak_live_elements(graph), batch_bytes)
     peaks: dict[str, torch.Tensor] = {}
 
     def observe(name: str, value: torch.Tensor) -> None:
         peak = value.detach().abs().max().double() if value.numel() else torch.zeros((), dtype=torch.float64)
-        peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak  # NaN stays NaN
+        peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak  # a NaN slice: NaN, as unsliced
 
     for start in range(0, len(x), size):
         run_float(graph, x[start:start + size], observe=observe)

@@ -194,19 +194,29 @@ def _interrupt_deferred():
     """Record Ctrl-C while a LocalCluster starts; ``release()``, called once it is up, raises it.
 
     Raised inside the constructor, it left a half-started cluster that Dask's exit handler then failed
-    to close, with a traceback after "interrupted" (the interrupt test, on a busy machine). The signal
-    handler runs in the main thread only, so elsewhere nothing is deferred."""
-    if threading.current_thread() is not threading.main_thread():
+    to close, with a traceback after "interrupted" (the interrupt test, on a busy machine). A second
+    Ctrl-C does not wait (a worker start that hangs would hold the first for ever), and a start that
+    fails after a Ctrl-C ends as interrupted. Only Python's own Ctrl-C handler is replaced, and only
+    in the main thread (where signal handlers run): an ignored SIGINT stays ignored."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
         yield lambda: None
         return
     caught: list[int] = []
-    handler = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+    def record(signum, frame) -> None:
+        caught.append(signum)
+        if len(caught) > 1:
+            restore()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, record)
     held = {"sigint": True}
 
     def restore() -> None:
         if held["sigint"]:
             held["sigint"] = False
-            signal.signal(signal.SIGINT, handler)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def release() -> None:
         restore()
@@ -215,6 +225,10 @@ def _interrupt_deferred():
 
     try:
         yield release
+    except Exception as err:
+        if caught:
+            raise KeyboardInterrupt from err
+        raise
     finally:
         restore()
 

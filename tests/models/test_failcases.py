@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+import warnings
 import zipfile
 
 import pytest
@@ -49,6 +50,14 @@ def _with_state(mutate):
     return make
 
 
+def _qint8(value: float) -> torch.Tensor:
+    """A quantized tensor, as an old post-training quantization flow saved them (torch now deprecates
+    creating them, with a warning this test does not need to see)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.quantize_per_tensor(torch.tensor(value), 1.0, 0, torch.qint8)
+
+
 def _zip_not_torch(path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("hello.txt", "not a checkpoint")
@@ -79,6 +88,9 @@ CASES = {
                                                                  torch.tensor(3 + 1j))),
                         r"wrong dtype at 'patch_embed.proj_bn.num_batches_tracked': torch.complex64, expected "
                         r"torch.int64"),  # loaded with a torch warning, its imaginary part dropped
+    "quantized counter": (_with_state(lambda sd, c: sd.__setitem__(
+        "patch_embed.proj_bn.num_batches_tracked", _qint8(3.0))),
+        r"wrong dtype at 'patch_embed.proj_bn.num_batches_tracked': torch.qint8, expected torch.int64"),  # traceback
     "T not divisible by B": (_with_state(lambda sd, c: setattr(c["args"], "chunk_size", 3)),
                              "T = 4 is not divisible by the block size B = 3"),
     "not a dict": (lambda p: torch.save([torch.zeros(1)], p), "top level is a list"),

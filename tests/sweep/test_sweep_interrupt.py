@@ -60,17 +60,66 @@ def test_ctrl_c_during_a_sweep_is_one_line_and_leaves_no_process(tiny, tmp_path,
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "statten-hw: interrupted", err[-2000:]
 
 
+def _ctrl_c() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)  # the handler has run
+
+
 def test_ctrl_c_while_the_cluster_starts_is_raised_once_it_is_up():
     """Raised inside LocalCluster's constructor, Ctrl-C left a half-started cluster whose close at exit
-    printed a traceback; it is held until ``release()``, and the previous handler is back after."""
+    printed a traceback; it is held until ``release()``, and Python's handler is back after."""
     from statten_hw.sweep.run import _interrupt_deferred
 
-    before = signal.getsignal(signal.SIGINT)
     with _interrupt_deferred() as release:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # the handler has run: nothing raised while the cluster "starts"
+        _ctrl_c()  # nothing raised while the cluster "starts"
         with pytest.raises(KeyboardInterrupt):
             release()
-    assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     with _interrupt_deferred() as release:
         release()  # no Ctrl-C: nothing raised
+    with pytest.raises(KeyboardInterrupt), _interrupt_deferred():
+        _ctrl_c()
+        _ctrl_c()  # a second one does not wait for the start
+        pytest.fail("the second Ctrl-C was held")
+    with pytest.raises(KeyboardInterrupt), _interrupt_deferred():
+        _ctrl_c()
+        raise RuntimeError("Nanny failed to start.")  # what a worker killed by the same Ctrl-C causes
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_an_ignored_sigint_stays_ignored():
+    from statten_hw.sweep.run import _interrupt_deferred
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _interrupt_deferred() as release:
+            _ctrl_c()
+            release()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_the_sweep_client_shuts_a_cluster_down_that_a_ctrl_c_interrupted_while_starting(monkeypatch):
+    import distributed
+
+    from statten_hw.sweep.run import dask_client
+
+    events = []
+
+    class StartingCluster:
+        def __init__(self, **kwargs):
+            _ctrl_c()  # arrives in the middle of the start
+            events.append("started")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            events.append("shut down")
+
+    monkeypatch.setattr(distributed, "LocalCluster", StartingCluster)
+    monkeypatch.setattr(distributed, "Client", lambda *a, **k: pytest.fail("a client of an interrupted cluster"))
+    with pytest.raises(KeyboardInterrupt), dask_client(None, 1):
+        pytest.fail("the sweep ran on")
+    assert events == ["started", "shut down"]
