@@ -62,23 +62,44 @@ def signal_handling():
 
 
 @contextmanager
-def deferred_interrupts():
+def deferred_interrupts(second_stops: bool = False):
     """Hold Ctrl-C and SIGTERM back until the block ends, then raise ``KeyboardInterrupt`` once.
 
-    For the few steps of an output's life that must not be cut in two: creating a staging folder
-    before the ``try`` that removes it, moving its files into place, removing it. An interrupt
-    between two of those steps left a stray staging folder behind. Signals reach only the main
-    thread, so elsewhere the block runs as it is."""
+    For steps that must not be cut in two: creating a staging folder before the ``try`` that removes
+    it, moving its files into place, removing it (an interrupt between two left a stray staging
+    folder); starting a sweep's LocalCluster inside the ``ExitStack`` that shuts it down (raised in
+    its constructor, Ctrl-C left a half-started cluster whose close at exit printed a traceback).
+    With ``second_stops`` a second signal does not wait (a cluster start that hangs would hold the
+    first for ever). A block that fails after a signal ends as interrupted (a worker killed by the
+    same Ctrl-C fails the start). Signals reach only the main thread, so elsewhere the block runs as
+    it is; an ignored signal stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: handler for sig, handler in previous.items() if handler is not signal.SIG_IGN}
+
+    def restore() -> None:
+        while previous:
+            sig, handler = previous.popitem()
+            signal.signal(sig, handler)
+
+    def hold(signum, frame) -> None:
+        received.append(signum)
+        if second_stops and len(received) > 1:
+            restore()
+            raise KeyboardInterrupt
+
+    for sig in previous:
+        signal.signal(sig, hold)
     try:
         yield
+    except Exception as err:
+        if received:
+            raise KeyboardInterrupt from err
+        raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore()
     if received:
         raise KeyboardInterrupt

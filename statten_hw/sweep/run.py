@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from concurrent.futures import CancelledError
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from statten_hw.errors import InputError, one_line
+from statten_hw.interrupts import deferred_interrupts
 
 from .config import Configuration, check_count
 from .store import ResultStore
@@ -174,11 +173,12 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
         # cluster shuts down printed a traceback at the end of a successful sweep).
         # No dashboard; the scheduler's health endpoint takes any free port rather than 8787 (which
         # another cluster on this machine may hold).
-        with _environment_restored(), _interrupt_deferred() as release, LocalCluster(
-                n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.CRITICAL, preload=[WORKER_SETUP],
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster:
-            release()  # a Ctrl-C of the start raises here, where leaving the block shuts the cluster down
+        with _environment_restored(), ExitStack() as stack:
+            with deferred_interrupts(second_stops=True):  # raised where the stack shuts the cluster down
+                cluster = stack.enter_context(LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL, preload=[WORKER_SETUP],
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}))
             with Client(cluster, set_as_default=False) as client:
                 yield client
         return
@@ -187,50 +187,6 @@ def dask_client(scheduler: str | None, workers: int | None, timeout: float = CON
         yield client
     finally:
         client.close()
-
-
-@contextmanager
-def _interrupt_deferred():
-    """Record Ctrl-C while a LocalCluster starts; ``release()``, called once it is up, raises it.
-
-    Raised inside the constructor, it left a half-started cluster that Dask's exit handler then failed
-    to close, with a traceback after "interrupted" (the interrupt test, on a busy machine). A second
-    Ctrl-C does not wait (a worker start that hangs would hold the first for ever), and a start that
-    fails after a Ctrl-C ends as interrupted. Only Python's own Ctrl-C handler is replaced, and only
-    in the main thread (where signal handlers run): an ignored SIGINT stays ignored."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
-        yield lambda: None
-        return
-    caught: list[int] = []
-
-    def record(signum, frame) -> None:
-        caught.append(signum)
-        if len(caught) > 1:
-            restore()
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, record)
-    held = {"sigint": True}
-
-    def restore() -> None:
-        if held["sigint"]:
-            held["sigint"] = False
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    def release() -> None:
-        restore()
-        if caught:
-            raise KeyboardInterrupt
-
-    try:
-        yield release
-    except Exception as err:
-        if caught:
-            raise KeyboardInterrupt from err
-        raise
-    finally:
-        restore()
 
 
 @contextmanager

@@ -65,36 +65,36 @@ def _ctrl_c() -> None:
     time.sleep(0.05)  # the handler has run
 
 
-def test_ctrl_c_while_the_cluster_starts_is_raised_once_it_is_up():
-    """Raised inside LocalCluster's constructor, Ctrl-C left a half-started cluster whose close at exit
-    printed a traceback; it is held until ``release()``, and Python's handler is back after."""
-    from statten_hw.sweep.run import _interrupt_deferred
+def test_a_held_interrupt_is_raised_at_the_end_and_a_second_one_at_once():
+    """`deferred_interrupts` holds Ctrl-C while a sweep's cluster starts (the tests below): a second
+    Ctrl-C does not wait there, a start that then fails ends as interrupted, and Python's handler is
+    back after."""
+    from statten_hw.interrupts import deferred_interrupts
 
-    with _interrupt_deferred() as release:
-        _ctrl_c()  # nothing raised while the cluster "starts"
-        with pytest.raises(KeyboardInterrupt):
-            release()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with _interrupt_deferred() as release:
-        release()  # no Ctrl-C: nothing raised
-    with pytest.raises(KeyboardInterrupt), _interrupt_deferred():
+    steps = []
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
         _ctrl_c()
-        _ctrl_c()  # a second one does not wait for the start
+        steps.append("went on")  # nothing raised inside the block
+    assert steps == ["went on"]
+    with deferred_interrupts():
+        pass  # no Ctrl-C: nothing raised
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts(second_stops=True):
+        _ctrl_c()
+        _ctrl_c()  # a second one does not wait for the block's end
         pytest.fail("the second Ctrl-C was held")
-    with pytest.raises(KeyboardInterrupt), _interrupt_deferred():
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
         _ctrl_c()
         raise RuntimeError("Nanny failed to start.")  # what a worker killed by the same Ctrl-C causes
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_an_ignored_sigint_stays_ignored():
-    from statten_hw.sweep.run import _interrupt_deferred
+    from statten_hw.interrupts import deferred_interrupts
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with _interrupt_deferred() as release:
+        with deferred_interrupts():
             _ctrl_c()
-            release()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
