@@ -60,12 +60,22 @@ def test_ctrl_c_during_a_sweep_is_one_line_and_leaves_no_process(tiny, tmp_path,
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "statten-hw: interrupted", err[-2000:]
 
 
+@pytest.fixture
+def terminal_sigint():
+    """Python's own Ctrl-C handler, as in a command started from a terminal: a test run started in the
+    background (``make test &``, some CI runners) inherits SIGINT ignored, and an ignored SIGINT is
+    meant to stay ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c() -> None:
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(0.05)  # the handler has run
 
 
-def test_a_held_interrupt_is_raised_at_the_end_and_a_second_one_at_once():
+def test_a_held_interrupt_is_raised_at_the_end_and_a_second_one_at_once(terminal_sigint):
     """`deferred_interrupts` holds Ctrl-C while a sweep's cluster starts (the tests below): a second
     Ctrl-C does not wait there, a start that then fails ends as interrupted, and Python's handler is
     back after."""
@@ -100,7 +110,8 @@ def test_an_ignored_sigint_stays_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def test_the_sweep_client_shuts_a_cluster_down_that_a_ctrl_c_interrupted_while_starting(monkeypatch):
+def test_the_sweep_client_shuts_a_cluster_down_that_a_ctrl_c_interrupted_while_starting(monkeypatch,
+                                                                                         terminal_sigint):
     import distributed
 
     from statten_hw.sweep.run import dask_client
