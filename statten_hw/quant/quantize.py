@@ -358,9 +358,10 @@ def calibration_peaks(graph: nx.DiGraph, x: torch.Tensor, batch_bytes: int | Non
     0 or the node is empty: a scale must not be 0). Only peaks are kept, so the float run drops each
     output once read, and runs ``x`` in as few slices as keep its live outputs under ``batch_bytes``
     (float32 over all steps; `statten_hw.resources.BATCH_BYTES` when None): keeping every node's
-    output of 256 samples took 31 MiB per time step of the embedded model, and T = 1024 was killed. One slice holds every default run of
-    the embedded model, whose peaks are then those of the whole batch; where it takes several, a
-    kernel may sum in another order for another batch size, which moves a peak by float rounding."""
+    output of 256 samples took 31 MiB per time step of the embedded model, and T = 1024 was killed.
+    One slice holds every default run of the embedded model, whose peaks are then those of the whole
+    batch; where it takes several, a kernel may sum in another order for another batch size, which
+    moves a peak by float rounding."""
     size = samples_per_batch(4 * timesteps(graph) * peak_live_elements(graph), batch_bytes)
     peaks: dict[str, torch.Tensor] = {}
 
